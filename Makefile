@@ -1,0 +1,48 @@
+# ocrflow — the two commands: `make run` (OCR the samples on embedded
+# defaults) and `make test` (every test, race detector on). Each installs
+# what it needs.
+
+GO       ?= go
+SAMPLES  := testdata/report.pdf testdata/scanned.pdf testdata/page.png testdata/page.jpg
+APT_PKGS := tesseract-ocr
+TEST_APT := tesseract-ocr poppler-utils
+
+export OMP_THREAD_LIMIT := 1
+
+.PHONY: run test lint bench build testdata deps-run deps-test help
+
+help:
+	@echo "make run    OCR the sample documents into ./out (installs tesseract-ocr if missing)"
+	@echo "make test   run all tests with -race (installs what they need)"
+	@echo "make lint   gofmt and go vet"
+	@echo "make bench  benchmarks (see docs/performance.md)"
+	@echo "make build  build ./bin/ocrflow"
+
+## run: the main job on embedded defaults
+run: deps-run
+	$(GO) run ./cmd/ocrflow run --out out $(SAMPLES)
+
+## test: all tests, race detector on
+test: deps-test
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+build:
+	CGO_ENABLED=1 $(GO) build -o bin/ocrflow ./cmd/ocrflow
+
+## testdata: regenerate the sample documents (deterministic)
+testdata:
+	$(GO) run ./testdata/gen
+
+deps-run:
+	@scripts/ensure-apt.sh $(APT_PKGS)
+
+deps-test:
+	@scripts/ensure-apt.sh $(TEST_APT)

@@ -1,0 +1,98 @@
+// Command ocrflow runs the OCR pipeline without Kubernetes.
+//
+//	ocrflow run [flags] FILE|DIR...   OCR files on embedded defaults
+//	ocrflow serve                     serve stages on NATS JetStream
+//	ocrflow submit [flags]            publish one job
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ocrflow/ocrflow/shared/config"
+)
+
+const usage = `ocrflow turns documents into markdown: convert → recognize → finalize,
+on NATS JetStream (embedded by default) with the routing of eventing/*.yaml.
+
+Usage:
+  ocrflow run [--out DIR] [--engine NAME] FILE|DIR...
+      OCR files in-process on an embedded NATS server and write DIR/<name>.md.
+      Exits non-zero if any job failed.
+  ocrflow serve
+      Serve the stages of OCR_STAGES on NATS_URL (empty: an embedded server
+      listening on NATS_LISTEN). Stops gracefully on SIGINT/SIGTERM.
+  ocrflow submit (--file PATH | --content-id ID) [flags]
+      Publish one simpleprocess.job to the standalone runtime (--nats) or a
+      Knative broker ingress (--broker); --wait follows it to its end.
+
+Run "ocrflow COMMAND --help" for a command's flags. Configuration comes
+from the environment (a .env file in the working directory is read first;
+the environment wins); see docs/configuration.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches a subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "run":
+		err = runCmd(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = serveCmd(ctx, args[1:], stderr)
+	case "submit":
+		err = submitCmd(ctx, args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "ocrflow: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var exit exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &exit):
+		return int(exit)
+	default:
+		fmt.Fprintf(stderr, "ocrflow %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// exitError ends a command with a code after it has reported by itself.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func loadConfig() (config.Config, error) {
+	return config.Load()
+}

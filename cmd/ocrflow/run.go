@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/pipeline"
+	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/standalone"
+)
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "out", "directory the markdown files are written to")
+	eng := fs.String("engine", "", "recognition engine (default OCR_ENGINE, else tesseract)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: ocrflow run [--out DIR] [--engine NAME] FILE|DIR...
+
+Runs the whole pipeline in this process on an embedded NATS server: one job
+per file (directories are searched for supported documents), progress on
+stdout, DIR/<file name>.md per document, then a summary. Exits 1 if any job
+failed.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitError(2)
+	}
+	files, err := expand(fs.Args(), stderr)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return errors.New("no supported documents found")
+	}
+
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if *eng != "" {
+		cfg.Engine = *eng
+	}
+	if _, set := os.LookupEnv("LOG_LEVEL"); !set {
+		cfg.LogLevel = "warn"
+	}
+	cfg.Stages = config.AllStages
+	cfg.OutputDir = *out
+	log := newLogger(stderr, cfg.LogLevel)
+
+	// A run is self-contained: its scratch space and its NATS store live in
+	// a temporary directory removed at exit.
+	work, err := os.MkdirTemp("", "ocrflow-run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cfg.NATSURL = ""
+	cfg.NATSStoreDir = filepath.Join(work, "nats")
+	rt, err := startRuntime(ctx, cfg, log, "")
+	if err != nil {
+		return err
+	}
+	blobs, err := blob.NewDir(filepath.Join(work, "blobs"))
+	if err != nil {
+		return closeAfter(rt, cfg, err)
+	}
+	roots := make([]string, 0, len(files))
+	for _, f := range files {
+		roots = append(roots, filepath.Dir(f))
+	}
+	store, err := pipeline.NewDirContent(cfg, roots...)
+	if err != nil {
+		return closeAfter(rt, cfg, err)
+	}
+	engine, err := pipeline.NewEngine(ctx, cfg)
+	if err != nil {
+		return closeAfter(rt, cfg, err)
+	}
+	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: engine, Sender: rt, Log: log})
+	if err != nil {
+		return closeAfter(rt, cfg, err)
+	}
+	followCtx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	lifecycle, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
+	if err != nil {
+		return closeAfter(rt, cfg, err)
+	}
+	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
+		return closeAfter(rt, cfg, err)
+	}
+
+	start := time.Now()
+	jobs := map[string]*runJob{}
+	order := make([]*runJob, 0, len(files))
+	suffix := randomSuffix()
+	for i, f := range files {
+		j := &runJob{id: fmt.Sprintf("run-%s-%d", suffix, i+1), file: f, name: filepath.Base(f)}
+		e, err := job.NewEvent(job.Spec{ID: j.id, Location: f, Name: j.name, Source: "ocrflow/run"})
+		if err != nil {
+			return closeAfter(rt, cfg, err)
+		}
+		if err := rt.Send(ctx, e); err != nil {
+			return closeAfter(rt, cfg, err)
+		}
+		jobs[j.id] = j
+		order = append(order, j)
+	}
+	fmt.Fprintf(stdout, "ocrflow: %d document(s), engine %s\n", len(files), engine.Name())
+
+	pending := len(order)
+	for pending > 0 {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stderr, "ocrflow run: interrupted")
+			_ = closeAfter(rt, cfg, nil)
+			return exitError(130)
+		case e, ok := <-lifecycle:
+			if !ok {
+				return closeAfter(rt, cfg, errors.New("lifecycle stream closed"))
+			}
+			id, _ := e.Extensions()[events.ExtJob].(string)
+			j := jobs[id]
+			if j == nil || j.done {
+				continue
+			}
+			j.observe(e, stdout)
+			if j.done {
+				pending--
+			}
+		}
+	}
+	stopFollow()
+	if err := closeAfter(rt, cfg, nil); err != nil {
+		return err
+	}
+	return summary(stdout, order, time.Since(start))
+}
+
+type runJob struct {
+	id, file, name string
+	done           bool
+	ok             bool
+	pages          int
+	failedPages    int
+	result         string
+	msg            string
+	ms             int64
+}
+
+func (j *runJob) observe(e event.Event, w io.Writer) {
+	switch e.Type() {
+	case events.TypeJobStarted:
+		var s events.JobStarted
+		if events.Decode(e, &s) == nil {
+			j.pages = s.Pages
+			fmt.Fprintf(w, "  %-28s started: %s, %d page(s)\n", j.name, s.SourceFormat, s.Pages)
+		}
+	case events.TypeJobProgress:
+		var p events.JobProgress
+		if events.Decode(e, &p) == nil {
+			fmt.Fprintf(w, "  %-28s %d/%d pages (%d%%)\n", j.name, p.PagesCompleted, p.TotalPages, p.Percent)
+		}
+	case events.TypeJobCompleted:
+		var c events.JobCompleted
+		if events.Decode(e, &c) == nil {
+			j.done, j.ok = true, true
+			j.pages, j.failedPages, j.result, j.ms = c.PageCount, len(c.FailedPages), c.DerivedContentID, c.ProcessingTimeMS
+			fmt.Fprintf(w, "  %-28s completed → %s\n", j.name, c.DerivedContentID)
+		}
+	case events.TypeJobFailed:
+		var f events.JobFailed
+		if events.Decode(e, &f) == nil {
+			j.done = true
+			j.msg = f.ErrorType + ": " + f.Message
+			fmt.Fprintf(w, "  %-28s FAILED (%s)\n", j.name, j.msg)
+		}
+	}
+}
+
+func summary(w io.Writer, jobs []*runJob, elapsed time.Duration) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOCUMENT\tSTATUS\tPAGES\tFAILED PAGES\tTIME\tRESULT")
+	failed, pages := 0, 0
+	for _, j := range jobs {
+		status, result := "ok", j.result
+		if !j.ok {
+			status, result = "failed", j.msg
+			failed++
+		} else if j.failedPages > 0 {
+			status = "partial"
+		}
+		pages += j.pages
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1fs\t%s\n", j.name, status, j.pages, j.failedPages, float64(j.ms)/1000, result)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d document(s), %d page(s), %d failed, %.1fs\n", len(jobs), pages, failed, elapsed.Seconds())
+	if failed > 0 {
+		return exitError(1)
+	}
+	return nil
+}
+
+// expand turns the arguments into absolute file paths; directories are
+// walked for files whose content is a supported document.
+func expand(args []string, stderr io.Writer) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		abs, err := filepath.Abs(a)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(abs)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, abs)
+			continue
+		}
+		skipped := 0
+		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != abs {
+				return filepath.SkipDir
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			if _, _, err := render.Sniff(p); err != nil {
+				skipped++
+				return nil
+			}
+			out = append(out, p)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if skipped > 0 {
+			fmt.Fprintf(stderr, "ocrflow run: skipped %d file(s) in %s that are not supported documents\n", skipped, a)
+		}
+	}
+	return out, nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

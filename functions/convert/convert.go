@@ -1,0 +1,203 @@
+// Package convert is the first stage: it validates a job, fetches its
+// source, sniffs the real type, renders every page to the scratch store and
+// fans out one ocr.page.rendered event per page.
+package convert
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/stage"
+)
+
+// Source is the event source of events convert emits.
+const Source = "/ocrflow/convert"
+
+// Sender publishes an event (fan-out cannot be a single reply).
+type Sender interface {
+	Send(ctx context.Context, e event.Event) error
+}
+
+// Fetcher copies a job's source document to a local file.
+type Fetcher interface {
+	Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64) (content.Source, error)
+}
+
+// Config configures the stage.
+type Config struct {
+	// Target is the page size the recognition engine wants.
+	Target render.Target
+	// Limits bound accepted documents.
+	Limits render.Limits
+	// MaxSourceBytes bounds the downloaded source (0 = no limit).
+	MaxSourceBytes int64
+	// TempDir holds per-job working directories (default os.TempDir()).
+	TempDir string
+}
+
+// Stage is the convert stage.
+type Stage struct {
+	cfg     Config
+	blobs   scratch.Store
+	fetcher Fetcher
+	send    Sender
+	log     *slog.Logger
+}
+
+// New returns the convert stage.
+func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slog.Logger) *Stage {
+	if cfg.TempDir == "" {
+		cfg.TempDir = os.TempDir()
+	}
+	return &Stage{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
+}
+
+// Handle converts one simpleprocess.job. It publishes ocr.job.started and
+// then one ocr.page.rendered per page through the Sender (started first, so
+// the job's lifecycle is seen in order), and replies nothing. A job that
+// cannot be processed replies ocr.job.failed; transient trouble is returned
+// as an error for the transport to retry.
+func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	j, err := job.Parse(e)
+	if err == nil {
+		err = s.convert(ctx, e, j)
+	}
+	if err == nil || failure.Retryable(err) {
+		return nil, err
+	}
+	if !job.ValidID(j.ID) {
+		j.ID = ""
+	}
+	return s.fail(ctx, e, j, err)
+}
+
+func (s *Stage) fail(ctx context.Context, parent event.Event, j job.Job, cause error) (*event.Event, error) {
+	ev, err := events.Failed(&parent, Source, j.ID, j.ContentID, string(failure.Classify(cause)),
+		failure.Message(cause, 700), stage.Attempt(ctx)-1)
+	if err != nil {
+		return nil, err
+	}
+	if j.ID == "" {
+		return &ev, nil // nothing can be recorded under an unusable id
+	}
+	return scratch.End(ctx, s.blobs, j.ID, ev)
+}
+
+func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) error {
+	if _, done, err := scratch.GetOutcome(ctx, s.blobs, j.ID); err != nil {
+		return failure.As(failure.ErrTransient, err)
+	} else if done {
+		s.log.Info("job already finished; ignoring redelivery", "job", j.ID)
+		return nil
+	}
+	j.LogUnknown(s.log)
+	start := time.Now().UTC()
+
+	dir, err := os.MkdirTemp(s.cfg.TempDir, "ocrflow-"+j.ID+"-")
+	if err != nil {
+		return failure.Transient("convert: temp dir: %v", err)
+	}
+	defer os.RemoveAll(dir)
+
+	srcPath := filepath.Join(dir, "source")
+	src, err := s.fetcher.Fetch(ctx, j, srcPath, s.cfg.MaxSourceBytes)
+	if err != nil {
+		return fmt.Errorf("fetch source: %w", err)
+	}
+	doc, err := render.Open(ctx, srcPath, s.cfg.Limits)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", src.Name, err)
+	}
+	defer doc.Close()
+	if src.MIME != "" {
+		if _, sniffed, _ := render.Sniff(srcPath); sniffed != "" && sniffed != src.MIME {
+			s.log.Info("declared type differs from content; using content", "job", j.ID, "declared", src.MIME, "sniffed", sniffed)
+		}
+	}
+	pages, err := job.ParsePages(j.Hints.Pages, doc.Pages())
+	if err != nil {
+		return err
+	}
+
+	m := scratch.Manifest{
+		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID,
+		SourceName: src.Name, SourceFormat: string(doc.Format()), SourceBytes: src.Size,
+		TotalPages: doc.Pages(), Pages: pages, Hints: hintMap(j), StartedAt: start,
+	}
+	// Keep the first manifest: a redelivered job must not move StartedAt or
+	// change the page set under a finalize that is already counting.
+	if err := scratch.CreateJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), m); err != nil && !errors.Is(err, blob.ErrExists) {
+		return failure.As(failure.ErrTransient, err)
+	}
+
+	started, err := events.New(&parent, events.StartedID(j.ID), events.TypeJobStarted, Source, 0, j.ID, events.JobStarted{
+		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, SourceFormat: m.SourceFormat,
+		Pages: len(pages), Timestamp: start.Format(time.RFC3339),
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.send.Send(ctx, started); err != nil {
+		return failure.As(failure.ErrTransient, fmt.Errorf("send started: %w", err))
+	}
+
+	for _, n := range pages {
+		if err := s.page(ctx, parent, j, doc, n, len(pages)); err != nil {
+			return err
+		}
+	}
+	s.log.Info("converted", "job", j.ID, "format", doc.Format(), "pages", len(pages), "ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// page renders page n, stores its image and fans it out.
+func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *render.Document, n, total int) error {
+	p, err := doc.Render(ctx, n, s.cfg.Target)
+	if err != nil {
+		return fmt.Errorf("page %d: %w", n, err)
+	}
+	key := scratch.PageKey(j.ID, n, "jpg")
+	if err := s.blobs.Put(ctx, key, bytes.NewReader(p.Data)); err != nil {
+		return failure.As(failure.ErrTransient, err)
+	}
+	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
+		JobID: j.ID, Page: n, Pages: total, Route: events.RouteOCR, ImageKey: key,
+		Width: p.Width, Height: p.Height, TimeoutSeconds: j.Hints.TimeoutSeconds,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.send.Send(ctx, ev); err != nil {
+		return failure.As(failure.ErrTransient, fmt.Errorf("send page %d: %w", n, err))
+	}
+	return nil
+}
+
+func hintMap(j job.Job) map[string]string {
+	h := map[string]string{}
+	if j.Hints.Resolution != "" {
+		h["resolution"] = j.Hints.Resolution
+	}
+	if j.Hints.Pages != "" {
+		h["pages"] = j.Hints.Pages
+	}
+	if j.Hints.Force {
+		h["force"] = "true"
+	}
+	return h
+}

@@ -1,0 +1,132 @@
+// Package deadletter handles events whose retries ran out. It keeps every
+// dead event for inspection and replay, and turns it into an outcome so no
+// job is left hanging: a dead page becomes a failed page (the job still
+// finishes, with a placeholder), a dead job becomes ocr.job.failed.
+package deadletter
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/functions/recognize"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/scratch"
+)
+
+// Source is the event source of events deadletter emits.
+const Source = "/ocrflow/deadletter"
+
+// Stage is the dead-letter stage.
+type Stage struct {
+	blobs scratch.Store
+	log   *slog.Logger
+}
+
+// New returns the dead-letter stage.
+func New(blobs scratch.Store, log *slog.Logger) *Stage {
+	return &Stage{blobs: blobs, log: log}
+}
+
+// Record is a kept dead letter.
+type Record struct {
+	ReceivedAt time.Time   `json:"received_at"`
+	Code       int         `json:"code"`
+	Dest       string      `json:"dest"`
+	Reason     string      `json:"reason"`
+	Event      event.Event `json:"event"`
+}
+
+// Reason returns the dead letter's reason from Knative's extensions:
+// knativeerrorcode (last HTTP status), knativeerrordest (the failing URL)
+// and knativeerrordata (base64 of the last response body).
+func Reason(e event.Event) (code int, dest, reason string) {
+	ext := e.Extensions()
+	switch v := ext[events.ExtErrorCode].(type) {
+	case int32:
+		code = int(v)
+	case string:
+		code, _ = strconv.Atoi(v)
+	}
+	dest, _ = ext[events.ExtErrorDest].(string)
+	if data, ok := ext[events.ExtErrorData].(string); ok {
+		if b, err := base64.StdEncoding.DecodeString(data); err == nil {
+			reason = string(b)
+		} else {
+			reason = data
+		}
+	}
+	if reason == "" {
+		reason = "no response body"
+	}
+	return code, dest, reason
+}
+
+// Handle keeps the dead event and replies the outcome it implies.
+func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	code, dest, reason := Reason(e)
+	msg := fmt.Sprintf("retries exhausted (last status %d at %s): %s", code, dest, reason)
+	s.log.Warn("dead letter", "type", e.Type(), "id", e.ID(), "reason", msg)
+	if err := scratch.PutJSON(ctx, s.blobs, scratch.DeadLetterKey(e.ID()), Record{
+		ReceivedAt: time.Now().UTC(), Code: code, Dest: dest, Reason: reason, Event: e,
+	}); err != nil {
+		return nil, failure.As(failure.ErrTransient, err)
+	}
+	switch e.Type() {
+	case events.TypePageRendered:
+		return s.deadPage(ctx, e, msg)
+	case events.TypeJob, events.TypePageRecognized:
+		job, _ := e.Extensions()[events.ExtJob].(string)
+		if job == "" && e.Type() == events.TypeJob {
+			job = e.ID()
+		}
+		if job == "" {
+			return nil, nil
+		}
+		return s.deadJob(ctx, e, job, msg)
+	default:
+		return nil, nil
+	}
+}
+
+func (s *Stage) deadPage(ctx context.Context, e event.Event, msg string) (*event.Event, error) {
+	var p events.PageRendered
+	if err := events.Decode(e, &p); err != nil || p.JobID == "" {
+		return nil, nil // kept above; nothing to account it to
+	}
+	rec, done, err := scratch.GetRecord(ctx, s.blobs, p.JobID, p.Page)
+	if err != nil {
+		return nil, failure.As(failure.ErrTransient, err)
+	}
+	if !done {
+		rec = scratch.PageRecord{
+			Page: p.Page, Status: events.PageFailed, Route: p.Route,
+			Reason: string(failure.TypeTransient) + ": " + truncate(msg, 500), EventID: e.ID(),
+		}
+		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
+			return nil, failure.As(failure.ErrTransient, err)
+		}
+	}
+	return recognize.Reply(&e, p.JobID, p.Pages, rec, Source)
+}
+
+func (s *Stage) deadJob(ctx context.Context, e event.Event, job, msg string) (*event.Event, error) {
+	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), truncate(msg, 700), 0)
+	if err != nil {
+		return nil, err
+	}
+	return scratch.End(ctx, s.blobs, job, ev)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

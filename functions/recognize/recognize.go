@@ -1,0 +1,149 @@
+// Package recognize is the second stage: it turns one rendered page into
+// markdown with the recognition engine (or takes the page's own text) and
+// reports it to finalize.
+package recognize
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/scratch"
+)
+
+// Source is the event source of events recognize emits.
+const Source = "/ocrflow/recognize"
+
+// Engine recognizes a page image.
+type Engine interface {
+	Recognize(ctx context.Context, p engine.Page) (engine.Result, error)
+	Name() string
+}
+
+// Config configures the stage.
+type Config struct {
+	// PageTimeout bounds one engine call unless the job's timeout_seconds
+	// hint says otherwise (default 30 s).
+	PageTimeout time.Duration
+}
+
+// Stage is the recognize stage.
+type Stage struct {
+	cfg    Config
+	blobs  scratch.Store
+	engine Engine
+	log    *slog.Logger
+}
+
+// New returns the recognize stage.
+func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Stage {
+	if cfg.PageTimeout <= 0 {
+		cfg.PageTimeout = 30 * time.Second
+	}
+	return &Stage{cfg: cfg, blobs: blobs, engine: eng, log: log}
+}
+
+// Handle recognizes the page of one ocr.page.rendered event and replies
+// ocr.page.recognized. It is idempotent: a page that already has a record
+// is answered from it without calling the engine. A page the engine cannot
+// read (a permanent failure) is recorded as failed, so the job still
+// finishes with an explicit placeholder; transient failures are returned
+// for the transport to retry.
+func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var p events.PageRendered
+	if err := events.Decode(e, &p); err != nil {
+		return nil, failure.As(failure.ErrPermanent, err)
+	}
+	if p.JobID == "" || p.Page < 1 {
+		return nil, failure.Permanent("page event %s names no job or page", e.ID())
+	}
+	rec, done, err := scratch.GetRecord(ctx, s.blobs, p.JobID, p.Page)
+	if err != nil {
+		return nil, failure.As(failure.ErrTransient, err)
+	}
+	if !done {
+		rec, err = s.recognize(ctx, e, p)
+		if failure.Retryable(err) {
+			return nil, err
+		}
+		if err != nil {
+			rec = scratch.PageRecord{
+				Page: p.Page, Status: events.PageFailed, Route: p.Route, Engine: s.engine.Name(),
+				Reason: string(failure.Classify(err)) + ": " + failure.Message(err, 500), EventID: e.ID(),
+			}
+			s.log.Warn("page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
+		}
+		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
+			return nil, failure.As(failure.ErrTransient, err)
+		}
+	}
+	return Reply(&e, p.JobID, p.Pages, rec, Source)
+}
+
+// Reply builds the ocr.page.recognized event for a page record.
+func Reply(parent *event.Event, job string, pages int, rec scratch.PageRecord, source string) (*event.Event, error) {
+	ev, err := events.New(parent, events.PageRecognizedID(job, rec.Page), events.TypePageRecognized, source, rec.Page, job,
+		events.PageRecognized{
+			JobID: job, Page: rec.Page, Pages: pages, Status: rec.Status, Route: rec.Route,
+			Engine: rec.Engine, Reason: rec.Reason, ResultKey: rec.MarkdownKey,
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {
+	rec := scratch.PageRecord{Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID()}
+	var res engine.Result
+	switch p.Route {
+	case events.RouteText:
+		md, err := scratch.GetBytes(ctx, s.blobs, p.TextKey)
+		if err != nil {
+			return rec, failure.As(failure.ErrTransient, err)
+		}
+		res = engine.Result{Markdown: string(md)}
+		rec.Engine = "text-layer"
+	default:
+		img, err := scratch.GetBytes(ctx, s.blobs, p.ImageKey)
+		if err != nil {
+			return rec, failure.As(failure.ErrTransient, fmt.Errorf("page image: %w", err))
+		}
+		timeout := s.cfg.PageTimeout
+		if p.TimeoutSeconds > 0 {
+			timeout = time.Duration(p.TimeoutSeconds) * time.Second
+		}
+		ectx, cancel := context.WithTimeout(ctx, timeout)
+		start := time.Now()
+		res, err = s.engine.Recognize(ectx, engine.Page{
+			JobID: p.JobID, Number: p.Page, Image: img, MIME: "image/jpeg", Width: p.Width, Height: p.Height,
+		})
+		deadline := ectx.Err() != nil
+		cancel()
+		if err != nil {
+			if deadline && ctx.Err() == nil {
+				err = failure.As(failure.ErrTransient, fmt.Errorf("engine deadline %s: %w", timeout, err))
+			}
+			return rec, fmt.Errorf("recognize page %d: %w", p.Page, err)
+		}
+		rec.Engine = s.engine.Name()
+		s.log.Debug("recognized", "job", p.JobID, "page", p.Page, "engine", rec.Engine, "ms", time.Since(start).Milliseconds())
+		if err := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(res.Raw)); err != nil {
+			return rec, failure.As(failure.ErrTransient, err)
+		}
+	}
+	key := scratch.PageKey(p.JobID, p.Page, "md")
+	if err := s.blobs.Put(ctx, key, bytes.NewReader([]byte(res.Markdown))); err != nil {
+		return rec, failure.As(failure.ErrTransient, err)
+	}
+	rec.MarkdownKey = key
+	return rec, nil
+}

@@ -1,0 +1,41 @@
+package blob_test
+
+import (
+	"testing"
+
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/blob/blobtest"
+)
+
+func TestDirConformance(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blobtest.Store {
+		d, err := blob.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	})
+}
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		url     string
+		wantErr bool
+	}{
+		{"file_url", "file://" + dir, false},
+		{"plain_path", dir, false},
+		{"unsupported_scheme", "gs://bucket/x", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := blob.Open(tc.url)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Open(%q) err = %v, wantErr %v", tc.url, err, tc.wantErr)
+			}
+			if err == nil && d.Root() != dir {
+				t.Fatalf("root = %q, want %q", d.Root(), dir)
+			}
+		})
+	}
+}

@@ -1,0 +1,201 @@
+// Package config reads ocrflow's configuration from the environment. Every
+// variable is declared once in Vars, with its default and its documentation;
+// .env.example and docs/configuration.md are checked against that table.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Stage names.
+const (
+	StageConvert    = "convert"
+	StageRecognize  = "recognize"
+	StageFinalize   = "finalize"
+	StageDeadLetter = "deadletter"
+)
+
+// AllStages lists every stage in pipeline order.
+var AllStages = []string{StageConvert, StageRecognize, StageFinalize, StageDeadLetter}
+
+// Config is the whole configuration.
+type Config struct {
+	Stages           []string
+	Engine           string
+	TesseractLangs   string
+	PageTimeout      time.Duration
+	BlobURL          string
+	ContentDir       string
+	OutputDir        string
+	NATSURL          string
+	NATSListen       string
+	NATSStoreDir     string
+	JobSubject       string
+	MaxSourceBytes   int64
+	MaxPages         int
+	MaxImagePixels   int64
+	ConvertWorkers   int
+	RecognizeWorkers int
+	LogLevel         string
+	ShutdownTimeout  time.Duration
+}
+
+// Var is one environment variable.
+type Var struct {
+	Name    string
+	Default string
+	Doc     string
+	set     func(c *Config, v string) error
+}
+
+// Vars declares every variable ocrflow reads.
+var Vars = []Var{
+	{"OCR_STAGES", strings.Join(AllStages, ","), "Stages this process serves (comma list of convert, recognize, finalize, deadletter).", func(c *Config, v string) error {
+		c.Stages = nil
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			if !slices.Contains(AllStages, s) {
+				return fmt.Errorf("unknown stage %q (known: %s)", s, strings.Join(AllStages, ", "))
+			}
+			c.Stages = append(c.Stages, s)
+		}
+		if len(c.Stages) == 0 {
+			return errors.New("no stage selected")
+		}
+		return nil
+	}},
+	{"OCR_ENGINE", "tesseract", "Recognition engine: tesseract (CPU) or fake (tests only).", str(func(c *Config) *string { return &c.Engine })},
+	{"OCR_TESSERACT_LANGS", "eng", "Languages passed to tesseract -l (e.g. eng+deu; install tesseract-ocr-<lang>).", str(func(c *Config) *string { return &c.TesseractLangs })},
+	{"OCR_PAGE_TIMEOUT", "30s", "Deadline of one engine call, unless the job's timeout_seconds hint says otherwise.", dur(func(c *Config) *time.Duration { return &c.PageTimeout })},
+	{"BLOB_URL", "file://./.ocrflow/blobs", "Scratch store for page images and results (file://DIR; shared by every serve process on the host).", str(func(c *Config) *string { return &c.BlobURL })},
+	{"CONTENT_DIR", ".", "Directory content store: jobs may read source files under this directory only.", str(func(c *Config) *string { return &c.ContentDir })},
+	{"OUTPUT_DIR", "./out", "Directory content store: results are written here as <source name>.md.", str(func(c *Config) *string { return &c.OutputDir })},
+	{"NATS_URL", "", "NATS server URL; empty starts an embedded nats-server with JetStream.", str(func(c *Config) *string { return &c.NATSURL })},
+	{"NATS_LISTEN", "127.0.0.1:4222", "Client address of the embedded server started by `ocrflow serve` (other processes connect here).", str(func(c *Config) *string { return &c.NATSListen })},
+	{"NATS_STORE_DIR", "./.ocrflow/nats", "JetStream storage directory of the embedded server.", str(func(c *Config) *string { return &c.NATSStoreDir })},
+	{"NATS_JOB_SUBJECT", "ocr.jobs", "Subject jobs are published on (simpleprocess.job events).", str(func(c *Config) *string { return &c.JobSubject })},
+	{"MAX_SOURCE_BYTES", "104857600", "Largest accepted source document in bytes (100 MiB).", i64(func(c *Config) *int64 { return &c.MaxSourceBytes })},
+	{"MAX_PAGES", "2000", "Largest accepted page count.", intv(func(c *Config) *int { return &c.MaxPages })},
+	{"MAX_IMAGE_PIXELS", "100000000", "Largest accepted raster image (width×height), checked before decoding.", i64(func(c *Config) *int64 { return &c.MaxImagePixels })},
+	{"CONVERT_WORKERS", "1", "Jobs one process converts at once (standalone runtime).", intv(func(c *Config) *int { return &c.ConvertWorkers })},
+	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
+	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
+	{"SHUTDOWN_TIMEOUT", "30s", "How long a stopping process waits for in-flight work.", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+func str(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func dur(f func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration like 30s", v)
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+func i64(f func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a non-negative integer", v)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func intv(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a non-negative integer", v)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+// Load reads the configuration: defaults, then a .env file in the working
+// directory if present, then the environment (which wins).
+func Load() (Config, error) {
+	dotenv, err := godotenv.Read(".env")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read .env: %w", err)
+	}
+	return FromLookup(func(k string) (string, bool) {
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		v, ok := dotenv[k]
+		return v, ok
+	})
+}
+
+// FromLookup builds a Config from defaults overlaid with lookup's values,
+// and validates it.
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	var errs []error
+	for _, v := range Vars {
+		val := v.Default
+		if got, ok := lookup(v.Name); ok && got != "" {
+			val = got
+		}
+		if err := v.set(&c, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.Name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that depend on each other.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Engine {
+	case "tesseract", "fake":
+	default:
+		errs = append(errs, fmt.Errorf("OCR_ENGINE: %q is unknown (known: tesseract, fake)", c.Engine))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.ConvertWorkers < 1 {
+		errs = append(errs, errors.New("CONVERT_WORKERS: must be at least 1"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// Serves reports whether the configuration selects stage s.
+func (c Config) Serves(s string) bool { return slices.Contains(c.Stages, s) }
+
+// Recognizers returns the number of recognize workers.
+func (c Config) Recognizers() int {
+	if c.RecognizeWorkers > 0 {
+		return c.RecognizeWorkers
+	}
+	return runtime.NumCPU()
+}

@@ -1,0 +1,288 @@
+// Package job parses and validates the simple-process job envelope that
+// starts an OCR job, and builds it for producers.
+package job
+
+import (
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/tendant/simple-process/pkg/contracts"
+
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+// Job is a validated OCR job.
+type Job struct {
+	ID string
+	// ContentID is file.attributes.content_id, falling back to file.id.
+	ContentID string
+	TenantID  string
+	OwnerID   string
+	Name      string
+	// Location is file.blob.location (s3://…, file://… or a path).
+	Location     string
+	Size         int64
+	MIME         string
+	SHA256       string
+	PresignedGet string
+	Hints        Hints
+}
+
+// Priority orders jobs; backfills run at low priority.
+type Priority string
+
+// Priorities.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityLow    Priority = "low"
+)
+
+// Hints are the job options a producer may set.
+type Hints struct {
+	Force          bool
+	Priority       Priority
+	TimeoutSeconds int
+	Resolution     string
+	Pages          string
+	OutputFormat   string
+	// Unknown holds hints ocrflow does not understand (logged, not fatal).
+	Unknown map[string]string
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidID reports whether id can name a job: it becomes part of blob keys
+// and event ids, so it is restricted to [A-Za-z0-9._-], at most 128 bytes.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Parse decodes and validates a simpleprocess.job CloudEvent. The returned
+// error is classified as validation; the job id is returned whenever it
+// could be read so that the failure can still be reported for that job.
+func Parse(e event.Event) (Job, error) {
+	j := Job{ID: e.ID()}
+	if e.Type() != events.TypeJob {
+		return j, failure.Validation("event type %q is not %s", e.Type(), events.TypeJob)
+	}
+	if ct := e.DataContentType(); ct != "" && ct != event.ApplicationJSON {
+		return j, failure.Validation("datacontenttype %q is not application/json", ct)
+	}
+	ce := contracts.CloudEvent{DataContentType: event.ApplicationJSON, Data: e.Data()}
+	raw, err := ce.DecodeJob()
+	if err != nil {
+		return j, failure.Validation("job data is not a simple-process job: %v", err)
+	}
+	if raw.JobID != "" {
+		j.ID = raw.JobID
+	}
+	if raw.JobID != "" && raw.JobID != e.ID() {
+		return j, failure.Validation("job_id %q differs from event id %q", raw.JobID, e.ID())
+	}
+	if !ValidID(j.ID) {
+		return j, failure.Validation("job id %q must match %s", j.ID, idPattern)
+	}
+	if raw.UoW != events.UoW {
+		return j, failure.Validation("uow %q is not %q", raw.UoW, events.UoW)
+	}
+	j.TenantID = raw.File.TenantID
+	j.OwnerID = raw.File.OwnerID
+	j.Name = raw.File.Name
+	j.Location = raw.File.Blob.Location
+	j.Size = raw.File.Blob.Size
+	j.PresignedGet = raw.PresignedGet
+	j.ContentID = attr(raw.File.Attributes, "content_id")
+	if j.ContentID == "" {
+		j.ContentID = raw.File.ID
+	}
+	j.MIME = attr(raw.File.Attributes, "mime")
+	j.SHA256 = attr(raw.File.Attributes, "sha256")
+	if j.Name == "" {
+		j.Name = attr(raw.File.Attributes, "filename")
+	}
+	if j.ContentID == "" && j.Location == "" && j.PresignedGet == "" {
+		return j, failure.Validation("job names no source: set file.attributes.content_id, file.id, file.blob.location or presigned_get")
+	}
+	h, err := parseHints(raw.Hints)
+	if err != nil {
+		return j, err
+	}
+	j.Hints = h
+	return j, nil
+}
+
+func attr(m map[string]any, k string) string {
+	if v, ok := m[k].(string); ok {
+		return v
+	}
+	return ""
+}
+
+// MaxTimeoutSeconds caps the timeout_seconds hint.
+const MaxTimeoutSeconds = 300
+
+func parseHints(in map[string]string) (Hints, error) {
+	h := Hints{Priority: PriorityNormal}
+	for k, v := range in {
+		v = strings.TrimSpace(v)
+		switch k {
+		case "force":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return h, failure.Validation("hint force=%q is not a boolean", v)
+			}
+			h.Force = b
+		case "priority":
+			switch p := Priority(strings.ToLower(v)); p {
+			case PriorityHigh, PriorityNormal, PriorityLow:
+				h.Priority = p
+			default:
+				return h, failure.Validation("hint priority=%q is not high, normal or low", v)
+			}
+		case "timeout_seconds":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxTimeoutSeconds {
+				return h, failure.Validation("hint timeout_seconds=%q is not an integer in 1..%d", v, MaxTimeoutSeconds)
+			}
+			h.TimeoutSeconds = n
+		case "resolution", "mode":
+			h.Resolution = v
+		case "pages":
+			if _, err := ParsePages(v, 1<<30); err != nil {
+				return h, err
+			}
+			h.Pages = v
+		case "output_format":
+			if v != "" && v != "markdown" {
+				return h, failure.Validation("hint output_format=%q is not supported (markdown)", v)
+			}
+			h.OutputFormat = v
+		default:
+			if h.Unknown == nil {
+				h.Unknown = map[string]string{}
+			}
+			h.Unknown[k] = v
+		}
+	}
+	return h, nil
+}
+
+// LogUnknown logs hints the pipeline ignores.
+func (j Job) LogUnknown(log *slog.Logger) {
+	if len(j.Hints.Unknown) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(j.Hints.Unknown))
+	for k := range j.Hints.Unknown {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	log.Info("ignoring unknown hints", "job", j.ID, "hints", keys)
+}
+
+// Timeout returns the per-page timeout hint, or def when unset.
+func (j Job) Timeout(def time.Duration) time.Duration {
+	if j.Hints.TimeoutSeconds > 0 {
+		return time.Duration(j.Hints.TimeoutSeconds) * time.Second
+	}
+	return def
+}
+
+// ParsePages parses a page-range hint such as "1-5,9" into sorted, unique
+// 1-based page numbers no greater than total. An empty spec selects every
+// page.
+func ParsePages(spec string, total int) ([]int, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		out := make([]int, total)
+		for i := range out {
+			out[i] = i + 1
+		}
+		return out, nil
+	}
+	seen := map[int]bool{}
+	for part := range strings.SplitSeq(spec, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(strings.TrimSpace(hi))
+		}
+		if err1 != nil || err2 != nil || a < 1 || b < a {
+			return nil, failure.Validation("page range %q is malformed (use e.g. 1-5,9)", spec)
+		}
+		for p := a; p <= b && p <= total; p++ {
+			seen[p] = true
+		}
+	}
+	out := make([]int, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	if len(out) == 0 {
+		return nil, failure.Validation("page range %q selects no page of %d", spec, total)
+	}
+	return out, nil
+}
+
+// Spec describes a job to submit.
+type Spec struct {
+	ID        string
+	ContentID string
+	Location  string
+	Name      string
+	TenantID  string
+	OwnerID   string
+	Hints     map[string]string
+	Source    string
+}
+
+// NewEvent builds the simpleprocess.job CloudEvent for spec, with the uow
+// extension set so Triggers can filter without reading data.
+func NewEvent(spec Spec) (event.Event, error) {
+	attrs := map[string]any{}
+	if spec.ContentID != "" {
+		attrs["content_id"] = spec.ContentID
+	}
+	raw := contracts.Job{
+		Version: "1.0",
+		JobID:   spec.ID,
+		UoW:     events.UoW,
+		File: contracts.File{
+			ID: spec.ContentID, TenantID: spec.TenantID, OwnerID: spec.OwnerID, Name: spec.Name,
+			Blob: contracts.Blob{Location: spec.Location}, Attributes: attrs,
+		},
+		Hints: spec.Hints,
+	}
+	if raw.Hints == nil {
+		raw.Hints = map[string]string{}
+	}
+	src := spec.Source
+	if src == "" {
+		src = "ocrflow/submit"
+	}
+	ce, err := contracts.NewJobCloudEvent(src, raw)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("build job event: %w", err)
+	}
+	e := event.New()
+	e.SetID(ce.ID)
+	e.SetType(ce.Type)
+	e.SetSource(ce.Source)
+	e.SetTime(ce.Time)
+	e.SetExtension(events.ExtUoW, events.UoW)
+	e.SetExtension(events.ExtJob, ce.ID)
+	if err := e.SetData(ce.DataContentType, []byte(ce.Data)); err != nil {
+		return event.Event{}, fmt.Errorf("build job event: %w", err)
+	}
+	return e, nil
+}

@@ -1,0 +1,130 @@
+// Package pipeline wires the stages to their ports from configuration. The
+// CLI, the Knative function and the tests all build the pipeline here, so
+// they run the same handlers with the same middleware.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/ocrflow/ocrflow/functions/convert"
+	"github.com/ocrflow/ocrflow/functions/deadletter"
+	"github.com/ocrflow/ocrflow/functions/finalize"
+	"github.com/ocrflow/ocrflow/functions/recognize"
+	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/stage"
+	"github.com/ocrflow/ocrflow/shared/standalone"
+)
+
+// ServiceName returns the Knative Service name of a stage, as the Trigger
+// manifests reference it.
+func ServiceName(stageName string) string { return "ocrflow-" + stageName }
+
+// ContentStore is where sources come from and results go to.
+type ContentStore interface {
+	convert.Fetcher
+	finalize.Storer
+}
+
+// Ports are the pipeline's dependencies.
+type Ports struct {
+	Blobs   scratch.Store
+	Content ContentStore
+	// Engine is required only when the recognize stage is served.
+	Engine engine.Engine
+	Sender convert.Sender
+	Log    *slog.Logger
+}
+
+// Stage is a built stage.
+type Stage struct {
+	Name    string
+	Handler stage.Handler
+	Workers int
+}
+
+// Build returns the handlers of the stages cfg selects, each wrapped in the
+// standard middleware (logging, panic recovery).
+func Build(cfg config.Config, p Ports) ([]Stage, error) {
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	wrap := func(name string, h stage.Handler) stage.Handler {
+		return stage.Chain(h, stage.Log(log, name), stage.Recover(log))
+	}
+	engineName := cfg.Engine
+	if p.Engine != nil {
+		engineName = p.Engine.Name()
+	}
+	var out []Stage
+	for _, name := range cfg.Stages {
+		var h stage.Handler
+		workers := 1
+		switch name {
+		case config.StageConvert:
+			h = convert.New(convert.Config{
+				Target:         engine.Target(engineName),
+				Limits:         render.Limits{MaxPages: cfg.MaxPages, MaxImagePixels: cfg.MaxImagePixels},
+				MaxSourceBytes: cfg.MaxSourceBytes,
+			}, p.Blobs, p.Content, p.Sender, log).Handle
+			workers = cfg.ConvertWorkers
+		case config.StageRecognize:
+			if p.Engine == nil {
+				return nil, fmt.Errorf("pipeline: the recognize stage needs an engine")
+			}
+			h = recognize.New(recognize.Config{PageTimeout: cfg.PageTimeout}, p.Blobs, p.Engine, log).Handle
+			workers = cfg.Recognizers()
+		case config.StageFinalize:
+			h = finalize.New(p.Blobs, p.Content, engineName, log).Handle
+		case config.StageDeadLetter:
+			h = deadletter.New(p.Blobs, log).Handle
+		default:
+			return nil, fmt.Errorf("pipeline: unknown stage %q", name)
+		}
+		out = append(out, Stage{Name: name, Handler: wrap(name, h), Workers: workers})
+	}
+	return out, nil
+}
+
+// Services adapts built stages to the standalone runtime.
+func Services(stages []Stage) []standalone.Service {
+	out := make([]standalone.Service, len(stages))
+	for i, s := range stages {
+		out[i] = standalone.Service{Name: ServiceName(s.Name), Handler: s.Handler, Workers: s.Workers}
+	}
+	return out
+}
+
+// Checker is an optional engine capability: report whether it can run.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// NewEngine builds the engine cfg names and checks it when it can.
+func NewEngine(ctx context.Context, cfg config.Config) (engine.Engine, error) {
+	eng, err := engine.New(engine.Config{Name: cfg.Engine, TesseractLangs: cfg.TesseractLangs})
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := eng.(Checker); ok {
+		if err := c.Check(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return eng, nil
+}
+
+// NewDirContent returns the directory content store cfg describes.
+func NewDirContent(cfg config.Config, roots ...string) (*content.Dir, error) {
+	if len(roots) == 0 {
+		roots = []string{cfg.ContentDir}
+	}
+	return content.NewDir(roots, cfg.OutputDir)
+}
+

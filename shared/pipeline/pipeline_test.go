@@ -1,0 +1,428 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"go.uber.org/goleak"
+
+	"github.com/ocrflow/ocrflow/eventing"
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/pipeline"
+	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/standalone"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testdata = "../../testdata"
+
+// countingStore counts Store calls per job (assembly must happen once).
+type countingStore struct {
+	*content.Dir
+	mu     sync.Mutex
+	stores map[string]int
+}
+
+func (c *countingStore) Store(ctx context.Context, r content.Result) (string, error) {
+	c.mu.Lock()
+	c.stores[r.JobID]++
+	c.mu.Unlock()
+	return c.Dir.Store(ctx, r)
+}
+
+func (c *countingStore) count(job string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stores[job]
+}
+
+type harness struct {
+	t         *testing.T
+	rt        *standalone.Runtime
+	blobs     *blob.Dir
+	content   *countingStore
+	lifecycle <-chan event.Event
+	dlq       <-chan event.Event
+	seen      map[string][]event.Event
+}
+
+type harnessOpts struct {
+	url     string // external NATS; "" = embedded
+	fake    *engine.Fake
+	workdir string // shared blob/out dirs across runtimes
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	ctx := t.Context()
+	dir := o.workdir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	abs, err := filepath.Abs(testdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.FromLookup(func(k string) (string, bool) {
+		v, ok := map[string]string{
+			"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2",
+		}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDir(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := content.NewDir([]string{abs}, filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Dir: cd, stores: map[string]int{}}
+	triggers, err := eventing.Triggers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := standalone.New(ctx, standalone.Config{
+		URL: o.url, Server: standalone.ServerConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
+		Triggers: triggers, BackoffScale: 0.001, FetchWait: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Close(ctx); err != nil {
+			t.Errorf("close runtime: %v", err)
+		}
+	})
+	fake := o.fake
+	if fake == nil {
+		fake = &engine.Fake{}
+	}
+	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: fake, Sender: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	followCtx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	lc, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := rt.Follow(followCtx, standalone.DeadLetterSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, rt: rt, blobs: blobs, content: store, lifecycle: lc, dlq: dlq, seen: map[string][]event.Event{}}
+}
+
+func (h *harness) submit(id, file string, hints map[string]string) {
+	h.t.Helper()
+	e, err := job.NewEvent(job.Spec{ID: id, Location: file, Hints: hints})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.rt.Send(h.t.Context(), e); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// wait collects lifecycle events until job ends and returns them in order.
+func (h *harness) wait(id string) []event.Event {
+	h.t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		evs := h.seen[id]
+		if n := len(evs); n > 0 && events.Terminal(evs[n-1].Type()) {
+			return evs
+		}
+		select {
+		case e, ok := <-h.lifecycle:
+			if !ok {
+				h.t.Fatalf("lifecycle stream closed while waiting for %s", id)
+			}
+			j, _ := e.Extensions()[events.ExtJob].(string)
+			h.seen[j] = append(h.seen[j], e)
+		case <-timeout:
+			h.t.Fatalf("job %s did not end within 60s; saw %v", id, types(h.seen[id]))
+		}
+	}
+}
+
+func types(evs []event.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Type())
+	}
+	return out
+}
+
+// expectedPages renders the document the way convert does and returns the
+// fake engine's text for each page, in order.
+func expectedPages(t *testing.T, file string) []string {
+	t.Helper()
+	doc, err := render.Open(t.Context(), filepath.Join(testdata, file), render.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	var out []string
+	for n := 1; n <= doc.Pages(); n++ {
+		p, err := doc.Render(t.Context(), n, engine.Target(engine.NameFake))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, engine.FakeText(p.Data))
+	}
+	return out
+}
+
+func assertInOrderOnce(t *testing.T, md string, want []string) {
+	t.Helper()
+	pos := -1
+	for i, w := range want {
+		if c := strings.Count(md, w); c != 1 {
+			t.Fatalf("page %d text %q appears %d times, want exactly once", i+1, w, c)
+		}
+		at := strings.Index(md, w)
+		if at < pos {
+			t.Fatalf("page %d text is out of order", i+1)
+		}
+		pos = at
+	}
+}
+
+func completed(t *testing.T, e event.Event) events.JobCompleted {
+	t.Helper()
+	if e.Type() != events.TypeJobCompleted {
+		t.Fatalf("terminal event is %s (%s), want completed", e.Type(), e.Data())
+	}
+	var c events.JobCompleted
+	if err := events.Decode(e, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestPipeline_documents_complete_with_every_page_once_in_order(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	for _, tc := range []struct {
+		name, file string
+		pages      int
+	}{
+		{"png_page", "page.png", 1},
+		{"six_page_pdf", "report.pdf", 6},
+		{"scanned_pdf", "scanned.pdf", 2},
+		{"jpeg_page", "page.jpg", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "job-" + strings.ReplaceAll(tc.name, "_", "-")
+			h.submit(id, tc.file, nil)
+			evs := h.wait(id)
+			if evs[0].Type() != events.TypeJobStarted {
+				t.Fatalf("first lifecycle event is %s, want started (all: %v)", evs[0].Type(), types(evs))
+			}
+			last := -1
+			for _, e := range evs[1 : len(evs)-1] {
+				if e.Type() != events.TypeJobProgress {
+					t.Fatalf("unexpected %s between started and completed: %v", e.Type(), types(evs))
+				}
+				var p events.JobProgress
+				if err := events.Decode(e, &p); err != nil {
+					t.Fatal(err)
+				}
+				if p.PagesCompleted < last || p.TotalPages != tc.pages {
+					t.Fatalf("progress %d/%d after %d: not monotonic or wrong total", p.PagesCompleted, p.TotalPages, last)
+				}
+				last = p.PagesCompleted
+			}
+			c := completed(t, evs[len(evs)-1])
+			if c.PageCount != tc.pages || len(c.FailedPages) != 0 || c.PagesByRoute["gpu"] != tc.pages {
+				t.Fatalf("completed = %+v, want %d ok pages", c, tc.pages)
+			}
+			md, err := os.ReadFile(c.DerivedContentID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertInOrderOnce(t, string(md), expectedPages(t, tc.file))
+			if n := h.content.count(id); n != 1 {
+				t.Fatalf("result stored %d times, want 1", n)
+			}
+		})
+	}
+}
+
+func TestPipeline_bad_input_fails_as_validation_without_retry(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	for _, tc := range []struct {
+		name, file, wantMsg string
+	}{
+		{"missing_file", "no-such-file.pdf", "does not exist"},
+		{"not_a_document", "report.txt", "unsupported document type"},
+		{"path_outside_roots", "/etc/hostname", "outside the allowed content roots"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "bad-" + strings.ReplaceAll(tc.name, "_", "-")
+			h.submit(id, tc.file, nil)
+			evs := h.wait(id)
+			if len(evs) != 1 || evs[0].Type() != events.TypeJobFailed {
+				t.Fatalf("lifecycle = %v, want exactly [failed]", types(evs))
+			}
+			var f events.JobFailed
+			if err := events.Decode(evs[0], &f); err != nil {
+				t.Fatal(err)
+			}
+			wantType := string(failure.TypeValidation)
+			if tc.name == "path_outside_roots" {
+				wantType = string(failure.TypePermanent)
+			}
+			if f.ErrorType != wantType || f.RetryCount != 0 || !strings.Contains(f.Message, tc.wantMsg) {
+				t.Fatalf("failed = %+v, want %s, no retries, message with %q", f, wantType, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestPipeline_transient_engine_failure_is_retried_then_succeeds(t *testing.T) {
+	var attempts atomic.Int32
+	fake := &engine.Fake{Fail: func(p engine.Page) error {
+		if p.Number == 2 && attempts.Add(1) <= 2 {
+			return failure.Transient("model server warming up (503)")
+		}
+		return nil
+	}}
+	h := newHarness(t, harnessOpts{fake: fake})
+	h.submit("retry-job", "report.pdf", nil)
+	evs := h.wait("retry-job")
+	c := completed(t, evs[len(evs)-1])
+	if len(c.FailedPages) != 0 {
+		t.Fatalf("failed pages %v, want none", c.FailedPages)
+	}
+	if got := attempts.Load(); got != 3 {
+		t.Fatalf("page 2 was attempted %d times, want 3 (two transient failures, then success)", got)
+	}
+	md, err := os.ReadFile(c.DerivedContentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertInOrderOnce(t, string(md), expectedPages(t, "report.pdf"))
+}
+
+func TestPipeline_poisoned_page_exhausts_retries_and_is_dead_lettered(t *testing.T) {
+	triggers, err := eventing.Triggers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retry int
+	for _, tr := range triggers {
+		if tr.Subscriber == pipeline.ServiceName(config.StageRecognize) {
+			retry = tr.Delivery.Retry
+		}
+	}
+	var attempts atomic.Int32
+	fake := &engine.Fake{Fail: func(p engine.Page) error {
+		if p.Number == 3 {
+			attempts.Add(1)
+			return errors.New("connection reset by model server")
+		}
+		return nil
+	}}
+	h := newHarness(t, harnessOpts{fake: fake})
+	h.submit("poison-job", "report.pdf", nil)
+	evs := h.wait("poison-job")
+	c := completed(t, evs[len(evs)-1])
+	if len(c.FailedPages) != 1 || c.FailedPages[0].Page != 3 {
+		t.Fatalf("failed pages = %+v, want page 3", c.FailedPages)
+	}
+	if got := int(attempts.Load()); got != retry+1 {
+		t.Fatalf("page 3 attempted %d times, want retry+1 = %d from the Trigger", got, retry+1)
+	}
+	select {
+	case d := <-h.dlq:
+		if d.ID() != events.PageRenderedID("poison-job", 3)+"-dead-ocrflow-recognize" {
+			t.Fatalf("dead letter id %s", d.ID())
+		}
+		if code := fmt.Sprint(d.Extensions()[events.ExtErrorCode]); code != "503" {
+			t.Fatalf("knativeerrorcode = %s, want 503", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing arrived on ocr.dlq")
+	}
+	md, err := os.ReadFile(c.DerivedContentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "page 3 could not be recognized") {
+		t.Fatalf("markdown has no placeholder for page 3:\n%s", md)
+	}
+	want := expectedPages(t, "report.pdf")
+	assertInOrderOnce(t, string(md), append(want[:2:2], want[3:]...))
+}
+
+func TestStandalone_two_runtimes_share_work_and_complete_each_job_once(t *testing.T) {
+	srv, err := standalone.StartServer(standalone.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	shared := t.TempDir()
+	var perRuntime [2]atomic.Int32
+	var hs [2]*harness
+	for i := range hs {
+		hs[i] = newHarness(t, harnessOpts{url: srv.ClientURL(), workdir: shared, fake: &engine.Fake{
+			Latency: 5 * time.Millisecond,
+			Fail:    func(engine.Page) error { perRuntime[i].Add(1); return nil },
+		}})
+	}
+	files := []string{"report.pdf", "page.png", "scanned.pdf", "report.pdf", "page.jpg", "report.pdf"}
+	for i, f := range files {
+		hs[i%2].submit(fmt.Sprintf("shared-%d", i), f, nil)
+	}
+	for i := range files {
+		id := fmt.Sprintf("shared-%d", i)
+		evs := hs[0].wait(id)
+		completed(t, evs[len(evs)-1])
+		terminals := 0
+		for _, e := range evs {
+			if events.Terminal(e.Type()) {
+				terminals++
+			}
+		}
+		if terminals != 1 {
+			t.Fatalf("job %s ended %d times", id, terminals)
+		}
+		if n := hs[0].content.count(id) + hs[1].content.count(id); n != 1 {
+			t.Fatalf("job %s assembled %d times, want exactly once", id, n)
+		}
+	}
+	a, b := perRuntime[0].Load(), perRuntime[1].Load()
+	if a == 0 || b == 0 {
+		t.Fatalf("pages recognized per runtime = %d and %d: the work was not shared", a, b)
+	}
+	if a+b != 6+1+2+6+1+6 {
+		t.Fatalf("%d engine calls in all, want one per page (22)", a+b)
+	}
+}

@@ -1,0 +1,67 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"sync"
+
+	"github.com/gen2brain/go-fitz"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+// fitzMu serialises every go-fitz call in the process (see the package
+// comment). It is the only global state of the package, and deliberately so.
+var fitzMu sync.Mutex
+
+type pdfDoc struct {
+	doc *fitz.Document
+}
+
+func openFitz(path string, format Format) (*pdfDoc, error) {
+	fitzMu.Lock()
+	defer fitzMu.Unlock()
+	doc, err := fitz.New(path)
+	if err != nil {
+		// New returns a live context on these errors: release it.
+		if doc != nil && (errors.Is(err, fitz.ErrOpenDocument) || errors.Is(err, fitz.ErrNeedsPassword)) {
+			doc.Close()
+		}
+		switch {
+		case errors.Is(err, fitz.ErrNeedsPassword):
+			return nil, failure.Validation("the %s is encrypted and needs a password", format)
+		case errors.Is(err, fitz.ErrOpenDocument):
+			return nil, failure.Validation("the %s is damaged and cannot be opened", format)
+		default:
+			return nil, fmt.Errorf("open %s: %w", format, err)
+		}
+	}
+	return &pdfDoc{doc: doc}, nil
+}
+
+func (p *pdfDoc) numPages() int {
+	fitzMu.Lock()
+	defer fitzMu.Unlock()
+	return p.doc.NumPage()
+}
+
+func (p *pdfDoc) render(i int, t Target) (*image.RGBA, error) {
+	fitzMu.Lock()
+	defer fitzMu.Unlock()
+	b, err := p.doc.Bound(i)
+	if err != nil {
+		return nil, failure.Validation("page %d cannot be loaded: %v", i+1, err)
+	}
+	img, err := p.doc.ImageDPI(i, dpiFor(b, t))
+	if err != nil {
+		return nil, failure.Validation("page %d cannot be rendered: %v", i+1, err)
+	}
+	return img, nil
+}
+
+func (p *pdfDoc) close() {
+	fitzMu.Lock()
+	defer fitzMu.Unlock()
+	p.doc.Close()
+}

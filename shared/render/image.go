@@ -1,0 +1,46 @@
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	_ "image/gif"  // register GIF
+	_ "image/jpeg" // register JPEG
+	_ "image/png"  // register PNG
+	"os"
+
+	_ "golang.org/x/image/bmp"  // register BMP
+	_ "golang.org/x/image/webp" // register WebP
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+// decodeImage decodes a raster image after checking its header dimensions
+// against maxPixels, so a decompression bomb is refused before any pixel
+// memory is allocated.
+func decodeImage(path string, maxPixels int64) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open image: %w", err)
+	}
+	defer f.Close()
+	cfg, format, err := image.DecodeConfig(bufio.NewReader(f))
+	if err != nil {
+		return nil, failure.Validation("the image header is unreadable: %v", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, failure.Validation("the %s image has no pixels (%d×%d)", format, cfg.Width, cfg.Height)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); maxPixels > 0 && px > maxPixels {
+		return nil, failure.Validation("the %s image is %d×%d = %d pixels, more than MAX_IMAGE_PIXELS=%d",
+			format, cfg.Width, cfg.Height, px, maxPixels)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		return nil, fmt.Errorf("rewind image: %w", err)
+	}
+	img, _, err := image.Decode(bufio.NewReader(f))
+	if err != nil {
+		return nil, failure.Validation("the %s image is damaged: %v", format, err)
+	}
+	return img, nil
+}

@@ -1,0 +1,248 @@
+// Package render turns a source document into page images sized for the
+// recognition engine.
+//
+// PDFs (and the other formats MuPDF reads) are rendered with go-fitz behind
+// one process-wide mutex: MuPDF's global state is not protected when several
+// go-fitz Documents are used at once (gen2brain/go-fitz#142 — concurrent use
+// crashes the process). Only MuPDF calls hold the lock; image encoding, which
+// dominates the cost, runs outside it. Raster images are decoded with the Go
+// standard library and golang.org/x/image, which avoids MuPDF's sizing by DPI
+// metadata.
+//
+// Binaries that link go-fitz link MuPDF, which is AGPL-3.0.
+package render
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io"
+	"os"
+
+	"github.com/gabriel-vasile/mimetype"
+	"golang.org/x/image/draw"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+// Target is the page size an engine wants. Exactly one of DPI and LongSide
+// is set: tesseract reads best at ~144 DPI, vision models want a fixed
+// number of pixels on the long side.
+type Target struct {
+	// DPI renders vector pages at this resolution; raster images keep
+	// their size (capped at MaxLongSide).
+	DPI float64
+	// LongSide scales every page so its longer side is at most this many
+	// pixels.
+	LongSide int
+}
+
+// MaxLongSide caps a page image's longer side whatever the target.
+const MaxLongSide = 4096
+
+// Limits bound what Open accepts.
+type Limits struct {
+	// MaxPages rejects documents with more pages.
+	MaxPages int
+	// MaxImagePixels rejects raster images larger than this (width×height),
+	// checked from the header before decoding.
+	MaxImagePixels int64
+}
+
+// Page is one encoded page image.
+type Page struct {
+	Data   []byte
+	MIME   string
+	Width  int
+	Height int
+}
+
+// Format names a supported source format.
+type Format string
+
+// Supported formats.
+const (
+	FormatPDF  Format = "pdf"
+	FormatPNG  Format = "png"
+	FormatJPEG Format = "jpeg"
+	FormatGIF  Format = "gif"
+	FormatBMP  Format = "bmp"
+	FormatWebP Format = "webp"
+	FormatTIFF Format = "tiff"
+)
+
+var formatsByMIME = map[string]Format{
+	"application/pdf": FormatPDF,
+	"image/png":       FormatPNG,
+	"image/jpeg":      FormatJPEG,
+	"image/gif":       FormatGIF,
+	"image/bmp":       FormatBMP,
+	"image/webp":      FormatWebP,
+	"image/tiff":      FormatTIFF,
+}
+
+// Supported lists the accepted MIME types, for error messages.
+const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff"
+
+// Sniff detects the format of the file at path from its content (magic
+// bytes), never from its name.
+func Sniff(path string) (Format, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("sniff: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 3072)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", "", fmt.Errorf("sniff: %w", err)
+	}
+	if n == 0 {
+		return "", "", failure.Validation("the file is empty (0 bytes)")
+	}
+	m := mimetype.Detect(head[:n])
+	for mt := m; mt != nil; mt = mt.Parent() {
+		if f, ok := formatsByMIME[mt.String()]; ok {
+			return f, mt.String(), nil
+		}
+	}
+	return "", m.String(), failure.Validation("unsupported document type %s (supported: %s)", m.String(), Supported)
+}
+
+// Document is an opened source document. It is not safe for concurrent use.
+type Document struct {
+	format Format
+	pages  int
+	pdf    *pdfDoc
+	img    image.Image
+}
+
+// Open sniffs and opens the file at path. Unreadable, corrupt, encrypted or
+// oversized inputs fail with a validation error that says why.
+func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
+	format, _, err := Sniff(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := &Document{format: format}
+	switch format {
+	case FormatPDF, FormatTIFF:
+		d.pdf, err = openFitz(path, format)
+		if err != nil {
+			return nil, err
+		}
+		d.pages = d.pdf.numPages()
+		if d.pages == 0 {
+			d.Close()
+			return nil, failure.Validation("the %s has 0 pages: it is corrupt or truncated", format)
+		}
+	default:
+		d.img, err = decodeImage(path, lim.MaxImagePixels)
+		if err != nil {
+			return nil, err
+		}
+		d.pages = 1
+	}
+	if lim.MaxPages > 0 && d.pages > lim.MaxPages {
+		d.Close()
+		return nil, failure.Validation("the document has %d pages, more than MAX_PAGES=%d", d.pages, lim.MaxPages)
+	}
+	return d, nil
+}
+
+// Format returns the sniffed format.
+func (d *Document) Format() Format { return d.format }
+
+// Pages returns the page count (≥ 1).
+func (d *Document) Pages() int { return d.pages }
+
+// Close releases the document. It is safe to call more than once.
+func (d *Document) Close() error {
+	if d.pdf != nil {
+		d.pdf.close()
+		d.pdf = nil
+	}
+	d.img = nil
+	return nil
+}
+
+// Render renders page n (1-based) at target t and encodes it as JPEG
+// quality 90: 5–18× cheaper to encode than PNG on scans and no larger on
+// born-digital pages at these sizes.
+func (d *Document) Render(ctx context.Context, n int, t Target) (Page, error) {
+	if n < 1 || n > d.pages {
+		return Page{}, fmt.Errorf("render page %d of %d: out of range", n, d.pages)
+	}
+	if err := ctx.Err(); err != nil {
+		return Page{}, err
+	}
+	var img image.Image
+	if d.pdf != nil {
+		rgba, err := d.pdf.render(n-1, t)
+		if err != nil {
+			return Page{}, err
+		}
+		img = rgba
+	} else {
+		img = fit(d.img, t)
+	}
+	return Encode(img)
+}
+
+// Encode encodes img as JPEG quality 90.
+func Encode(img image.Image) (Page, error) {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := jpeg.Encode(w, img, &jpeg.Options{Quality: 90}); err != nil {
+		return Page{}, fmt.Errorf("encode page: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return Page{}, fmt.Errorf("encode page: %w", err)
+	}
+	b := img.Bounds()
+	return Page{Data: buf.Bytes(), MIME: "image/jpeg", Width: b.Dx(), Height: b.Dy()}, nil
+}
+
+// fit scales a raster image down so its long side fits t (never up).
+func fit(src image.Image, t Target) image.Image {
+	limit := MaxLongSide
+	if t.LongSide > 0 && t.LongSide < limit {
+		limit = t.LongSide
+	}
+	b := src.Bounds()
+	long := max(b.Dx(), b.Dy())
+	if long <= limit {
+		return src
+	}
+	scale := float64(limit) / float64(long)
+	w := max(1, int(float64(b.Dx())*scale+0.5))
+	h := max(1, int(float64(b.Dy())*scale+0.5))
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, b, draw.Src, nil)
+	return dst
+}
+
+// dpiFor returns the DPI that renders a page of the given size in points at
+// target t, keeping the long side within limits.
+func dpiFor(bounds image.Rectangle, t Target) float64 {
+	longPt := float64(max(bounds.Dx(), bounds.Dy()) + 1) // Bound() is integral: +1 keeps us under
+	if longPt <= 1 {
+		longPt = 842
+	}
+	limit := float64(MaxLongSide)
+	if t.LongSide > 0 && float64(t.LongSide) < limit {
+		limit = float64(t.LongSide)
+	}
+	maxDPI := limit * 72 / longPt
+	if t.DPI > 0 && t.DPI < maxDPI {
+		return t.DPI
+	}
+	return maxDPI
+}

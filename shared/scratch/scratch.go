@@ -1,0 +1,240 @@
+// Package scratch lays out a job's working state in the blob store and reads
+// and writes it with types:
+//
+//	jobs/<job>/manifest.json     what convert found (pages, source, timing)
+//	jobs/<job>/pages/<n>.jpg     page image (route ocr)
+//	jobs/<job>/pages/<n>.md      page markdown
+//	jobs/<job>/pages/<n>.raw     raw engine output
+//	jobs/<job>/pages/<n>.json    page record, written last: the page is done
+//	jobs/<job>/final.lock        the finalize lock (conditional create)
+//	jobs/<job>/result.md         the assembled document
+//	jobs/<job>/outcome.json      the job's terminal outcome (conditional create)
+//	deadletters/<id>.json        dead events kept for inspection and replay
+package scratch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+// Store is the blob store behaviour the pipeline needs.
+type Store interface {
+	Put(ctx context.Context, key string, r io.Reader) error
+	// Create stores r only if key is absent, else returns blob.ErrExists.
+	Create(ctx context.Context, key string, r io.Reader) error
+	// Get returns blob.ErrNotFound for a missing key.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Exists(ctx context.Context, key string) (bool, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Manifest is what convert learnt about a job.
+type Manifest struct {
+	JobID        string            `json:"job_id"`
+	ContentID    string            `json:"content_id,omitempty"`
+	TenantID     string            `json:"tenant_id,omitempty"`
+	OwnerID      string            `json:"owner_id,omitempty"`
+	SourceName   string            `json:"source_name"`
+	SourceFormat string            `json:"source_format"`
+	SourceBytes  int64             `json:"source_bytes"`
+	TotalPages   int               `json:"total_pages"`
+	Pages        []int             `json:"pages"`
+	Hints        map[string]string `json:"hints,omitempty"`
+	StartedAt    time.Time         `json:"started_at"`
+}
+
+// PageRecord is a finished page.
+type PageRecord struct {
+	Page   int               `json:"page"`
+	Status events.PageStatus `json:"status"`
+	Route  events.Route      `json:"route"`
+	Engine string            `json:"engine,omitempty"`
+	Reason string            `json:"reason,omitempty"`
+	// MarkdownKey is empty for a failed page.
+	MarkdownKey string `json:"markdown_key,omitempty"`
+	// EventID is the id of the event that produced the record.
+	EventID string `json:"event_id,omitempty"`
+}
+
+// Outcome is a job's terminal outcome. It is created once; whoever creates
+// it decides the job's terminal event.
+type Outcome struct {
+	Status  string          `json:"status"` // completed | failed
+	EventID string          `json:"event_id"`
+	Event   json.RawMessage `json:"event"`
+}
+
+// Keys.
+
+// ManifestKey is the key of the job's manifest.
+func ManifestKey(job string) string { return blob.JobPrefix(job) + "manifest.json" }
+
+// PagesPrefix is the prefix of the job's page objects.
+func PagesPrefix(job string) string { return blob.JobPrefix(job) + "pages/" }
+
+// PageKey is the key of page n's object with the given extension.
+func PageKey(job string, n int, ext string) string {
+	return PagesPrefix(job) + strconv.Itoa(n) + "." + ext
+}
+
+// LockKey is the key of the finalize lock.
+func LockKey(job string) string { return blob.JobPrefix(job) + "final.lock" }
+
+// ResultKey is the key of the assembled document.
+func ResultKey(job string) string { return blob.JobPrefix(job) + "result.md" }
+
+// OutcomeKey is the key of the job's terminal outcome.
+func OutcomeKey(job string) string { return blob.JobPrefix(job) + "outcome.json" }
+
+// DeadLetterKey is the key a dead event is kept under.
+func DeadLetterKey(id string) string {
+	return "deadletters/" + strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(id) + ".json"
+}
+
+// PutJSON stores v as JSON under key.
+func PutJSON(ctx context.Context, s Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return s.Put(ctx, key, bytes.NewReader(b))
+}
+
+// CreateJSON stores v as JSON under key only if key is absent.
+func CreateJSON(ctx context.Context, s Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return s.Create(ctx, key, bytes.NewReader(b))
+}
+
+// GetJSON reads key into v. A missing key is blob.ErrNotFound.
+func GetJSON(ctx context.Context, s Store, key string, v any) error {
+	b, err := GetBytes(ctx, s, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetBytes reads the whole object under key.
+func GetBytes(ctx context.Context, s Store, key string) ([]byte, error) {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// Records returns the finished pages of job keyed by page number.
+func Records(ctx context.Context, s Store, job string) (map[int]PageRecord, error) {
+	keys, err := s.List(ctx, PagesPrefix(job))
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]PageRecord{}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		var r PageRecord
+		if err := GetJSON(ctx, s, k, &r); err != nil {
+			if errors.Is(err, blob.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		out[r.Page] = r
+	}
+	return out, nil
+}
+
+// GetRecord returns page n's record, or ok=false if the page is not done.
+func GetRecord(ctx context.Context, s Store, job string, n int) (PageRecord, bool, error) {
+	var r PageRecord
+	err := GetJSON(ctx, s, PageKey(job, n, "json"), &r)
+	if errors.Is(err, blob.ErrNotFound) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
+// GetOutcome returns the job's outcome, or ok=false if it has none yet.
+func GetOutcome(ctx context.Context, s Store, job string) (Outcome, bool, error) {
+	var o Outcome
+	err := GetJSON(ctx, s, OutcomeKey(job), &o)
+	if errors.Is(err, blob.ErrNotFound) {
+		return o, false, nil
+	}
+	return o, err == nil, err
+}
+
+// Conclude records e (ocr.job.completed or ocr.job.failed) as the job's
+// terminal outcome, exactly once per job. It returns the event to emit: e
+// when this call (or an earlier delivery of the same event) decided the
+// outcome, nil when a different terminal event already did.
+func Conclude(ctx context.Context, s Store, job string, e eventJSON) (bool, error) {
+	b, err := e.MarshalJSON()
+	if err != nil {
+		return false, fmt.Errorf("encode outcome: %w", err)
+	}
+	status := "failed"
+	if e.Type() == events.TypeJobCompleted {
+		status = "completed"
+	}
+	err = CreateJSON(ctx, s, OutcomeKey(job), Outcome{Status: status, EventID: e.ID(), Event: b})
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, blob.ErrExists) {
+		return false, err
+	}
+	o, ok, err := GetOutcome(ctx, s, job)
+	if err != nil || !ok {
+		return false, err
+	}
+	return o.EventID == e.ID(), nil
+}
+
+// eventJSON is the part of event.Event Conclude needs.
+type eventJSON interface {
+	ID() string
+	Type() string
+	MarshalJSON() ([]byte, error)
+}
+
+// End records ev as the job's terminal outcome and returns the event to
+// reply: ev itself, or nil when the job had already ended with another
+// terminal event. Store errors are transient.
+func End(ctx context.Context, s Store, job string, ev event.Event) (*event.Event, error) {
+	emit, err := Conclude(ctx, s, job, ev)
+	if err != nil {
+		return nil, failure.As(failure.ErrTransient, err)
+	}
+	if !emit {
+		return nil, nil
+	}
+	return &ev, nil
+}

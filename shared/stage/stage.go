@@ -1,0 +1,104 @@
+// Package stage holds what every stage handler shares: the handler
+// signature, the middleware that wraps it, and the delivery metadata a
+// transport passes in.
+package stage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+// Handler is a stage: it handles one CloudEvent and may return a reply.
+// A returned error is classified with package failure: transient errors are
+// retried by the transport; a stage turns its own validation and permanent
+// failures into reply events (e.g. ocr.job.failed) instead of errors.
+type Handler func(ctx context.Context, e event.Event) (*event.Event, error)
+
+// Middleware wraps a Handler with cross-cutting behaviour.
+type Middleware func(Handler) Handler
+
+// Chain wraps h so that the first middleware is the outermost.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Recover turns a panic in the handler into a permanent error, so a
+// malformed input fails its job instead of the process. (It cannot catch a
+// crash inside C code; see render isolation.)
+func Recover(log *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, e event.Event) (reply *event.Event, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("handler panic", "type", e.Type(), "id", e.ID(), "panic", r, "stack", string(debug.Stack()))
+					reply, err = nil, failure.Permanent("internal error handling %s: %v", e.Type(), r)
+				}
+			}()
+			return next(ctx, e)
+		}
+	}
+}
+
+// Timeout bounds each call with d unless the caller's deadline is sooner.
+// A handler that runs out of time returns a transient error.
+func Timeout(d time.Duration) Middleware {
+	return func(next Handler) Handler {
+		if d <= 0 {
+			return next
+		}
+		return func(ctx context.Context, e event.Event) (*event.Event, error) {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			reply, err := next(ctx, e)
+			if err != nil && ctx.Err() != nil {
+				return reply, failure.As(failure.ErrTransient, fmt.Errorf("%s timed out after %s: %w", e.Type(), d, err))
+			}
+			return reply, err
+		}
+	}
+}
+
+// Log logs every call with its outcome and duration.
+func Log(log *slog.Logger, name string) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, e event.Event) (*event.Event, error) {
+			start := time.Now()
+			reply, err := next(ctx, e)
+			attrs := []any{"stage", name, "type", e.Type(), "id", e.ID(), "ms", time.Since(start).Milliseconds()}
+			if reply != nil {
+				attrs = append(attrs, "reply", reply.Type())
+			}
+			if err != nil {
+				log.Warn("handler failed", append(attrs, "error_type", failure.Classify(err), "error", err)...)
+			} else {
+				log.Debug("handled", attrs...)
+			}
+			return reply, err
+		}
+	}
+}
+
+type attemptKey struct{}
+
+// WithAttempt records the 1-based delivery attempt of the current event.
+func WithAttempt(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, n)
+}
+
+// Attempt returns the delivery attempt recorded by the transport, or 1.
+func Attempt(ctx context.Context) int {
+	if n, ok := ctx.Value(attemptKey{}).(int); ok && n > 0 {
+		return n
+	}
+	return 1
+}

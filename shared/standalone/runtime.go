@@ -1,0 +1,484 @@
+// Package standalone runs the stage handlers on NATS JetStream without
+// Kubernetes, with the routing and delivery semantics of the Knative
+// Triggers in eventing/:
+//
+//   - one stream holds every event; each Trigger is a durable pull consumer
+//     shared by every process that serves its stage (that is how it scales
+//     out);
+//   - a message is acked only after its handler succeeded and its reply was
+//     published; a transient failure is Nak'ed with the Trigger's backoff;
+//   - when retries are exhausted the event, with Knative's knativeerror*
+//     extensions, goes to the subject ocr.dlq and from there to the Trigger's
+//     dead-letter sink stage;
+//   - events are published on subjects named after their type, so
+//     lifecycle events are also plain NATS subjects ocr.job.*.
+package standalone
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ocrflow/ocrflow/eventing"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/stage"
+)
+
+// Subject names.
+const (
+	// DefaultJobSubject is where jobs are published. It is not
+	// simple-process.jobs on purpose: the thumbnailer treats every job on
+	// that subject as its own.
+	DefaultJobSubject = "ocr.jobs"
+	// DeadLetterSubject receives events whose retries ran out.
+	DeadLetterSubject = "ocr.dlq"
+	// LifecycleSubjects matches every lifecycle event.
+	LifecycleSubjects = "ocr.job.>"
+	// DefaultStream is the JetStream stream name.
+	DefaultStream = "OCRFLOW"
+
+	headerDeadLetterSink = "Ocrflow-Dead-Letter-Sink"
+)
+
+// deadLetterDelivery is how the dead-letter sink itself is retried (Knative
+// has no delivery spec for a sink; its failures are only logged there).
+var deadLetterDelivery = eventing.Delivery{Retry: 5, BackoffPolicy: "exponential", BackoffDelay: time.Second, Timeout: 30 * time.Second}
+
+// Config configures a Runtime.
+type Config struct {
+	// URL of the NATS cluster; empty starts an embedded server.
+	URL string
+	// Server configures the embedded server (when URL is empty).
+	Server ServerConfig
+	// Stream names the JetStream stream (default OCRFLOW).
+	Stream string
+	// JobSubject is where simpleprocess.job events live (default ocr.jobs).
+	JobSubject string
+	// Triggers route events to stages (usually eventing.Triggers()).
+	Triggers []eventing.Trigger
+	// BackoffScale multiplies every backoff (default 1). Tests shrink it to
+	// run full retry ladders in milliseconds.
+	BackoffScale float64
+	// FetchWait bounds one pull; it is the worst-case shutdown latency of a
+	// consumer loop (default 500ms).
+	FetchWait time.Duration
+	Log       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.JobSubject == "" {
+		c.JobSubject = DefaultJobSubject
+	}
+	if c.BackoffScale <= 0 {
+		c.BackoffScale = 1
+	}
+	if c.FetchWait <= 0 {
+		c.FetchWait = 500 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Runtime connects stages to JetStream.
+type Runtime struct {
+	cfg    Config
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	log    *slog.Logger
+
+	stop     chan struct{}
+	loops    sync.WaitGroup
+	inflight sync.WaitGroup
+	work     context.Context
+	abort    context.CancelFunc
+	once     sync.Once
+}
+
+// Service routes one stage: the handler for a Knative Service name.
+type Service struct {
+	// Name is the Service name Triggers reference (e.g. ocrflow-recognize).
+	Name    string
+	Handler stage.Handler
+	// Workers is how many events this process handles at once (default 1).
+	Workers int
+}
+
+// New connects to NATS (starting the embedded server when cfg.URL is
+// empty) and makes sure the stream exists. Events can be sent at once;
+// call Serve to start consuming.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	cfg.setDefaults()
+	r := &Runtime{cfg: cfg, log: cfg.Log, stop: make(chan struct{})}
+	r.work, r.abort = context.WithCancel(context.WithoutCancel(ctx))
+	var err error
+	if cfg.URL == "" {
+		if r.srv, err = StartServer(cfg.Server); err != nil {
+			return nil, err
+		}
+		r.nc, err = nats.Connect("", nats.InProcessServer(r.srv), nats.Name("ocrflow"))
+	} else {
+		r.nc, err = nats.Connect(cfg.URL, nats.Name("ocrflow"), nats.MaxReconnects(-1), nats.ReconnectWait(2*time.Second), nats.Timeout(5*time.Second))
+	}
+	if err != nil {
+		r.shutdownServer()
+		return nil, fmt.Errorf("connect nats: %w", err)
+	}
+	if r.js, err = jetstream.New(r.nc); err != nil {
+		r.closeConn()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	subjects := []string{"ocr.>"}
+	if !strings.HasPrefix(cfg.JobSubject, "ocr.") {
+		subjects = append(subjects, cfg.JobSubject)
+	}
+	r.stream, err = r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.Stream, Subjects: subjects, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+		MaxAge: 72 * time.Hour, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute, Discard: jetstream.DiscardOld,
+	})
+	if err != nil {
+		r.closeConn()
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	}
+	return r, nil
+}
+
+// Conn returns the NATS connection.
+func (r *Runtime) Conn() *nats.Conn { return r.nc }
+
+// ClientURL returns the embedded server's client URL ("" for an external
+// cluster or an in-process-only server).
+func (r *Runtime) ClientURL() string {
+	if r.srv == nil || r.srv.Addr() == nil {
+		return ""
+	}
+	return r.srv.ClientURL()
+}
+
+// Subject returns the subject an event of type t is published on.
+func (r *Runtime) Subject(t string) string { return SubjectFor(r.cfg.JobSubject, t) }
+
+// SubjectFor maps an event type to its subject: jobs to jobSubject, ocr.*
+// types to themselves, anything else under ocr.events.
+func SubjectFor(jobSubject, t string) string {
+	switch {
+	case t == events.TypeJob:
+		return jobSubject
+	case strings.HasPrefix(t, "ocr."):
+		return t
+	default:
+		return "ocr.events." + t
+	}
+}
+
+// Send publishes e and waits for the stream's acknowledgement. It is the
+// Sender port of the stages.
+func (r *Runtime) Send(ctx context.Context, e event.Event) error {
+	return r.publish(ctx, r.Subject(e.Type()), e, nil)
+}
+
+func (r *Runtime) publish(ctx context.Context, subject string, e event.Event, hdr map[string]string) error {
+	m, err := Encode(subject, e)
+	if err != nil {
+		return err
+	}
+	for k, v := range hdr {
+		m.Header.Set(k, v)
+	}
+	if _, err := r.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+type subscription struct {
+	name     string
+	trigger  *eventing.Trigger // nil for the dead-letter consumer
+	delivery eventing.Delivery
+	handler  stage.Handler
+	sinks    map[string]stage.Handler // dead-letter consumer: sink name → handler
+	workers  int
+	cons     jetstream.Consumer
+}
+
+// Serve starts consuming for the given services: every Trigger whose
+// subscriber is one of them gets a durable consumer, and a service that is
+// some Trigger's dead-letter sink also consumes ocr.dlq. It returns once
+// the consumers exist; work continues until Close.
+func (r *Runtime) Serve(ctx context.Context, services ...Service) error {
+	byName := map[string]Service{}
+	for _, s := range services {
+		if s.Workers < 1 {
+			s.Workers = 1
+		}
+		byName[s.Name] = s
+	}
+	var subs []*subscription
+	sinks := map[string]stage.Handler{}
+	for i := range r.cfg.Triggers {
+		t := &r.cfg.Triggers[i]
+		if s, ok := byName[t.Delivery.DeadLetterSink]; ok {
+			sinks[s.Name] = s.Handler
+		}
+		s, ok := byName[t.Subscriber]
+		if !ok {
+			continue
+		}
+		subs = append(subs, &subscription{name: t.Name, trigger: t, delivery: t.Delivery, handler: s.Handler, workers: s.Workers})
+	}
+	if len(sinks) > 0 {
+		subs = append(subs, &subscription{name: "ocrflow-dead-letters", delivery: deadLetterDelivery, sinks: sinks, workers: 1})
+	}
+	for _, sub := range subs {
+		subject := DeadLetterSubject
+		if sub.trigger != nil {
+			subject = r.Subject(sub.trigger.Exact["type"])
+		}
+		cons, err := r.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       sub.name,
+			Description:   "ocrflow trigger " + sub.name,
+			FilterSubject: subject,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       sub.delivery.Timeout + 5*time.Second,
+			// One more than the retries, so a message whose last attempt
+			// crashed its process still reaches us to be dead-lettered.
+			MaxDeliver: sub.delivery.Retry + 2,
+		})
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", sub.name, err)
+		}
+		sub.cons = cons
+	}
+	for _, sub := range subs {
+		r.loops.Go(func() { r.consume(sub) })
+		r.log.Info("consuming", "trigger", sub.name, "workers", sub.workers)
+	}
+	return nil
+}
+
+func (r *Runtime) consume(sub *subscription) {
+	slots := make(chan struct{}, sub.workers)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case slots <- struct{}{}:
+		}
+		n := 1
+	fill:
+		for n < sub.workers {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break fill
+			}
+		}
+		batch, err := sub.cons.Fetch(n, jetstream.FetchMaxWait(r.cfg.FetchWait))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				r.inflight.Go(func() {
+					defer func() { <-slots }()
+					r.handle(sub, msg)
+				})
+			}
+			err = batch.Error()
+		}
+		for range n - got {
+			<-slots
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				return
+			}
+			r.log.Warn("fetch failed", "trigger", sub.name, "error", err)
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		r.log.Error("message without metadata", "trigger", sub.name, "error", err)
+		_ = msg.Term()
+		return
+	}
+	attempt := int(md.NumDelivered)
+	e, err := Decode(msg.Headers(), msg.Data())
+	if err != nil {
+		r.log.Error("undecodable message; terminating it", "trigger", sub.name, "subject", msg.Subject(), "seq", md.Sequence.Stream, "error", err)
+		_ = msg.TermWithReason("not a CloudEvent")
+		return
+	}
+	h := sub.handler
+	if sub.trigger != nil && !sub.trigger.Matches(attr(e)) {
+		_ = msg.Ack()
+		return
+	}
+	if sub.trigger == nil {
+		h = sub.sinks[msg.Headers().Get(headerDeadLetterSink)]
+		if h == nil {
+			r.log.Error("dead letter for an unknown sink", "sink", msg.Headers().Get(headerDeadLetterSink), "id", e.ID())
+			_ = msg.TermWithReason("unknown dead-letter sink")
+			return
+		}
+	}
+	maxAttempts := sub.delivery.Retry + 1
+	if attempt > maxAttempts {
+		r.giveUp(sub, msg, e, 500, errors.New("delivery attempts exhausted (the last attempt did not finish)"))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(stage.WithAttempt(r.work, attempt), sub.delivery.Timeout)
+	reply, herr := h(ctx, e)
+	cancel()
+	if herr == nil && reply != nil {
+		if err := r.Send(r.work, *reply); err != nil {
+			herr = failure.As(failure.ErrTransient, fmt.Errorf("publish reply: %w", err))
+		}
+	}
+	switch {
+	case herr == nil:
+		if err := msg.DoubleAck(r.work); err != nil {
+			r.log.Warn("ack failed; the event will be redelivered", "trigger", sub.name, "id", e.ID(), "error", err)
+		}
+	case !failure.Retryable(herr):
+		// A stage that cannot turn a failure into an event returns it as
+		// permanent; retrying cannot help, so it is dead-lettered at once.
+		r.giveUp(sub, msg, e, 400, herr)
+	case attempt >= maxAttempts:
+		r.giveUp(sub, msg, e, 503, herr)
+	default:
+		delay := time.Duration(float64(sub.delivery.Backoff(attempt)) * r.cfg.BackoffScale)
+		r.log.Info("retrying", "trigger", sub.name, "id", e.ID(), "attempt", attempt, "of", maxAttempts, "in", delay, "error", herr)
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// giveUp dead-letters e (or, for the dead-letter consumer itself, logs and
+// terminates it; the event stays in the stream on ocr.dlq for replay).
+func (r *Runtime) giveUp(sub *subscription, msg jetstream.Msg, e event.Event, code int, cause error) {
+	if sub.trigger == nil {
+		r.log.Error("dead-letter sink failed for good; event kept on "+DeadLetterSubject, "id", e.ID(), "error", cause)
+		_ = msg.TermWithReason("dead-letter sink failed")
+		return
+	}
+	dead := e.Clone()
+	dead.SetExtension(events.ExtErrorCode, int32(code))
+	dead.SetExtension(events.ExtErrorDest, "ocrflow://"+sub.trigger.Subscriber)
+	dead.SetExtension(events.ExtErrorData, base64.StdEncoding.EncodeToString([]byte(failure.Message(cause, 700))))
+	// A distinct Nats-Msg-Id: the stream would drop a copy under e's own id.
+	dead.SetID(e.ID() + "-dead-" + sub.trigger.Name)
+	err := r.publish(r.work, DeadLetterSubject, dead, map[string]string{headerDeadLetterSink: sub.trigger.Delivery.DeadLetterSink})
+	if err != nil {
+		r.log.Error("dead-letter publish failed; retrying later", "id", e.ID(), "error", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	r.log.Warn("dead-lettered", "trigger", sub.name, "id", e.ID(), "code", code, "error", cause)
+	_ = msg.Term()
+}
+
+// Close stops pulling, waits for in-flight handlers until ctx is done
+// (then cancels them; their unacked events are redelivered elsewhere), and
+// disconnects.
+func (r *Runtime) Close(ctx context.Context) error {
+	var err error
+	r.once.Do(func() {
+		close(r.stop)
+		done := make(chan struct{})
+		go func() {
+			r.loops.Wait()
+			r.inflight.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.abort()
+			<-done
+			err = fmt.Errorf("shutdown: in-flight work cancelled: %w", ctx.Err())
+		}
+		r.abort()
+		r.closeConn()
+	})
+	return err
+}
+
+func (r *Runtime) closeConn() {
+	if r.nc != nil {
+		r.nc.Close()
+	}
+	r.shutdownServer()
+}
+
+func (r *Runtime) shutdownServer() {
+	if r.srv != nil {
+		r.srv.Shutdown()
+		r.srv.WaitForShutdown()
+	}
+}
+
+// Follow delivers the events published on subjects (e.g.
+// LifecycleSubjects) from now on, in stream order and deduplicated, until
+// ctx is done; then the channel is closed.
+func (r *Runtime) Follow(ctx context.Context, subjects ...string) (<-chan event.Event, error) {
+	cons, err := r.js.OrderedConsumer(ctx, r.cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow %v: %w", subjects, err)
+	}
+	out := make(chan event.Event, 64)
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("follow %v: %w", subjects, err)
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	go func() {
+		defer close(out)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				return
+			}
+			e, err := Decode(msg.Headers(), msg.Data())
+			if err != nil {
+				continue
+			}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
