@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ocrflow/ocrflow/shared/standalone"
+)
+
+// testdataDir is resolved before any test changes directory.
+var testdataDir, _ = filepath.Abs("../../testdata")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer safe for a command writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testdata(t *testing.T, name string) string {
+	t.Helper()
+	return filepath.Join(testdataDir, name)
+}
+
+func isolate(t *testing.T) {
+	t.Helper()
+	t.Chdir(t.TempDir()) // no stray .env, no ./out in the repo
+	t.Setenv("NATS_URL", "")
+	t.Setenv("LOG_LEVEL", "error")
+}
+
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		wantCode int
+		wantOut  []string
+		wantMD   []string
+	}{
+		{
+			name: "samples_complete", files: []string{"report.pdf", "page.png"}, wantCode: 0,
+			wantOut: []string{"report.pdf", "page.png", "2 document(s), 7 page(s), 0 failed"},
+			wantMD:  []string{"report.pdf.md", "page.png.md"},
+		},
+		{
+			name: "a_failed_document_fails_the_run", files: []string{"page.jpg", "report.txt"}, wantCode: 1,
+			wantOut: []string{"report.txt", "FAILED (validation: ", "unsupported document type", "1 failed"},
+			wantMD:  []string{"page.jpg.md"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			isolate(t)
+			out := filepath.Join(t.TempDir(), "md")
+			args := []string{"run", "--engine", "fake", "--out", out}
+			for _, f := range tc.files {
+				args = append(args, testdata(t, f))
+			}
+			var stdout, stderr syncBuffer
+			code := run(t.Context(), args, &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			for _, md := range tc.wantMD {
+				b, err := os.ReadFile(filepath.Join(out, md))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(b), "fake-ocr ") {
+					t.Errorf("%s has no recognized text:\n%s", md, b)
+				}
+			}
+		})
+	}
+}
+
+func TestHelp_documents_every_command(t *testing.T) {
+	var stdout, stderr syncBuffer
+	if code := run(t.Context(), []string{"--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, cmd := range []string{"ocrflow run", "ocrflow serve", "ocrflow submit"} {
+		if !strings.Contains(stdout.String(), cmd) {
+			t.Errorf("--help does not document %q", cmd)
+		}
+	}
+	for _, tc := range []struct {
+		cmd   string
+		flags []string
+	}{
+		{"run", []string{"-out", "-engine"}},
+		{"submit", []string{"-file", "-content-id", "-tenant", "-owner", "-job-id", "-hint", "-nats", "-broker", "-wait"}},
+		{"serve", []string{"OCR_STAGES", "NATS_URL"}},
+	} {
+		var out, errb syncBuffer
+		run(t.Context(), []string{tc.cmd, "--help"}, &out, &errb)
+		for _, f := range tc.flags {
+			if !strings.Contains(errb.String(), f) {
+				t.Errorf("%s --help does not mention %s:\n%s", tc.cmd, f, errb.String())
+			}
+		}
+	}
+}
+
+// TestServeAndSubmit runs `serve` against a NATS server, submits a job with
+// `submit --wait`, and stops serve with its context (SIGTERM's path).
+func TestServeAndSubmit(t *testing.T) {
+	isolate(t)
+	srv, err := standalone.StartServer(standalone.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	work := t.TempDir()
+	t.Setenv("NATS_URL", srv.ClientURL())
+	t.Setenv("OCR_ENGINE", "fake")
+	t.Setenv("BLOB_URL", "file://"+filepath.Join(work, "blobs"))
+	t.Setenv("CONTENT_DIR", testdata(t, "."))
+	t.Setenv("OUTPUT_DIR", filepath.Join(work, "out"))
+
+	ctx, stop := context.WithCancel(t.Context())
+	served := make(chan int, 1)
+	var serveErr syncBuffer
+	go func() { served <- run(ctx, []string{"serve"}, &serveErr, &serveErr) }()
+
+	var stdout, stderr syncBuffer
+	code := run(t.Context(), []string{"submit", "--file", testdata(t, "page.png"), "--job-id", "cli-job",
+		"--hint", "priority=high", "--wait", "--timeout", "60s"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("submit exit %d\nstdout:\n%s\nstderr:\n%s\nserve:\n%s", code, stdout.String(), stderr.String(), serveErr.String())
+	}
+	if !strings.Contains(stdout.String(), "ocr.job.completed") {
+		t.Fatalf("submit --wait did not print the completed event:\n%s", stdout.String())
+	}
+	if _, err := os.Stat(filepath.Join(work, "out", "page.png.md")); err != nil {
+		t.Fatalf("no result written: %v", err)
+	}
+	stop()
+	select {
+	case code := <-served:
+		if code != 0 {
+			t.Fatalf("serve exit %d after shutdown:\n%s", code, serveErr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s")
+	}
+}
