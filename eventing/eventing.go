@@ -124,8 +124,8 @@ type triggerDoc struct {
 		Filter *struct {
 			Attributes map[string]string `json:"attributes"`
 		} `json:"filter"`
-		Filters []map[string]any `json:"filters"`
-		Subscriber ref           `json:"subscriber"`
+		Filters    []map[string]any `json:"filters"`
+		Subscriber ref              `json:"subscriber"`
 		Delivery   *struct {
 			Retry          *int   `json:"retry"`
 			BackoffPolicy  string `json:"backoffPolicy"`

@@ -127,4 +127,3 @@ func NewDirContent(cfg config.Config, roots ...string) (*content.Dir, error) {
 	}
 	return content.NewDir(roots, cfg.OutputDir)
 }
-

@@ -241,4 +241,3 @@ func TestRuntime_shutdown(t *testing.T) {
 		})
 	}
 }
-
