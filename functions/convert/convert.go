@@ -169,7 +169,10 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) erro
 func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *render.Document, n, total int) error {
 	p, err := doc.Render(ctx, n, s.cfg.Target)
 	if err != nil {
-		return fmt.Errorf("page %d: %w", n, err)
+		if failure.Retryable(err) {
+			return fmt.Errorf("page %d: %w", n, err)
+		}
+		return s.failedPage(ctx, parent, j, n, total, err)
 	}
 	key := scratch.PageKey(j.ID, n, "jpg")
 	if err := s.blobs.Put(ctx, key, bytes.NewReader(p.Data)); err != nil {
@@ -184,6 +187,28 @@ func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *re
 	}
 	if err := s.send.Send(ctx, ev); err != nil {
 		return failure.As(failure.ErrTransient, fmt.Errorf("send page %d: %w", n, err))
+	}
+	return nil
+}
+
+// failedPage records a page that cannot be rendered (a damaged page in an
+// otherwise readable document) and reports it straight to finalize, so the
+// job completes with a placeholder instead of losing the other pages.
+func (s *Stage) failedPage(ctx context.Context, parent event.Event, j job.Job, n, total int, cause error) error {
+	rec := scratch.PageRecord{
+		Page: n, Status: events.PageFailed, Route: events.RouteOCR, EventID: events.PageRenderedID(j.ID, n),
+		Reason: string(failure.Classify(cause)) + ": " + failure.Message(cause, 500),
+	}
+	s.log.Warn("page cannot be rendered", "job", j.ID, "page", n, "reason", rec.Reason)
+	if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(j.ID, n, "json"), rec); err != nil {
+		return failure.As(failure.ErrTransient, err)
+	}
+	ev, err := scratch.RecognizedEvent(&parent, Source, j.ID, total, rec)
+	if err != nil {
+		return err
+	}
+	if err := s.send.Send(ctx, *ev); err != nil {
+		return failure.As(failure.ErrTransient, fmt.Errorf("send failed page %d: %w", n, err))
 	}
 	return nil
 }

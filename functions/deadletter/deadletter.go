@@ -14,7 +14,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/ocrflow/ocrflow/functions/recognize"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -113,7 +112,7 @@ func (s *Stage) deadPage(ctx context.Context, e event.Event, msg string) (*event
 			return nil, failure.As(failure.ErrTransient, err)
 		}
 	}
-	return recognize.Reply(&e, p.JobID, p.Pages, rec, Source)
+	return scratch.RecognizedEvent(&e, Source, p.JobID, p.Pages, rec)
 }
 
 func (s *Stage) deadJob(ctx context.Context, e event.Event, job, msg string) (*event.Event, error) {

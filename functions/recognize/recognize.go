@@ -85,20 +85,7 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 			return nil, failure.As(failure.ErrTransient, err)
 		}
 	}
-	return Reply(&e, p.JobID, p.Pages, rec, Source)
-}
-
-// Reply builds the ocr.page.recognized event for a page record.
-func Reply(parent *event.Event, job string, pages int, rec scratch.PageRecord, source string) (*event.Event, error) {
-	ev, err := events.New(parent, events.PageRecognizedID(job, rec.Page), events.TypePageRecognized, source, rec.Page, job,
-		events.PageRecognized{
-			JobID: job, Page: rec.Page, Pages: pages, Status: rec.Status, Route: rec.Route,
-			Engine: rec.Engine, Reason: rec.Reason, ResultKey: rec.MarkdownKey,
-		})
-	if err != nil {
-		return nil, err
-	}
-	return &ev, nil
+	return scratch.RecognizedEvent(&e, Source, p.JobID, p.Pages, rec)
 }
 
 func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {

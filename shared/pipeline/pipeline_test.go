@@ -65,7 +65,8 @@ type harness struct {
 type harnessOpts struct {
 	url     string // external NATS; "" = embedded
 	fake    *engine.Fake
-	workdir string // shared blob/out dirs across runtimes
+	engine  engine.Engine // overrides fake
+	workdir string        // shared blob/out dirs across runtimes
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -119,7 +120,12 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if fake == nil {
 		fake = &engine.Fake{}
 	}
-	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: fake, Sender: rt})
+	var eng engine.Engine = fake
+	if o.engine != nil {
+		eng = o.engine
+		cfg.Engine = eng.Name()
+	}
+	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng, Sender: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,4 +431,58 @@ func TestStandalone_two_runtimes_share_work_and_complete_each_job_once(t *testin
 	if a+b != 6+1+2+6+1+6 {
 		t.Fatalf("%d engine calls in all, want one per page (22)", a+b)
 	}
+}
+
+// TestPipeline_tesseract_reads_the_scanned_sample runs real OCR end to end:
+// the scanned sample's markdown must contain its known source text.
+func TestPipeline_tesseract_reads_the_scanned_sample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real OCR takes a few seconds")
+	}
+	tess := engine.NewTesseract("", "eng")
+	if err := tess.Check(t.Context()); err != nil {
+		t.Skipf("%v (make test installs it)", err)
+	}
+	h := newHarness(t, harnessOpts{engine: tess})
+	h.submit("tess-scan", "scanned.pdf", nil)
+	evs := h.wait("tess-scan")
+	c := completed(t, evs[len(evs)-1])
+	md, err := os.ReadFile(c.DerivedContentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(testdata, "scanned.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wordRecall(string(src), string(md)); r < 0.95 {
+		t.Fatalf("word recall %.3f < 0.95; markdown:\n%s", r, md)
+	}
+}
+
+// wordRecall is the share of the source's words (lowercased, punctuation
+// trimmed) found in got, counted with multiplicity.
+func wordRecall(src, got string) float64 {
+	norm := func(s string) []string {
+		var out []string
+		for w := range strings.FieldsSeq(strings.ToLower(s)) {
+			if w = strings.Trim(w, ".,;:!?()\"'"); w != "" {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	have := map[string]int{}
+	for _, w := range norm(got) {
+		have[w]++
+	}
+	want := norm(src)
+	hit := 0
+	for _, w := range want {
+		if have[w] > 0 {
+			have[w]--
+			hit++
+		}
+	}
+	return float64(hit) / float64(len(want))
 }

@@ -238,3 +238,16 @@ func End(ctx context.Context, s Store, job string, ev event.Event) (*event.Event
 	}
 	return &ev, nil
 }
+
+// RecognizedEvent builds the ocr.page.recognized event that reports rec.
+func RecognizedEvent(parent *event.Event, source, job string, pages int, rec PageRecord) (*event.Event, error) {
+	ev, err := events.New(parent, events.PageRecognizedID(job, rec.Page), events.TypePageRecognized, source, rec.Page, job,
+		events.PageRecognized{
+			JobID: job, Page: rec.Page, Pages: pages, Status: rec.Status, Route: rec.Route,
+			Engine: rec.Engine, Reason: rec.Reason, ResultKey: rec.MarkdownKey,
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
