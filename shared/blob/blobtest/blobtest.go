@@ -12,16 +12,11 @@ import (
 	"testing"
 
 	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
-// Store is the behaviour the pipeline relies on.
-type Store interface {
-	Put(ctx context.Context, key string, r io.Reader) error
-	Create(ctx context.Context, key string, r io.Reader) error
-	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	Exists(ctx context.Context, key string) (bool, error)
-	List(ctx context.Context, prefix string) ([]string, error)
-}
+// Store is the behaviour the pipeline relies on (scratch.Store).
+type Store = scratch.Store
 
 // Run runs the suite against stores made by newStore (a fresh, empty store
 // per call).
