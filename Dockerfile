@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# One image for every stage and both runtimes:
+#   ocrflow function   the Knative function (func-go CloudEvents server, OCR_STAGES)
+#   ocrflow serve      the standalone runtime on NATS JetStream
+# cgo stays on: go-fitz links MuPDF (AGPL-3.0) statically. The result needs
+# only glibc, so the runtime stage is a slim Debian.
+#
+#   docker build -t ocrflow .                              # with tesseract (CPU fallback)
+#   docker build --build-arg WITH_TESSERACT=false -t ocrflow:gpu-only .
+
+ARG GO_VERSION=1.26
+FROM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/ocrflow ./cmd/ocrflow
+
+FROM debian:bookworm-slim
+ARG WITH_TESSERACT=true
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && if [ "$WITH_TESSERACT" = "true" ]; then apt-get install -y --no-install-recommends tesseract-ocr; fi \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin ocrflow
+COPY --from=build /out/ocrflow /usr/local/bin/ocrflow
+USER 65532:65532
+ENV OMP_THREAD_LIMIT=1 \
+    LISTEN_ADDRESS=[::]:8080 \
+    BLOB_URL=file:///tmp/ocrflow/blobs \
+    NATS_STORE_DIR=/tmp/ocrflow/nats
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/ocrflow"]
+CMD ["function"]
