@@ -56,17 +56,17 @@ func TestRun(t *testing.T) {
 		files    []string
 		wantCode int
 		wantOut  []string
-		wantMD   []string
+		wantMD   map[string]string // result file → text it must contain
 	}{
 		{
 			name: "samples_complete", files: []string{"report.pdf", "page.png"}, wantCode: 0,
 			wantOut: []string{"report.pdf", "page.png", "2 document(s), 7 page(s), 0 failed"},
-			wantMD:  []string{"report.pdf.md", "page.png.md"},
+			wantMD:  map[string]string{"report.pdf.md": "# Page 1: Introduction and Scope", "page.png.md": "fake-ocr "},
 		},
 		{
 			name: "a_failed_document_fails_the_run", files: []string{"page.jpg", "report.txt"}, wantCode: 1,
 			wantOut: []string{"report.txt", "FAILED (validation: ", "unsupported document type", "1 failed"},
-			wantMD:  []string{"page.jpg.md"},
+			wantMD:  map[string]string{"page.jpg.md": "fake-ocr "},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,13 +86,13 @@ func TestRun(t *testing.T) {
 					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
 				}
 			}
-			for _, md := range tc.wantMD {
+			for md, want := range tc.wantMD {
 				b, err := os.ReadFile(filepath.Join(out, md))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !strings.Contains(string(b), "fake-ocr ") {
-					t.Errorf("%s has no recognized text:\n%s", md, b)
+				if !strings.Contains(string(b), want) {
+					t.Errorf("%s lacks %q:\n%s", md, want, b)
 				}
 			}
 		})

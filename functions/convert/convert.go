@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -23,6 +24,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
+	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
 
 // Source is the event source of events convert emits.
@@ -48,6 +50,8 @@ type Config struct {
 	MaxSourceBytes int64
 	// TempDir holds per-job working directories (default os.TempDir()).
 	TempDir string
+	// TextLayer says when a page's own text replaces OCR (default auto).
+	TextLayer textlayer.Mode
 }
 
 // Stage is the convert stage.
@@ -63,6 +67,9 @@ type Stage struct {
 func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slog.Logger) *Stage {
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
+	}
+	if cfg.TextLayer == "" {
+		cfg.TextLayer = textlayer.ModeAuto
 	}
 	return &Stage{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
 }
@@ -165,8 +172,28 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) erro
 	return nil
 }
 
-// page renders page n, stores its image and fans it out.
+// page routes page n: a trustworthy text layer becomes the page's markdown
+// and the page skips the engine; otherwise the page is rendered and its
+// image stored. Either way one ocr.page.rendered fans it out.
 func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *render.Document, n, total int) error {
+	mode := s.cfg.TextLayer
+	if m, ok := textlayer.ParseMode(j.Hints.TextLayer); ok {
+		mode = m
+	}
+	score := 0.0
+	if mode != textlayer.ModeOff {
+		html, w, h, ok, err := doc.PageHTML(ctx, n)
+		if err != nil && failure.Retryable(err) {
+			return fmt.Errorf("page %d: %w", n, err)
+		}
+		if err == nil && ok {
+			a := textlayer.Analyze(html, w, h)
+			score = a.Score
+			if a.Trusted(mode) {
+				return s.textPage(ctx, parent, j, n, total, a)
+			}
+		}
+	}
 	p, err := doc.Render(ctx, n, s.cfg.Target)
 	if err != nil {
 		if failure.Retryable(err) {
@@ -180,7 +207,26 @@ func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *re
 	}
 	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
 		JobID: j.ID, Page: n, Pages: total, Route: events.RouteOCR, ImageKey: key,
-		Width: p.Width, Height: p.Height, TimeoutSeconds: j.Hints.TimeoutSeconds,
+		Width: p.Width, Height: p.Height, TimeoutSeconds: j.Hints.TimeoutSeconds, TextScore: score,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.send.Send(ctx, ev); err != nil {
+		return failure.As(failure.ErrTransient, fmt.Errorf("send page %d: %w", n, err))
+	}
+	return nil
+}
+
+// textPage stores the page's text layer as its markdown and fans it out on
+// route text.
+func (s *Stage) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, a textlayer.Analysis) error {
+	key := scratch.PageKey(j.ID, n, "text.md")
+	if err := s.blobs.Put(ctx, key, strings.NewReader(a.Markdown)); err != nil {
+		return failure.As(failure.ErrTransient, err)
+	}
+	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
+		JobID: j.ID, Page: n, Pages: total, Route: events.RouteText, TextKey: key, TextScore: a.Score,
 	})
 	if err != nil {
 		return err
@@ -223,6 +269,9 @@ func hintMap(j job.Job) map[string]string {
 	}
 	if j.Hints.Force {
 		h["force"] = "true"
+	}
+	if j.Hints.TextLayer != "" {
+		h["text_layer"] = j.Hints.TextLayer
 	}
 	return h
 }

@@ -22,6 +22,10 @@ import (
 // Source is the event source of events recognize emits.
 const Source = "/ocrflow/recognize"
 
+// EngineTextLayer is recorded as engine_used for pages that took their own
+// text layer.
+const EngineTextLayer = "text-layer"
+
 // Engine recognizes a page image.
 type Engine interface {
 	Recognize(ctx context.Context, p engine.Page) (engine.Result, error)
@@ -89,7 +93,7 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 }
 
 func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {
-	rec := scratch.PageRecord{Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID()}
+	rec := scratch.PageRecord{Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID(), TextScore: p.TextScore}
 	var res engine.Result
 	switch p.Route {
 	case events.RouteText:
@@ -98,7 +102,7 @@ func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRende
 			return rec, failure.As(failure.ErrTransient, err)
 		}
 		res = engine.Result{Markdown: string(md)}
-		rec.Engine = "text-layer"
+		rec.Engine = EngineTextLayer
 	default:
 		img, err := scratch.GetBytes(ctx, s.blobs, p.ImageKey)
 		if err != nil {

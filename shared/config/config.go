@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
 
 // Stage names.
@@ -43,6 +45,7 @@ type Config struct {
 	MaxSourceBytes   int64
 	MaxPages         int
 	MaxImagePixels   int64
+	TextLayer        string
 	ConvertWorkers   int
 	RecognizeWorkers int
 	LogLevel         string
@@ -88,6 +91,13 @@ var Vars = []Var{
 	{"MAX_SOURCE_BYTES", "104857600", "Largest accepted source document in bytes (100 MiB).", i64(func(c *Config) *int64 { return &c.MaxSourceBytes })},
 	{"MAX_PAGES", "2000", "Largest accepted page count.", intv(func(c *Config) *int { return &c.MaxPages })},
 	{"MAX_IMAGE_PIXELS", "100000000", "Largest accepted raster image (width×height), checked before decoding.", i64(func(c *Config) *int64 { return &c.MaxImagePixels })},
+	{"TEXT_LAYER", "auto", "Pages with a trustworthy text layer skip OCR: auto (score it), off (always OCR) or only (never OCR).", func(c *Config, v string) error {
+		if _, ok := textlayer.ParseMode(v); !ok {
+			return fmt.Errorf("%q is not auto, off or only", v)
+		}
+		c.TextLayer = strings.ToLower(strings.TrimSpace(v))
+		return nil
+	}},
 	{"CONVERT_WORKERS", "1", "Jobs one process converts at once (standalone runtime).", intv(func(c *Config) *int { return &c.ConvertWorkers })},
 	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},

@@ -87,6 +87,8 @@ type PageRendered struct {
 	Height  int    `json:"height,omitempty"`
 	// TimeoutSeconds is the job's per-page timeout hint (0 = default).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// TextScore rates the page's own text layer (0–1); it decided Route.
+	TextScore float64 `json:"text_score"`
 }
 
 // PageStatus is the outcome of one page.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
 
 // Job is a validated OCR job.
@@ -53,6 +54,8 @@ type Hints struct {
 	Resolution     string
 	Pages          string
 	OutputFormat   string
+	// TextLayer overrides TEXT_LAYER for this job: auto, off or only.
+	TextLayer string
 	// Unknown holds hints ocrflow does not understand (logged, not fatal).
 	Unknown map[string]string
 }
@@ -158,6 +161,11 @@ func parseHints(in map[string]string) (Hints, error) {
 				return h, err
 			}
 			h.Pages = v
+		case "text_layer":
+			if _, ok := textlayer.ParseMode(v); !ok {
+				return h, failure.Validation("hint text_layer=%q is not auto, off or only", v)
+			}
+			h.TextLayer = strings.ToLower(v)
 		case "output_format":
 			if v != "" && v != "markdown" {
 				return h, failure.Validation("hint output_format=%q is not supported (markdown)", v)

@@ -19,6 +19,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/standalone"
+	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
 
 // ServiceName returns the Knative Service name of a stage, as the Trigger
@@ -72,6 +73,7 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 				Target:         engine.Target(engineName),
 				Limits:         render.Limits{MaxPages: cfg.MaxPages, MaxImagePixels: cfg.MaxImagePixels},
 				MaxSourceBytes: cfg.MaxSourceBytes,
+				TextLayer:      textlayer.Mode(cfg.TextLayer),
 			}, p.Blobs, p.Content, p.Sender, log).Handle
 			workers = cfg.ConvertWorkers
 		case config.StageRecognize:

@@ -246,7 +246,8 @@ func TestPipeline_documents_complete_with_every_page_once_in_order(t *testing.T)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "job-" + strings.ReplaceAll(tc.name, "_", "-")
-			h.submit(id, tc.file, nil)
+			// Every page through the engine, so the fake's text proves order.
+			h.submit(id, tc.file, map[string]string{"text_layer": "off"})
 			evs := h.wait(id)
 			if evs[0].Type() != events.TypeJobStarted {
 				t.Fatalf("first lifecycle event is %s, want started (all: %v)", evs[0].Type(), types(evs))
@@ -321,7 +322,7 @@ func TestPipeline_transient_engine_failure_is_retried_then_succeeds(t *testing.T
 		return nil
 	}}
 	h := newHarness(t, harnessOpts{fake: fake})
-	h.submit("retry-job", "report.pdf", nil)
+	h.submit("retry-job", "report.pdf", map[string]string{"text_layer": "off"})
 	evs := h.wait("retry-job")
 	c := completed(t, evs[len(evs)-1])
 	if len(c.FailedPages) != 0 {
@@ -357,7 +358,7 @@ func TestPipeline_poisoned_page_exhausts_retries_and_is_dead_lettered(t *testing
 		return nil
 	}}
 	h := newHarness(t, harnessOpts{fake: fake})
-	h.submit("poison-job", "report.pdf", nil)
+	h.submit("poison-job", "report.pdf", map[string]string{"text_layer": "off"})
 	evs := h.wait("poison-job")
 	c := completed(t, evs[len(evs)-1])
 	if len(c.FailedPages) != 1 || c.FailedPages[0].Page != 3 {
@@ -405,7 +406,7 @@ func TestStandalone_two_runtimes_share_work_and_complete_each_job_once(t *testin
 	}
 	files := []string{"report.pdf", "page.png", "scanned.pdf", "report.pdf", "page.jpg", "report.pdf"}
 	for i, f := range files {
-		hs[i%2].submit(fmt.Sprintf("shared-%d", i), f, nil)
+		hs[i%2].submit(fmt.Sprintf("shared-%d", i), f, map[string]string{"text_layer": "off"})
 	}
 	for i := range files {
 		id := fmt.Sprintf("shared-%d", i)
@@ -485,4 +486,49 @@ func wordRecall(src, got string) float64 {
 		}
 	}
 	return float64(hit) / float64(len(want))
+}
+
+// TestPipeline_text_layer_fast_path: born-digital pages take their own text
+// and never reach the engine; scans still do.
+func TestPipeline_text_layer_fast_path(t *testing.T) {
+	var calls atomic.Int32
+	fake := &engine.Fake{Fail: func(engine.Page) error { calls.Add(1); return nil }}
+	h := newHarness(t, harnessOpts{fake: fake})
+	for _, tc := range []struct {
+		file        string
+		text, gpu   int
+		engineCalls int32
+	}{
+		{"report.pdf", 6, 0, 0},
+		{"scanned.pdf", 0, 2, 2},
+		{"scanned_ocrlayer.pdf", 0, 1, 1},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			calls.Store(0)
+			id := "tl-" + strings.ReplaceAll(strings.TrimSuffix(tc.file, ".pdf"), "_", "-")
+			h.submit(id, tc.file, nil)
+			evs := h.wait(id)
+			c := completed(t, evs[len(evs)-1])
+			if c.PagesByRoute["text"] != tc.text || c.PagesByRoute["gpu"] != tc.gpu {
+				t.Fatalf("pages by route %v, want text %d gpu %d", c.PagesByRoute, tc.text, tc.gpu)
+			}
+			if got := calls.Load(); got != tc.engineCalls {
+				t.Fatalf("%d engine calls, want %d", got, tc.engineCalls)
+			}
+			if tc.text == 0 {
+				return
+			}
+			md, err := os.ReadFile(c.DerivedContentID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := os.ReadFile(filepath.Join(testdata, strings.TrimSuffix(tc.file, ".pdf")+".txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := wordRecall(string(src), string(md)); r < 0.99 {
+				t.Fatalf("word recall %.4f < 0.99 for a born-digital document", r)
+			}
+		})
+	}
 }

@@ -60,6 +60,20 @@ func (p *pdfDoc) render(i int, t Target) (*image.RGBA, error) {
 	return img, nil
 }
 
+func (p *pdfDoc) html(i int) (string, image.Rectangle, error) {
+	fitzMu.Lock()
+	defer fitzMu.Unlock()
+	b, err := p.doc.Bound(i)
+	if err != nil {
+		return "", b, failure.Validation("page %d cannot be loaded: %v", i+1, err)
+	}
+	h, err := p.doc.HTML(i, false)
+	if err != nil {
+		return "", b, failure.Validation("page %d text cannot be extracted: %v", i+1, err)
+	}
+	return h, b, nil
+}
+
 func (p *pdfDoc) close() {
 	fitzMu.Lock()
 	defer fitzMu.Unlock()

@@ -196,6 +196,26 @@ func (d *Document) Render(ctx context.Context, n int, t Target) (Page, error) {
 	return Encode(img)
 }
 
+// PageHTML returns MuPDF's positioned HTML for page n (1-based) and the
+// page size in points, for text-layer analysis. Raster images have no text
+// layer: ok is false.
+func (d *Document) PageHTML(ctx context.Context, n int) (html string, widthPt, heightPt float64, ok bool, err error) {
+	if d.pdf == nil {
+		return "", 0, 0, false, nil
+	}
+	if n < 1 || n > d.pages {
+		return "", 0, 0, false, fmt.Errorf("page html %d of %d: out of range", n, d.pages)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", 0, 0, false, err
+	}
+	html, b, err := d.pdf.html(n - 1)
+	if err != nil {
+		return "", 0, 0, false, err
+	}
+	return html, float64(b.Dx()), float64(b.Dy()), true, nil
+}
+
 // Encode encodes img as JPEG quality 90. A page with no colour (text,
 // most scans) is encoded as one-channel grayscale, which is about three
 // times cheaper than YCbCr and smaller.

@@ -67,6 +67,8 @@ type PageRecord struct {
 	MarkdownKey string `json:"markdown_key,omitempty"`
 	// EventID is the id of the event that produced the record.
 	EventID string `json:"event_id,omitempty"`
+	// TextScore is the page's text-layer score when convert measured it.
+	TextScore float64 `json:"text_score"`
 }
 
 // Outcome is a job's terminal outcome. It is created once; whoever creates

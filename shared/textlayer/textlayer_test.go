@@ -1,0 +1,164 @@
+package textlayer_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/textlayer"
+)
+
+func analyze(t *testing.T, file string) []textlayer.Analysis {
+	t.Helper()
+	doc, err := render.Open(context.Background(), "../../testdata/"+file, render.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	var out []textlayer.Analysis
+	for n := 1; n <= doc.Pages(); n++ {
+		h, w, hh, ok, err := doc.PageHTML(context.Background(), n)
+		if err != nil || !ok {
+			t.Fatalf("page %d html: ok=%v err=%v", n, ok, err)
+		}
+		out = append(out, textlayer.Analyze(h, w, hh))
+	}
+	return out
+}
+
+// sourcePages splits a testdata .txt (pages separated by a form feed line).
+func sourcePages(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(string(b), "\f")
+}
+
+func TestAnalyze_routes(t *testing.T) {
+	for _, tc := range []struct {
+		name, file  string
+		wantTrusted bool
+	}{
+		{"born_digital_pages_take_their_text", "report.pdf", true},
+		{"image_only_scans_need_ocr", "scanned.pdf", false},
+		{"invisible_ocr_layer_over_a_scan_needs_ocr", "scanned_ocrlayer.pdf", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, a := range analyze(t, tc.file) {
+				if got := a.Trusted(textlayer.ModeAuto); got != tc.wantTrusted {
+					t.Errorf("page %d: trusted=%v (score %.2f, chars %d, bad %d, image coverage %.2f), want %v",
+						i+1, got, a.Score, a.Chars, a.BadGlyphs, a.ImageCoverage, tc.wantTrusted)
+				}
+			}
+		})
+	}
+}
+
+func TestAnalyze_born_digital_markdown_matches_source(t *testing.T) {
+	src := sourcePages(t, "report.txt")
+	pages := analyze(t, "report.pdf")
+	if len(pages) != len(src) {
+		t.Fatalf("%d pages, source has %d", len(pages), len(src))
+	}
+	for i, a := range pages {
+		if !strings.HasPrefix(a.Markdown, "# Page ") {
+			t.Errorf("page %d: the 18 pt heading is not a markdown heading: %.60q", i+1, a.Markdown)
+		}
+		plain := strings.ReplaceAll(a.Markdown, "# ", "")
+		if cer := CER(src[i], plain); cer > 0.01 {
+			t.Errorf("page %d: character error rate %.4f > 1%%", i+1, cer)
+		}
+		paras := strings.Count(strings.TrimSpace(src[i]), "\n\n") + 1
+		if got := strings.Count(strings.TrimSpace(a.Markdown), "\n\n") + 1; got != paras {
+			t.Errorf("page %d: %d blocks, source has %d paragraphs", i+1, got, paras)
+		}
+	}
+}
+
+func TestAnalyze_scores_broken_layers_low(t *testing.T) {
+	p := func(s string) string {
+		return `<div id="page0"><p style="top:10pt;left:10pt;line-height:11pt"><span style="font-size:11pt">` + s + `</span></p></div>`
+	}
+	prose := strings.Repeat("The quick brown fox jumps over the lazy dog near the river bank. ", 8)
+	for _, tc := range []struct {
+		name    string
+		html    string
+		trusted bool
+	}{
+		{"clean_prose", p(prose), true},
+		{"replacement_characters", p(strings.Repeat("Th\uFFFD qu\uFFFDck \uFFFDrown ", 20)), false},
+		{"private_use_glyphs", p(strings.Repeat("\uE001\uE002\uE003 word ", 30)), false},
+		{"glyph_artefacts", p(strings.Repeat("GLYPH<c=3,font=/AAA> /G123 text ", 20)), false},
+		{"glued_words", p(strings.Repeat("Thequickbrownfoxjumpsoverthelazydog", 10)), false},
+		{"empty_page", `<div id="page0"></div>`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := textlayer.Analyze(tc.html, 595, 842)
+			if got := a.Trusted(textlayer.ModeAuto); got != tc.trusted {
+				t.Fatalf("trusted=%v (score %.2f, bad %d), want %v", got, a.Score, a.BadGlyphs, tc.trusted)
+			}
+		})
+	}
+}
+
+func TestAnalyze_lists_and_headings(t *testing.T) {
+	html := `<div id="page0">
+<p style="top:50pt;left:72pt;line-height:20pt"><b><span style="font-size:20pt">Annual Report</span></b></p>
+<p style="top:90pt;left:72pt;line-height:14pt"><b><span style="font-size:14pt">Highlights</span></b></p>
+<p style="top:120pt;left:72pt;line-height:11pt"><span style="font-size:11pt">Revenue grew across all regions this year.</span></p>
+<p style="top:140pt;left:72pt;line-height:11pt"><span style="font-size:11pt">• Water quality met every standard</span></p>
+<p style="top:154pt;left:72pt;line-height:11pt"><span style="font-size:11pt">• Two new pumping stations opened</span></p>
+<p style="top:176pt;left:72pt;line-height:11pt"><span style="font-size:11pt">1. Replace the oldest mains</span></p>
+</div>`
+	got := textlayer.Analyze(html, 595, 842).Markdown
+	for _, want := range []string{"# Annual Report\n", "## Highlights\n", "Revenue grew across all regions this year.\n",
+		"- Water quality met every standard\n- Two new pumping stations opened\n", "1. Replace the oldest mains\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want textlayer.Mode
+		ok   bool
+	}{{"auto", textlayer.ModeAuto, true}, {" OFF ", textlayer.ModeOff, true}, {"only", textlayer.ModeOnly, true}, {"sometimes", "", false}} {
+		got, ok := textlayer.ParseMode(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseMode(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// CER is the character error rate of got against want: Levenshtein
+// distance over whitespace-normalised text, divided by len(want).
+func CER(want, got string) float64 {
+	a := []rune(strings.Join(strings.Fields(want), " "))
+	b := []rune(strings.Join(strings.Fields(got), " "))
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	if len(a) == 0 {
+		return 0
+	}
+	return float64(prev[len(b)]) / float64(len(a))
+}
