@@ -26,6 +26,8 @@ run: deps-run
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -tags nomupdf -count=1 -run Pdftoppm ./shared/render/
+	@if $(GO) list -deps -tags nomupdf ./cmd/ocrflow | grep -q go-fitz; then echo "nomupdf build still links go-fitz (AGPL)"; exit 1; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -210,7 +210,7 @@ func (d *Document) PageHTML(ctx context.Context, n int) (html string, widthPt, h
 		return "", 0, 0, false, err
 	}
 	html, b, err := d.pdf.html(n - 1)
-	if err != nil {
+	if err != nil || html == "" {
 		return "", 0, 0, false, err
 	}
 	return html, float64(b.Dx()), float64(b.Dy()), true, nil
