@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/render"
 )
 
 const usage = `ocrflow turns documents into markdown: convert → recognize → finalize,
@@ -39,6 +40,14 @@ the environment wins); see docs/configuration.md.
 `
 
 func main() {
+	if os.Getenv(render.ChildEnv) == "1" {
+		// A render child (RENDER_ISOLATION=process): serve MuPDF calls only.
+		if err := render.ServeChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -46,10 +46,25 @@ type Config struct {
 	MaxPages         int
 	MaxImagePixels   int64
 	TextLayer        string
+	RenderIsolation  string
+	RenderMemory     int64
+	RenderTimeout    time.Duration
 	ConvertWorkers   int
 	RecognizeWorkers int
 	LogLevel         string
 	ShutdownTimeout  time.Duration
+
+	// Content store (docs/content.md).
+	ContentStore          string
+	SimpleContentURL      string
+	SimpleContentAPIKey   string
+	SimpleContentTimeout  time.Duration
+	SimpleContentAttempts int
+	SourceAllowedHosts    []string
+	SourceTimeout         time.Duration
+	S3Endpoint            string
+	S3Region              string
+	S3PathStyle           bool
 }
 
 // Var is one environment variable.
@@ -81,9 +96,41 @@ var Vars = []Var{
 	{"OCR_ENGINE", "tesseract", "Recognition engine: tesseract (CPU) or fake (tests only).", str(func(c *Config) *string { return &c.Engine })},
 	{"OCR_TESSERACT_LANGS", "eng", "Languages passed to tesseract -l (e.g. eng+deu; install tesseract-ocr-<lang>).", str(func(c *Config) *string { return &c.TesseractLangs })},
 	{"OCR_PAGE_TIMEOUT", "30s", "Deadline of one engine call, unless the job's timeout_seconds hint says otherwise.", dur(func(c *Config) *time.Duration { return &c.PageTimeout })},
-	{"BLOB_URL", "file://./.ocrflow/blobs", "Scratch store for page images and results (file://DIR; shared by every serve process on the host).", str(func(c *Config) *string { return &c.BlobURL })},
+	{"BLOB_URL", "file://./.ocrflow/blobs", "Scratch store for page images and results: file://DIR (one host) or s3://bucket/prefix (shared by every pod; see S3_*).", str(func(c *Config) *string { return &c.BlobURL })},
 	{"CONTENT_DIR", ".", "Directory content store: jobs may read source files under this directory only.", str(func(c *Config) *string { return &c.ContentDir })},
 	{"OUTPUT_DIR", "./out", "Directory content store: results are written here as <source name>.md.", str(func(c *Config) *string { return &c.OutputDir })},
+	{"CONTENT_STORE", "auto", "Where sources come from and results go: simple-content, dir, or auto (simple-content when SIMPLE_CONTENT_URL is set, else dir).", func(c *Config, v string) error {
+		switch v = strings.ToLower(strings.TrimSpace(v)); v {
+		case ContentAuto, ContentSimpleContent, ContentDir:
+			c.ContentStore = v
+			return nil
+		}
+		return fmt.Errorf("%q is not auto, simple-content or dir", v)
+	}},
+	{"SIMPLE_CONTENT_URL", "", "Base URL of simple-content's v5 API, e.g. http://simple-content:4000 (the client appends /api/v5).", str(func(c *Config) *string { return &c.SimpleContentURL })},
+	{"SIMPLE_CONTENT_API_KEY", "", "API key for simple-content, sent as the raw Authorization header.", str(func(c *Config) *string { return &c.SimpleContentAPIKey })},
+	{"SIMPLE_CONTENT_TIMEOUT", "30s", "Deadline of one simple-content API call (one attempt).", dur(func(c *Config) *time.Duration { return &c.SimpleContentTimeout })},
+	{"SIMPLE_CONTENT_ATTEMPTS", "3", "Attempts per simple-content call on 5xx, 429 and connection errors (creates are not repeated once sent).", intv(func(c *Config) *int { return &c.SimpleContentAttempts })},
+	{"SOURCE_ALLOWED_HOSTS", "", "Hosts source and upload URLs may point at (comma list of host, host:port or *.domain); empty = the hosts of SIMPLE_CONTENT_URL and S3_ENDPOINT (*.amazonaws.com without S3_ENDPOINT).", func(c *Config, v string) error {
+		c.SourceAllowedHosts = nil
+		for h := range strings.SplitSeq(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.SourceAllowedHosts = append(c.SourceAllowedHosts, h)
+			}
+		}
+		return nil
+	}},
+	{"SOURCE_TIMEOUT", "10m", "Deadline of one source download.", dur(func(c *Config) *time.Duration { return &c.SourceTimeout })},
+	{"S3_ENDPOINT", "", "S3 API URL for MinIO or another S3-compatible server (e.g. http://minio:9000); empty = AWS. Credentials come from the default AWS chain.", str(func(c *Config) *string { return &c.S3Endpoint })},
+	{"S3_REGION", "us-east-1", "S3 signing region.", str(func(c *Config) *string { return &c.S3Region })},
+	{"S3_PATH_STYLE", "false", "Address buckets as /bucket/key (true for MinIO) instead of bucket.host.", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.S3PathStyle = b
+		return nil
+	}},
 	{"NATS_URL", "", "NATS server URL; empty starts an embedded nats-server with JetStream.", str(func(c *Config) *string { return &c.NATSURL })},
 	{"NATS_LISTEN", "127.0.0.1:4222", "Client address of the embedded server started by `ocrflow serve` (other processes connect here).", str(func(c *Config) *string { return &c.NATSListen })},
 	{"NATS_STORE_DIR", "./.ocrflow/nats", "JetStream storage directory of the embedded server.", str(func(c *Config) *string { return &c.NATSStoreDir })},
@@ -98,6 +145,15 @@ var Vars = []Var{
 		c.TextLayer = strings.ToLower(strings.TrimSpace(v))
 		return nil
 	}},
+	{"RENDER_ISOLATION", "in-process", "in-process, or process: render each document in a child process (memory and time limits) so a file that crashes MuPDF fails alone.", func(c *Config, v string) error {
+		if v != "in-process" && v != "process" {
+			return fmt.Errorf("%q is not in-process or process", v)
+		}
+		c.RenderIsolation = v
+		return nil
+	}},
+	{"RENDER_MEMORY_LIMIT", "2147483648", "Address-space limit of a render child in bytes (RENDER_ISOLATION=process).", i64(func(c *Config) *int64 { return &c.RenderMemory })},
+	{"RENDER_TIMEOUT", "60s", "Time limit of one render call in a child; the child is killed after it (RENDER_ISOLATION=process).", dur(func(c *Config) *time.Duration { return &c.RenderTimeout })},
 	{"CONVERT_WORKERS", "1", "Jobs one process converts at once (standalone runtime).", intv(func(c *Config) *int { return &c.ConvertWorkers })},
 	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
@@ -193,10 +249,35 @@ func (c Config) Validate() error {
 	if c.ConvertWorkers < 1 {
 		errs = append(errs, errors.New("CONVERT_WORKERS: must be at least 1"))
 	}
+	if c.ContentStore == ContentSimpleContent && c.SimpleContentURL == "" {
+		errs = append(errs, errors.New("CONTENT_STORE: simple-content needs SIMPLE_CONTENT_URL"))
+	}
+	if c.SimpleContentAttempts < 1 {
+		errs = append(errs, errors.New("SIMPLE_CONTENT_ATTEMPTS: must be at least 1"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// Content store choices (CONTENT_STORE).
+const (
+	ContentAuto          = "auto"
+	ContentSimpleContent = "simple-content"
+	ContentDir           = "dir"
+)
+
+// Content returns the content store the configuration selects:
+// ContentSimpleContent or ContentDir.
+func (c Config) Content() string {
+	if c.ContentStore == ContentAuto || c.ContentStore == "" {
+		if c.SimpleContentURL != "" {
+			return ContentSimpleContent
+		}
+		return ContentDir
+	}
+	return c.ContentStore
 }
 
 // Serves reports whether the configuration selects stage s.

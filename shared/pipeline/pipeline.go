@@ -63,6 +63,7 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 	if p.Engine != nil {
 		engineName = p.Engine.Name()
 	}
+	recipe := RecipeFor(cfg, engineName)
 	var out []Stage
 	for _, name := range cfg.Stages {
 		var h stage.Handler
@@ -70,10 +71,13 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 		switch name {
 		case config.StageConvert:
 			h = convert.New(convert.Config{
-				Target:         engine.Target(engineName),
-				Limits:         render.Limits{MaxPages: cfg.MaxPages, MaxImagePixels: cfg.MaxImagePixels},
+				Target: engine.Target(engineName),
+				Limits: render.Limits{MaxPages: cfg.MaxPages, MaxImagePixels: cfg.MaxImagePixels, Isolation: render.Isolation{
+					Enabled: cfg.RenderIsolation == "process", MemoryBytes: cfg.RenderMemory, CallTimeout: cfg.RenderTimeout,
+				}},
 				MaxSourceBytes: cfg.MaxSourceBytes,
 				TextLayer:      textlayer.Mode(cfg.TextLayer),
+				Recipe:         recipe,
 			}, p.Blobs, p.Content, p.Sender, log).Handle
 			workers = cfg.ConvertWorkers
 		case config.StageRecognize:
@@ -83,7 +87,7 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 			h = recognize.New(recognize.Config{PageTimeout: cfg.PageTimeout}, p.Blobs, p.Engine, log).Handle
 			workers = cfg.Recognizers()
 		case config.StageFinalize:
-			h = finalize.New(p.Blobs, p.Content, engineName, log).Handle
+			h = finalize.New(p.Blobs, p.Content, recipe, log).Handle
 		case config.StageDeadLetter:
 			h = deadletter.New(p.Blobs, log).Handle
 		default:

@@ -51,6 +51,9 @@ type Limits struct {
 	// MaxImagePixels rejects raster images larger than this (width×height),
 	// checked from the header before decoding.
 	MaxImagePixels int64
+	// Isolation renders in a child process, so a document that crashes
+	// MuPDF fails alone instead of taking the process down.
+	Isolation Isolation
 }
 
 // Page is one encoded page image.
@@ -117,8 +120,17 @@ func Sniff(path string) (Format, string, error) {
 type Document struct {
 	format Format
 	pages  int
-	pdf    *pdfDoc
+	pdf    pager
 	img    image.Image
+}
+
+// pager is a paged document behind MuPDF (in process, or in a child process
+// when isolated).
+type pager interface {
+	numPages() int
+	render(i int, t Target) (*image.RGBA, error)
+	html(i int) (string, image.Rectangle, error)
+	close()
 }
 
 // Open sniffs and opens the file at path. Unreadable, corrupt, encrypted or
@@ -134,7 +146,11 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 	d := &Document{format: format}
 	switch format {
 	case FormatPDF, FormatTIFF:
-		d.pdf, err = openFitz(path, format)
+		if lim.Isolation.Enabled {
+			d.pdf, err = openChild(ctx, path, format, lim.Isolation)
+		} else {
+			d.pdf, err = openFitz(path, format)
+		}
 		if err != nil {
 			return nil, err
 		}
