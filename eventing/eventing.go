@@ -22,6 +22,9 @@ import (
 //go:embed *.yaml
 var manifests embed.FS
 
+//go:embed optional/*.yaml
+var optional embed.FS
+
 // Files returns the embedded manifests.
 func Files() fs.FS { return manifests }
 
@@ -82,13 +85,19 @@ func (t Trigger) Matches(attr func(name string) (string, bool)) bool {
 }
 
 // Triggers returns the Triggers of the embedded manifests, sorted by name.
-func Triggers() ([]Trigger, error) {
+func Triggers() ([]Trigger, error) { return triggersIn(manifests) }
+
+// OptionalTriggers returns the Triggers of optional features
+// (eventing/optional: autoocr), sorted by name.
+func OptionalTriggers() ([]Trigger, error) { return triggersIn(optional) }
+
+func triggersIn(fsys fs.FS) ([]Trigger, error) {
 	var all []Trigger
-	err := fs.WalkDir(manifests, ".", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(manifests, p)
+		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ import (
 const funcWriteTimeout = 30 * time.Second
 
 // overlays are every kustomize entry point.
-var overlays = []string{"overlays/dev", "overlays/prod", "overlays/deepseek-ocr-2", "base"}
+var overlays = []string{"overlays/dev", "overlays/prod", "overlays/deepseek-ocr-2", "overlays/autoocr", "base"}
 
 // object is one rendered manifest.
 type object struct {

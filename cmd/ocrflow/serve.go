@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/ocrflow/ocrflow/eventing"
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/pipeline"
@@ -42,11 +40,11 @@ The blob store (BLOB_URL) must be shared by all of them.
 	if url := rt.ClientURL(); url != "" {
 		log.Info("embedded nats-server", "url", url, "store", cfg.NATSStoreDir)
 	}
-	blobs, err := blob.Open(cfg.BlobURL)
+	blobs, err := pipeline.OpenBlobs(ctx, cfg)
 	if err != nil {
 		return closeAfter(rt, cfg, err)
 	}
-	store, err := pipeline.NewDirContent(cfg)
+	store, err := pipeline.NewContent(ctx, cfg, log)
 	if err != nil {
 		return closeAfter(rt, cfg, err)
 	}
@@ -63,7 +61,7 @@ The blob store (BLOB_URL) must be shared by all of them.
 	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
 		return closeAfter(rt, cfg, err)
 	}
-	log.Info("serving", "stages", cfg.Stages, "engine", cfg.Engine, "blobs", cfg.BlobURL)
+	log.Info("serving", "stages", cfg.Stages, "engine", cfg.Engine, "blobs", cfg.BlobURL, "content", cfg.Content())
 	<-ctx.Done()
 	log.Info("stopping: finishing in-flight work", "timeout", cfg.ShutdownTimeout)
 	return closeAfter(rt, cfg, nil)
@@ -72,7 +70,7 @@ The blob store (BLOB_URL) must be shared by all of them.
 // startRuntime connects to NATS_URL or starts the embedded server (with
 // listen as its client address; "" for in-process only).
 func startRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, listen string) (*standalone.Runtime, error) {
-	triggers, err := eventing.Triggers()
+	triggers, err := pipeline.Triggers(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,9 @@ const (
 	StageRecognize  = "recognize"
 	StageFinalize   = "finalize"
 	StageDeadLetter = "deadletter"
+	// StageAutoOCR turns content-uploaded events into jobs (optional: not
+	// in the default OCR_STAGES).
+	StageAutoOCR = "autoocr"
 )
 
 // AllStages lists every stage in pipeline order.
@@ -46,6 +49,10 @@ type Config struct {
 	MaxPages         int
 	MaxImagePixels   int64
 	TextLayer        string
+	AutoOCRType      string
+	AutoOCRMIMETypes []string
+	AutoOCRTenants   []string
+	AutoOCRExclude   []string
 	RenderIsolation  string
 	RenderMemory     int64
 	RenderTimeout    time.Duration
@@ -83,8 +90,8 @@ var Vars = []Var{
 			if s = strings.TrimSpace(s); s == "" {
 				continue
 			}
-			if !slices.Contains(AllStages, s) {
-				return fmt.Errorf("unknown stage %q (known: %s)", s, strings.Join(AllStages, ", "))
+			if !slices.Contains(AllStages, s) && s != StageAutoOCR {
+				return fmt.Errorf("unknown stage %q (known: %s, %s)", s, strings.Join(AllStages, ", "), StageAutoOCR)
 			}
 			c.Stages = append(c.Stages, s)
 		}
@@ -145,6 +152,10 @@ var Vars = []Var{
 		c.TextLayer = strings.ToLower(strings.TrimSpace(v))
 		return nil
 	}},
+	{"AUTOOCR_EVENT_TYPE", "content.uploaded", "CloudEvent type the optional autoocr stage turns into OCR jobs (standalone routing; edit eventing/optional/autoocr.yaml for Knative).", str(func(c *Config) *string { return &c.AutoOCRType })},
+	{"AUTOOCR_MIME_TYPES", "application/pdf,image/*", "MIME types autoocr accepts (comma list; image/* matches every image).", list(func(c *Config) *[]string { return &c.AutoOCRMIMETypes })},
+	{"AUTOOCR_TENANTS", "*", "Tenants autoocr serves (comma list; * = all).", list(func(c *Config) *[]string { return &c.AutoOCRTenants })},
+	{"AUTOOCR_EXCLUDE_TENANTS", "", "Tenants with automatic OCR off (comma list).", list(func(c *Config) *[]string { return &c.AutoOCRExclude })},
 	{"RENDER_ISOLATION", "in-process", "in-process, or process: render each document in a child process (memory and time limits) so a file that crashes MuPDF fails alone.", func(c *Config, v string) error {
 		if v != "in-process" && v != "process" {
 			return fmt.Errorf("%q is not in-process or process", v)
@@ -162,6 +173,19 @@ var Vars = []Var{
 
 func str(f func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func list(f func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		*f(c) = out
+		return nil
+	}
 }
 
 func dur(f func(*Config) *time.Duration) func(*Config, string) error {

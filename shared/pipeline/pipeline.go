@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/ocrflow/ocrflow/eventing"
+	"github.com/ocrflow/ocrflow/functions/autoocr"
 	"github.com/ocrflow/ocrflow/functions/convert"
 	"github.com/ocrflow/ocrflow/functions/deadletter"
 	"github.com/ocrflow/ocrflow/functions/finalize"
@@ -90,12 +92,37 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 			h = finalize.New(p.Blobs, p.Content, recipe, log).Handle
 		case config.StageDeadLetter:
 			h = deadletter.New(p.Blobs, log).Handle
+		case config.StageAutoOCR:
+			h = autoocr.New(autoocr.Policy{
+				MIMETypes: cfg.AutoOCRMIMETypes, Tenants: cfg.AutoOCRTenants, ExcludeTenants: cfg.AutoOCRExclude,
+			}, log).Handle
 		default:
 			return nil, fmt.Errorf("pipeline: unknown stage %q", name)
 		}
 		out = append(out, Stage{Name: name, Handler: wrap(name, h), Workers: workers})
 	}
 	return out, nil
+}
+
+// Triggers returns the standalone routing for cfg: the Triggers of
+// eventing/, plus the optional autoocr Trigger (filtering on
+// AUTOOCR_EVENT_TYPE) when that stage is served.
+func Triggers(cfg config.Config) ([]eventing.Trigger, error) {
+	ts, err := eventing.Triggers()
+	if err != nil || !cfg.Serves(config.StageAutoOCR) {
+		return ts, err
+	}
+	opt, err := eventing.OptionalTriggers()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range opt {
+		if t.Subscriber == ServiceName(config.StageAutoOCR) {
+			t.Exact["type"] = cfg.AutoOCRType
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
 }
 
 // Services adapts built stages to the standalone runtime.

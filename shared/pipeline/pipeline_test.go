@@ -66,6 +66,7 @@ type harnessOpts struct {
 	url     string // external NATS; "" = embedded
 	fake    *engine.Fake
 	engine  engine.Engine // overrides fake
+	stages  string        // OCR_STAGES; "" = the default
 	workdir string        // shared blob/out dirs across runtimes
 }
 
@@ -82,7 +83,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
 		v, ok := map[string]string{
-			"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2",
+			"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2", "OCR_STAGES": o.stages,
 		}[k]
 		return v, ok
 	})
@@ -98,7 +99,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	store := &countingStore{Dir: cd, stores: map[string]int{}}
-	triggers, err := eventing.Triggers()
+	triggers, err := pipeline.Triggers(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,5 +531,28 @@ func TestPipeline_text_layer_fast_path(t *testing.T) {
 				t.Fatalf("word recall %.4f < 0.99 for a born-digital document", r)
 			}
 		})
+	}
+}
+
+// TestPipeline_autoocr_turns_an_upload_into_a_completed_job: the optional
+// autoocr stage and Trigger route a platform's upload event to convert.
+func TestPipeline_autoocr_turns_an_upload_into_a_completed_job(t *testing.T) {
+	h := newHarness(t, harnessOpts{stages: "convert,recognize,finalize,deadletter,autoocr"})
+	up := event.New()
+	up.SetID("upload-1")
+	up.SetType("content.uploaded")
+	up.SetSource("/platform")
+	if err := up.SetData(event.ApplicationJSON, map[string]string{
+		"content_id": "page.png", "tenant_id": "t1", "mime_type": "image/png", "file_name": "page.png",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rt.Send(t.Context(), up); err != nil {
+		t.Fatal(err)
+	}
+	evs := h.wait("auto-page.png")
+	c := completed(t, evs[len(evs)-1])
+	if c.PageCount != 1 {
+		t.Fatalf("completed = %+v", c)
 	}
 }
