@@ -264,17 +264,29 @@ func ParseDuration(s string) (time.Duration, error) {
 	if m == nil || s == "P" || s == "PT" {
 		return 0, fmt.Errorf("%q is not an ISO-8601 duration like PT30S", s)
 	}
-	var d time.Duration
-	units := []time.Duration{24 * time.Hour, time.Hour, time.Minute}
+	// Knative's durations are seconds to hours; a year is a safe ceiling
+	// that also keeps the arithmetic far from overflow.
+	const ceiling = 365 * 24 * time.Hour
+	var secs float64
+	units := []float64{86400, 3600, 60}
 	for i, u := range units {
 		if m[i+1] != "" {
-			n, _ := strconv.Atoi(m[i+1])
-			d += time.Duration(n) * u
+			n, err := strconv.ParseFloat(m[i+1], 64)
+			if err != nil {
+				return 0, fmt.Errorf("%q: %w", s, err)
+			}
+			secs += n * u
 		}
 	}
 	if m[4] != "" {
-		f, _ := strconv.ParseFloat(m[4], 64)
-		d += time.Duration(f * float64(time.Second))
+		f, err := strconv.ParseFloat(m[4], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q: %w", s, err)
+		}
+		secs += f
 	}
-	return d, nil
+	if secs > ceiling.Seconds() {
+		return 0, fmt.Errorf("%q is longer than a year", s)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }

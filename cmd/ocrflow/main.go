@@ -3,6 +3,7 @@
 //	ocrflow run [flags] FILE|DIR...   OCR files on embedded defaults
 //	ocrflow serve                     serve stages on NATS JetStream
 //	ocrflow submit [flags]            publish one job
+//	ocrflow function                  the Knative function server
 package main
 
 import (
@@ -30,6 +31,9 @@ Usage:
   ocrflow serve
       Serve the stages of OCR_STAGES on NATS_URL (empty: an embedded server
       listening on NATS_LISTEN). Stops gracefully on SIGINT/SIGTERM.
+  ocrflow function
+      Serve the Knative function (func-go CloudEvents server) for the stages
+      of OCR_STAGES on LISTEN_ADDRESS; the container image's default command.
   ocrflow submit (--file PATH | --content-id ID) [flags]
       Publish one simpleprocess.job to the standalone runtime (--nats) or a
       Knative broker ingress (--broker); --wait follows it to its end.
@@ -71,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args[1:], stderr)
 	case "submit":
 		err = submitCmd(ctx, args[1:], stdout, stderr)
+	case "function":
+		err = functionCmd(ctx, args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "ocrflow: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,10 @@ import (
 // testdataDir is resolved before any test changes directory.
 var testdataDir, _ = filepath.Abs("../../testdata")
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// func-go's signal goroutine never ends (it has no stop): not ours.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("knative.dev/func-go/cloudevents.(*Service).handleSignals.func1"))
+}
 
 // syncBuffer is a bytes.Buffer safe for a command writing while a test reads.
 type syncBuffer struct {
@@ -168,5 +173,51 @@ func TestServeAndSubmit(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop within 30s")
+	}
+}
+
+// TestFunction serves the Knative function and checks its health endpoint
+// and a graceful stop.
+func TestFunction(t *testing.T) {
+	isolate(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	t.Setenv("LISTEN_ADDRESS", addr)
+	t.Setenv("OCR_STAGES", "finalize,deadletter")
+	t.Setenv("BLOB_URL", "file://"+filepath.Join(t.TempDir(), "blobs"))
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var out syncBuffer
+	go func() { done <- run(ctx, []string{"function"}, &out, &out) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health/readiness")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("function not ready within 20s (last error %v):\n%s", err, out.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("function exited with %d:\n%s", code, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after stop:\n%s", code, out.String())
+		}
+	case <-time.After(35 * time.Second):
+		t.Fatal("function did not stop")
 	}
 }

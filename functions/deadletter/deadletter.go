@@ -7,6 +7,8 @@ package deadletter
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -72,9 +74,18 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	code, dest, reason := Reason(e)
 	msg := fmt.Sprintf("retries exhausted (last status %d at %s): %s", code, dest, reason)
 	s.log.Warn("dead letter", "type", e.Type(), "id", e.ID(), "reason", msg)
-	if err := scratch.PutJSON(ctx, s.blobs, scratch.DeadLetterKey(e.ID()), Record{
-		ReceivedAt: time.Now().UTC(), Code: code, Dest: dest, Reason: reason, Event: e,
-	}); err != nil {
+	rec := Record{ReceivedAt: time.Now().UTC(), Code: code, Dest: dest, Reason: reason, Event: e}
+	if _, err := json.Marshal(e); err != nil {
+		// Data that does not match its content type (malformed JSON) cannot
+		// be kept as is; keep its bytes, base64-encoded, instead of losing
+		// the dead letter.
+		raw := e.Clone()
+		raw.DataEncoded = e.Data()
+		raw.DataBase64 = true
+		raw.SetDataContentType("application/octet-stream")
+		rec.Event = raw
+	}
+	if err := scratch.PutJSON(ctx, s.blobs, scratch.DeadLetterKey(e.ID()), rec); err != nil {
 		return nil, failure.As(failure.ErrTransient, err)
 	}
 	switch e.Type() {
@@ -106,7 +117,7 @@ func (s *Stage) deadPage(ctx context.Context, e event.Event, msg string) (*event
 	if !done {
 		rec = scratch.PageRecord{
 			Page: p.Page, Status: events.PageFailed, Route: p.Route,
-			Reason: string(failure.TypeTransient) + ": " + truncate(msg, 500), EventID: e.ID(),
+			Reason: string(failure.TypeTransient) + ": " + failure.Message(errors.New(msg), 500), EventID: e.ID(),
 		}
 		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
 			return nil, failure.As(failure.ErrTransient, err)
@@ -116,16 +127,9 @@ func (s *Stage) deadPage(ctx context.Context, e event.Event, msg string) (*event
 }
 
 func (s *Stage) deadJob(ctx context.Context, e event.Event, job, msg string) (*event.Event, error) {
-	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), truncate(msg, 700), 0)
+	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), failure.Message(errors.New(msg), 700), 0)
 	if err != nil {
 		return nil, err
 	}
 	return scratch.End(ctx, s.blobs, job, ev)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -94,9 +94,16 @@ func Message(err error, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n - len("…")
+	if n <= 0 {
+		return ""
+	}
+	ell := "…"
+	if n < len(ell) {
+		ell = ""
+	}
+	cut := n - len(ell)
 	for cut > 0 && s[cut]&0xC0 == 0x80 {
 		cut--
 	}
-	return s[:cut] + "…"
+	return s[:cut] + ell
 }

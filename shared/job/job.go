@@ -5,6 +5,7 @@ package job
 import (
 	"fmt"
 	"log/slog"
+	"mime"
 	"regexp"
 	"sort"
 	"strconv"
@@ -74,8 +75,10 @@ func Parse(e event.Event) (Job, error) {
 	if e.Type() != events.TypeJob {
 		return j, failure.Validation("event type %q is not %s", e.Type(), events.TypeJob)
 	}
-	if ct := e.DataContentType(); ct != "" && ct != event.ApplicationJSON {
-		return j, failure.Validation("datacontenttype %q is not application/json", ct)
+	if ct := e.DataContentType(); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != event.ApplicationJSON {
+			return j, failure.Validation("datacontenttype %q is not application/json", ct)
+		}
 	}
 	ce := contracts.CloudEvent{DataContentType: event.ApplicationJSON, Data: e.Data()}
 	raw, err := ce.DecodeJob()

@@ -144,6 +144,11 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 		return nil, err
 	}
 	d := &Document{format: format}
+	if format == FormatPDF {
+		if err := checkPDFEnd(path); err != nil {
+			return nil, err
+		}
+	}
 	switch format {
 	case FormatPDF, FormatTIFF:
 		if lim.Isolation.Enabled {
@@ -309,4 +314,29 @@ func grayOf(rgba *image.RGBA) *image.Gray {
 		}
 	}
 	return g
+}
+
+// checkPDFEnd refuses a PDF without %%EOF near its end. MuPDF silently
+// "repairs" a truncated file and renders the missing pages blank, which
+// would turn a cut-off upload into a completed job of empty pages.
+func checkPDFEnd(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open pdf: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open pdf: %w", err)
+	}
+	const tail = 4096
+	off := max(0, st.Size()-tail)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read pdf: %w", err)
+	}
+	if !bytes.Contains(buf, []byte("%%EOF")) {
+		return failure.Validation("the pdf is truncated or damaged: it does not end with %%%%EOF")
+	}
+	return nil
 }

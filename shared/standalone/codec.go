@@ -36,8 +36,8 @@ func Encode(subject string, e event.Event) (*nats.Msg, error) {
 // from its data, so the family's own producers are routed too.
 func Decode(h nats.Header, data []byte) (event.Event, error) {
 	var e event.Event
-	if h != nil && h.Get("ce-specversion") != "" {
-		e = event.New(h.Get("ce-specversion"))
+	if sv := header(h, "ce-specversion"); sv != "" {
+		e = event.New(sv)
 		for k, vs := range h {
 			lk := strings.ToLower(k)
 			if !strings.HasPrefix(lk, "ce-") || len(vs) == 0 {
@@ -69,7 +69,7 @@ func Decode(h nats.Header, data []byte) (event.Event, error) {
 			}
 		}
 		if e.DataContentType() == "" {
-			if ct := h.Get("Content-Type"); ct != "" {
+			if ct := header(h, "content-type"); ct != "" {
 				e.SetDataContentType(ct)
 			}
 		}
@@ -91,6 +91,17 @@ func Decode(h nats.Header, data []byte) (event.Event, error) {
 		}
 	}
 	return e, nil
+}
+
+// header returns the first value of the header named key, ignoring case
+// (NATS headers are case-sensitive; producers differ).
+func header(h nats.Header, key string) string {
+	for k, vs := range h {
+		if strings.EqualFold(k, key) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
 }
 
 // attr returns the value of a context attribute or extension of e as a

@@ -1,0 +1,334 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"math/rand"
+	"os"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"go.uber.org/goleak"
+
+	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/render"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParagraphs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"empty", "", ""},
+		{"only_whitespace_and_form_feeds", " \n\f\n\t\n", ""},
+		{"one_line", "Hello world", "Hello world"},
+		{"lines_of_a_paragraph_join_with_spaces", "Hello\nworld\nagain", "Hello world again"},
+		{"blank_line_separates_paragraphs", "One\ntwo\n\nThree", "One two\n\nThree"},
+		{"many_blank_lines_collapse_to_one", "One\n\n\n\n  \nTwo", "One\n\nTwo"},
+		{"lines_are_trimmed", "  indented  \n\ttabbed\t", "indented tabbed"},
+		{"form_feed_is_dropped_as_a_line_break", "Page one\fPage two", "Page one Page two"},
+		{"form_feed_after_blank_line_separates_pages", "Page one\n\n\fPage two", "Page one\n\nPage two"},
+		{"tesseract_trailing_form_feed_dropped", "Title\n\nBody line\n\f", "Title\n\nBody line"},
+		{"crlf_line_endings", "One\r\ntwo\r\n\r\nThree\r\n", "One two\n\nThree"},
+		{"unicode_kept", "Grüße\naus Köln", "Grüße aus Köln"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := engine.Paragraphs(tc.in); got != tc.want {
+				t.Errorf("Paragraphs(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFake_is_deterministic(t *testing.T) {
+	ctx := context.Background()
+	f := &engine.Fake{}
+	recognize := func(img []byte, n int) engine.Result {
+		t.Helper()
+		r, err := f.Recognize(ctx, engine.Page{JobID: "j", Number: n, Image: img})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a1, a2 := recognize([]byte("page A"), 1), recognize([]byte("page A"), 2)
+	b := recognize([]byte("page B"), 1)
+	for _, tc := range []struct {
+		name      string
+		x, y      string
+		wantEqual bool
+	}{
+		{"same_bytes_same_text", a1.Markdown, a2.Markdown, true},
+		{"different_bytes_different_text", a1.Markdown, b.Markdown, false},
+		{"text_is_FakeText", a1.Markdown, engine.FakeText([]byte("page A")), true},
+		{"raw_names_the_page", a1.Raw, a2.Raw, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if (tc.x == tc.y) != tc.wantEqual {
+				t.Errorf("%q vs %q: equal = %v, want %v", tc.x, tc.y, tc.x == tc.y, tc.wantEqual)
+			}
+		})
+	}
+	if f.Name() != engine.NameFake {
+		t.Errorf("Name = %q, want %q", f.Name(), engine.NameFake)
+	}
+}
+
+func TestFake_Fail_and_context(t *testing.T) {
+	injected := failure.Transient("gpu cold")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name    string
+		fake    *engine.Fake
+		ctx     context.Context
+		page    int
+		wantErr error
+	}{
+		{
+			name:    "fail_hook_error_is_returned",
+			fake:    &engine.Fake{Fail: func(p engine.Page) error { return injected }},
+			ctx:     context.Background(),
+			page:    1,
+			wantErr: failure.ErrTransient,
+		},
+		{
+			name: "fail_hook_sees_the_page",
+			fake: &engine.Fake{Fail: func(p engine.Page) error {
+				if p.Number == 3 {
+					return failure.Permanent("page 3 poisoned")
+				}
+				return nil
+			}},
+			ctx:     context.Background(),
+			page:    3,
+			wantErr: failure.ErrPermanent,
+		},
+		{
+			name: "fail_hook_returning_nil_passes",
+			fake: &engine.Fake{Fail: func(p engine.Page) error {
+				if p.Number == 3 {
+					return failure.Permanent("page 3 poisoned")
+				}
+				return nil
+			}},
+			ctx:  context.Background(),
+			page: 2,
+		},
+		{
+			name:    "cancelled_context",
+			fake:    &engine.Fake{},
+			ctx:     cancelled,
+			page:    1,
+			wantErr: context.Canceled,
+		},
+		{
+			name:    "latency_interrupted_by_cancellation",
+			fake:    &engine.Fake{Latency: time.Hour},
+			ctx:     cancelled,
+			page:    1,
+			wantErr: context.Canceled,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := tc.fake.Recognize(tc.ctx, engine.Page{Number: tc.page, Image: []byte("img")})
+			if tc.wantErr == nil {
+				if err != nil || r.Markdown != engine.FakeText([]byte("img")) {
+					t.Fatalf("Recognize = %+v, %v; want the fake text", r, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Recognize err = %v, want %v", err, tc.wantErr)
+			}
+			if r != (engine.Result{}) {
+				t.Errorf("Recognize returned a result with its error: %+v", r)
+			}
+		})
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      engine.Config
+		wantName string
+		wantErr  bool
+	}{
+		{name: "default_is_tesseract", cfg: engine.Config{}, wantName: engine.NameTesseract},
+		{name: "tesseract_case_insensitive", cfg: engine.Config{Name: "Tesseract"}, wantName: engine.NameTesseract},
+		{name: "fake", cfg: engine.Config{Name: "fake"}, wantName: engine.NameFake},
+		{name: "unknown", cfg: engine.Config{Name: "gpt"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := engine.New(tc.cfg)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("New(%+v) = %s, want an error", tc.cfg, e.Name())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Name() != tc.wantName {
+				t.Errorf("Name = %q, want %q", e.Name(), tc.wantName)
+			}
+		})
+	}
+}
+
+func TestTarget(t *testing.T) {
+	for _, tc := range []struct {
+		engine string
+		want   render.Target
+	}{
+		{engine.NameTesseract, render.Target{DPI: 144}},
+		{engine.NameFake, render.Target{LongSide: 1024}},
+		{"deepseek-ocr", render.Target{LongSide: 1024}},
+	} {
+		t.Run(tc.engine, func(t *testing.T) {
+			if got := engine.Target(tc.engine); got != tc.want {
+				t.Errorf("Target(%q) = %+v, want %+v", tc.engine, got, tc.want)
+			}
+		})
+	}
+}
+
+// needTesseract skips unless the tesseract binary is installed.
+func needTesseract(t *testing.T) *engine.Tesseract {
+	t.Helper()
+	te := engine.NewTesseract("", "")
+	if err := te.Check(context.Background()); err != nil {
+		t.Skipf("tesseract not installed (`make test` installs it; or: apt-get install tesseract-ocr): %v", err)
+	}
+	return te
+}
+
+// words splits text into lower-case words, ignoring punctuation.
+func words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '\''
+	})
+}
+
+// recall is the share of the words of want (with multiplicity) that got
+// contains.
+func recall(want, got string) float64 {
+	have := map[string]int{}
+	for _, w := range words(got) {
+		have[w]++
+	}
+	ws := words(want)
+	hit := 0
+	for _, w := range ws {
+		if have[w] > 0 {
+			have[w]--
+			hit++
+		}
+	}
+	return float64(hit) / float64(len(ws))
+}
+
+func TestRecall(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		want, got string
+		recall    float64
+	}{
+		{"identical", "The cat sat.", "the cat sat", 1},
+		{"half", "one two three four", "one two", 0.5},
+		{"multiplicity_counts", "a a a b", "a b", 0.5},
+		{"none", "alpha beta", "gamma", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := recall(tc.want, tc.got); got != tc.recall {
+				t.Errorf("recall = %v, want %v", got, tc.recall)
+			}
+		})
+	}
+}
+
+func TestTesseract_Recognize(t *testing.T) {
+	te := needTesseract(t)
+	if te.Name() != engine.NameTesseract {
+		t.Errorf("Name = %q", te.Name())
+	}
+	png, err := os.ReadFile("../../testdata/page.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../../testdata/page.png.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		image   []byte
+		wantErr error
+	}{
+		{name: "reads_page_png", ctx: context.Background(), image: png},
+		{name: "garbage_bytes_are_permanent", ctx: context.Background(), image: garbage(4096), wantErr: failure.ErrPermanent},
+		{name: "empty_image_is_permanent", ctx: context.Background(), image: nil, wantErr: failure.ErrPermanent},
+		{name: "expired_context_is_transient", ctx: expired, image: png, wantErr: failure.ErrTransient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := te.Recognize(tc.ctx, engine.Page{JobID: "j", Number: 1, Image: tc.image})
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Recognize err = %v, want %v", err, tc.wantErr)
+				}
+				if failure.Classify(err) != failure.Classify(tc.wantErr) {
+					t.Errorf("Classify(%v) = %s, want %s", err, failure.Classify(err), failure.Classify(tc.wantErr))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Recognize: %v", err)
+			}
+			got := recall(string(want), r.Markdown)
+			if got < 0.90 {
+				t.Errorf("word recall = %.2f, want ≥ 0.90\ngot:\n%s", got, r.Markdown)
+			}
+			t.Logf("word recall of page.png: %.3f", got)
+			if r.Markdown != engine.Paragraphs(r.Raw) {
+				t.Errorf("Markdown is not Paragraphs(Raw)")
+			}
+		})
+	}
+}
+
+func TestTesseract_missing_binary(t *testing.T) {
+	te := engine.NewTesseract("/nonexistent/tesseract", "")
+	if err := te.Check(context.Background()); err == nil {
+		t.Error("Check of a missing binary succeeded")
+	}
+	_, err := te.Recognize(context.Background(), engine.Page{Number: 1, Image: []byte("x")})
+	if err == nil {
+		t.Fatal("Recognize with a missing binary succeeded")
+	}
+	if failure.Retryable(err) {
+		t.Errorf("missing binary err = %v classified transient; retries cannot install it", err)
+	}
+}
+
+func garbage(n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(7)).Read(b)
+	return b
+}
+
+// Compile-time guards: both engines satisfy Engine.
+var (
+	_ engine.Engine = (*engine.Fake)(nil)
+	_ engine.Engine = (*engine.Tesseract)(nil)
+)

@@ -1,0 +1,671 @@
+package render_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io/fs"
+	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/render"
+)
+
+// TestMain first lets the binary serve as a render child when
+// isolate_test.go's isolation tests start it as one (childMain exits), and
+// otherwise runs the tests with the goroutine leak check.
+func TestMain(m *testing.M) {
+	childMain()
+	goleak.VerifyTestMain(m)
+}
+
+const testdata = "../../testdata/"
+
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(testdata + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeTemp writes b to a new file called name in a fresh temp dir.
+func writeTemp(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pngChunk encodes one PNG chunk with its CRC.
+func pngChunk(typ string, data []byte) []byte {
+	out := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	body := append([]byte(typ), data...)
+	out = append(out, body...)
+	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(body))
+}
+
+// pngHeaderOnly returns a PNG signature plus one valid IHDR chunk (8-bit
+// grayscale, w×h) and nothing else: a decompression bomb's header.
+func pngHeaderOnly(w, h uint32) []byte {
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 0, 0, 0, 0) // bit depth 8, grayscale, deflate, filter 0, no interlace
+	return append([]byte("\x89PNG\r\n\x1a\n"), pngChunk("IHDR", ihdr)...)
+}
+
+// pngWithOneRow is a w×h grayscale PNG header followed by pixel data for
+// one row: Go's decoder allocates the whole w×h image as soon as it reads
+// the IDAT chunk, so decoding it costs w×h bytes before failing.
+func pngWithOneRow(t testing.TB, w, h uint32) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	if _, err := zw.Write(make([]byte, w+1)); err != nil { // filter byte + w pixels
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := append(pngHeaderOnly(w, h), pngChunk("IDAT", z.Bytes())...)
+	return append(b, pngChunk("IEND", nil)...)
+}
+
+// emptyPageTreePDF is a well-formed PDF (correct xref offsets) whose page
+// tree has no pages.
+func emptyPageTreePDF() []byte {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n")
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [] /Count 0 >>",
+	}
+	offsets := make([]int, len(objs))
+	for i, o := range objs {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return b.Bytes()
+}
+
+// randomBytes returns n deterministic pseudo-random bytes.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(1)).Read(b)
+	return b
+}
+
+// pagesOf counts the pages of a testdata .txt (pages are separated by a
+// line holding only a form feed, see testdata/README.md).
+func pagesOf(t *testing.T, txt string) int {
+	t.Helper()
+	return strings.Count(string(readTestdata(t, txt)), "\f") + 1
+}
+
+func TestSniff(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		path       func(t *testing.T) string
+		wantFormat render.Format
+		wantErr    error
+		wantMsg    []string
+	}{
+		{name: "born_digital_pdf", path: fixed("report.pdf"), wantFormat: render.FormatPDF},
+		{name: "scanned_pdf", path: fixed("scanned.pdf"), wantFormat: render.FormatPDF},
+		{name: "png", path: fixed("page.png"), wantFormat: render.FormatPNG},
+		{name: "jpeg", path: fixed("page.jpg"), wantFormat: render.FormatJPEG},
+		{
+			name: "png_named_pdf_is_png", wantFormat: render.FormatPNG,
+			path: func(t *testing.T) string { return writeTemp(t, "scan.pdf", readTestdata(t, "page.png")) },
+		},
+		{
+			name: "text_is_unsupported_and_lists_supported_types", path: fixed("report.txt"),
+			wantErr: failure.ErrValidation, wantMsg: []string{"unsupported", "text/plain", render.Supported},
+		},
+		{
+			name:    "text_named_pdf_extension_lies",
+			path:    func(t *testing.T) string { return writeTemp(t, "report.pdf", readTestdata(t, "report.txt")) },
+			wantErr: failure.ErrValidation, wantMsg: []string{"unsupported", "text/plain"},
+		},
+		{
+			name:    "zero_bytes_is_empty",
+			path:    func(t *testing.T) string { return writeTemp(t, "empty.pdf", nil) },
+			wantErr: failure.ErrValidation, wantMsg: []string{"empty"},
+		},
+		{
+			name:    "random_bytes",
+			path:    func(t *testing.T) string { return writeTemp(t, "blob.pdf", randomBytes(4096)) },
+			wantErr: failure.ErrValidation, wantMsg: []string{"unsupported", render.Supported},
+		},
+		{
+			name:    "missing_file_is_not_a_validation_error",
+			path:    func(t *testing.T) string { return filepath.Join(t.TempDir(), "absent.pdf") },
+			wantErr: fs.ErrNotExist,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, mime, err := render.Sniff(tc.path(t))
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Sniff err = %v, want %v", err, tc.wantErr)
+				}
+				if tc.wantErr == fs.ErrNotExist && errors.Is(err, failure.ErrValidation) {
+					t.Errorf("a missing file is an infrastructure error, not the user's input: %v", err)
+				}
+				for _, m := range tc.wantMsg {
+					if !strings.Contains(err.Error(), m) {
+						t.Errorf("Sniff err = %q, want it to mention %q", err, m)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Sniff: %v", err)
+			}
+			if got != tc.wantFormat {
+				t.Errorf("Sniff = %q (%s), want %q", got, mime, tc.wantFormat)
+			}
+			if mime == "" {
+				t.Error("Sniff returned no MIME type")
+			}
+		})
+	}
+}
+
+func fixed(name string) func(*testing.T) string {
+	return func(*testing.T) string { return testdata + name }
+}
+
+func TestOpen_refuses_bad_input_with_a_reason(t *testing.T) {
+	lim := render.Limits{MaxPages: 2000, MaxImagePixels: 100_000_000}
+	for _, tc := range []struct {
+		name  string
+		file  string
+		bytes func(t *testing.T) []byte
+		// wantMsg: every substring must appear in the error.
+		wantMsg []string
+		// knownBug, when set, skips (instead of failing) if Open accepts
+		// the input; see the report for the bug.
+		knownBug string
+	}{
+		{name: "zero_byte_file", file: "empty.pdf", bytes: func(*testing.T) []byte { return nil }, wantMsg: []string{"empty"}},
+		{
+			name: "text_file_named_pdf", file: "notes.pdf",
+			bytes:   func(t *testing.T) []byte { return readTestdata(t, "report.txt") },
+			wantMsg: []string{"unsupported", "text/plain"},
+		},
+		{name: "random_bytes", file: "data.bin", bytes: func(*testing.T) []byte { return randomBytes(8192) }, wantMsg: []string{"unsupported"}},
+		{
+			name: "pdf_header_then_garbage", file: "garbage.pdf",
+			bytes:   func(*testing.T) []byte { return append([]byte("%PDF-1.7\n"), randomBytes(4096)...) },
+			wantMsg: []string{"damaged"},
+		},
+		{name: "pdf_with_empty_page_tree", file: "nopages.pdf", bytes: func(*testing.T) []byte { return emptyPageTreePDF() }, wantMsg: []string{"0 pages"}},
+		{
+			name: "truncated_pdf_first_5KB", file: "truncated.pdf",
+			bytes:    func(t *testing.T) []byte { return readTestdata(t, "report.pdf")[:5<<10] },
+			knownBug: "MuPDF repairs the truncated file silently; Open reports every page and renders the missing ones blank",
+		},
+		{
+			name: "truncated_png", file: "truncated.png",
+			bytes:   func(t *testing.T) []byte { return readTestdata(t, "page.png")[:2000] },
+			wantMsg: []string{"damaged"},
+		},
+		{
+			name: "truncated_jpeg", file: "truncated.jpg",
+			bytes:   func(t *testing.T) []byte { return readTestdata(t, "page.jpg")[:1000] },
+			wantMsg: []string{"jpeg"},
+		},
+		{
+			name: "png_header_claims_100000x100000", file: "bomb.png",
+			bytes:   func(*testing.T) []byte { return pngHeaderOnly(100000, 100000) },
+			wantMsg: []string{"100000×100000", "MAX_IMAGE_PIXELS"},
+		},
+		{
+			name: "png_header_claims_zero_width", file: "zero.png",
+			bytes:   func(*testing.T) []byte { return pngHeaderOnly(0, 10) },
+			wantMsg: []string{"header"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeTemp(t, tc.file, tc.bytes(t))
+			d, err := render.Open(context.Background(), p, lim)
+			if err == nil {
+				pages := d.Pages()
+				d.Close()
+				if tc.knownBug != "" {
+					t.Skipf("BUG (reported, not fixed here): Open accepted %s with %d pages: %s", tc.file, pages, tc.knownBug)
+				}
+				t.Fatalf("Open(%s) succeeded with %d pages, want a validation error", tc.file, pages)
+			}
+			if d != nil {
+				t.Errorf("Open returned a document with its error")
+			}
+			if !errors.Is(err, failure.ErrValidation) {
+				t.Fatalf("Open err = %v, want %v", err, failure.ErrValidation)
+			}
+			for _, m := range tc.wantMsg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("Open err = %q, want it to mention %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+func TestOpen_refuses_a_decompression_bomb_before_allocating_it(t *testing.T) {
+	const maxAlloc = 50 << 20
+	for _, tc := range []struct {
+		name string
+		png  func(t *testing.T) []byte
+	}{
+		{"header_only_100000x100000", func(*testing.T) []byte { return pngHeaderOnly(100000, 100000) }},
+		{"header_only_wide_1000000x200", func(*testing.T) []byte { return pngHeaderOnly(1000000, 200) }},
+		// Decoding this one would allocate 400 MB: proof that the pixel
+		// check, not a short file, keeps the allocation away.
+		{"with_pixel_data_20000x20000", func(t *testing.T) []byte { return pngWithOneRow(t, 20000, 20000) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeTemp(t, "bomb.png", tc.png(t))
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			d, err := render.Open(context.Background(), p, render.Limits{MaxImagePixels: 100_000_000})
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				d.Close()
+				t.Fatal("Open accepted an image over MAX_IMAGE_PIXELS")
+			}
+			if !errors.Is(err, failure.ErrValidation) || !strings.Contains(err.Error(), "MAX_IMAGE_PIXELS") {
+				t.Fatalf("Open err = %v, want a validation error naming MAX_IMAGE_PIXELS", err)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > maxAlloc {
+				t.Errorf("Open allocated %d MiB refusing the image, want < %d MiB (pixels must not be allocated)", grew>>20, maxAlloc>>20)
+			}
+		})
+	}
+}
+
+func TestOpen_limits_and_page_counts(t *testing.T) {
+	reportPages := pagesOf(t, "report.txt")
+	scannedPages := pagesOf(t, "scanned.txt")
+	for _, tc := range []struct {
+		name       string
+		file       string
+		lim        render.Limits
+		wantPages  int
+		wantFormat render.Format
+		wantMsg    string // non-empty: want a validation error with it
+	}{
+		{name: "report_pdf", file: "report.pdf", wantPages: reportPages, wantFormat: render.FormatPDF},
+		{name: "scanned_pdf", file: "scanned.pdf", wantPages: scannedPages, wantFormat: render.FormatPDF},
+		{name: "png_is_one_page", file: "page.png", wantPages: 1, wantFormat: render.FormatPNG},
+		{name: "jpeg_is_one_page", file: "page.jpg", wantPages: 1, wantFormat: render.FormatJPEG},
+		{name: "max_pages_exactly_the_count", file: "report.pdf", lim: render.Limits{MaxPages: reportPages}, wantPages: reportPages, wantFormat: render.FormatPDF},
+		{name: "max_pages_below_the_count", file: "report.pdf", lim: render.Limits{MaxPages: reportPages / 2}, wantMsg: "MAX_PAGES"},
+		{name: "image_within_pixel_limit", file: "page.png", lim: render.Limits{MaxImagePixels: 100_000_000}, wantPages: 1, wantFormat: render.FormatPNG},
+		{name: "image_over_pixel_limit", file: "page.jpg", lim: render.Limits{MaxImagePixels: 1000}, wantMsg: "MAX_IMAGE_PIXELS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := render.Open(context.Background(), testdata+tc.file, tc.lim)
+			if tc.wantMsg != "" {
+				if err == nil {
+					d.Close()
+					t.Fatalf("Open succeeded, want a validation error naming %s", tc.wantMsg)
+				}
+				if !errors.Is(err, failure.ErrValidation) || !strings.Contains(err.Error(), tc.wantMsg) {
+					t.Fatalf("Open err = %v, want a validation error naming %s", err, tc.wantMsg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer d.Close()
+			if d.Pages() != tc.wantPages || d.Format() != tc.wantFormat {
+				t.Errorf("Open = %d pages of %s, want %d of %s", d.Pages(), d.Format(), tc.wantPages, tc.wantFormat)
+			}
+		})
+	}
+}
+
+func TestOpen_cancelled_context(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, err := render.Open(ctx, testdata+"report.pdf", render.Limits{})
+	if err == nil {
+		d.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Open with a cancelled context: err = %v, want context.Canceled", err)
+	}
+}
+
+// mmToPx converts a paper length in millimetres to pixels at dpi.
+func mmToPx(mm, dpi float64) float64 { return mm / 25.4 * dpi }
+
+func TestRender_sizes(t *testing.T) {
+	pngCfg := decodeConfig(t, "page.png")
+	for _, tc := range []struct {
+		name   string
+		file   string
+		target render.Target
+		check  func(t *testing.T, w, h int)
+	}{
+		{
+			name: "pdf_long_side_1024", file: "report.pdf", target: render.Target{LongSide: 1024},
+			check: func(t *testing.T, w, h int) {
+				if long := max(w, h); long > 1024 || long < 1000 {
+					t.Errorf("long side = %d, want in [1000, 1024]", long)
+				}
+			},
+		},
+		{
+			name: "pdf_a4_at_144_dpi", file: "report.pdf", target: render.Target{DPI: 144},
+			check: func(t *testing.T, w, h int) {
+				// A4 is 210×297 mm.
+				wantW, wantH := mmToPx(210, 144), mmToPx(297, 144)
+				if math.Abs(float64(w)-wantW) > 2 || math.Abs(float64(h)-wantH) > 2 {
+					t.Errorf("size = %d×%d, want about %.0f×%.0f (±2)", w, h, wantW, wantH)
+				}
+			},
+		},
+		{
+			name: "pdf_dpi_capped_at_MaxLongSide", file: "report.pdf", target: render.Target{DPI: 1200},
+			check: func(t *testing.T, w, h int) {
+				if long := max(w, h); long > render.MaxLongSide || long < render.MaxLongSide-30 {
+					t.Errorf("long side = %d, want just under MaxLongSide %d", long, render.MaxLongSide)
+				}
+			},
+		},
+		{
+			name: "scanned_pdf_long_side_1024", file: "scanned.pdf", target: render.Target{LongSide: 1024},
+			check: func(t *testing.T, w, h int) {
+				if long := max(w, h); long > 1024 || long < 1000 {
+					t.Errorf("long side = %d, want in [1000, 1024]", long)
+				}
+			},
+		},
+		{
+			name: "png_long_side_1024_scales_down_keeping_aspect", file: "page.png", target: render.Target{LongSide: 1024},
+			check: func(t *testing.T, w, h int) {
+				if max(pngCfg.Width, pngCfg.Height) <= 1024 {
+					t.Fatalf("page.png is %d×%d: too small to test scaling down", pngCfg.Width, pngCfg.Height)
+				}
+				if max(w, h) != 1024 {
+					t.Errorf("long side = %d, want 1024", max(w, h))
+				}
+				srcAspect := float64(pngCfg.Width) / float64(pngCfg.Height)
+				if got := float64(w) / float64(h); math.Abs(got-srcAspect) > 0.01 {
+					t.Errorf("aspect = %.3f, want the source's %.3f", got, srcAspect)
+				}
+			},
+		},
+		{
+			name: "png_dpi_keeps_its_size", file: "page.png", target: render.Target{DPI: 144},
+			check: func(t *testing.T, w, h int) {
+				if w != pngCfg.Width || h != pngCfg.Height {
+					t.Errorf("size = %d×%d, want the source's %d×%d", w, h, pngCfg.Width, pngCfg.Height)
+				}
+			},
+		},
+		{
+			name: "png_long_side_larger_than_image_never_scales_up", file: "page.png", target: render.Target{LongSide: 4000},
+			check: func(t *testing.T, w, h int) {
+				if w != pngCfg.Width || h != pngCfg.Height {
+					t.Errorf("size = %d×%d, want the source's %d×%d", w, h, pngCfg.Width, pngCfg.Height)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, err := render.Open(context.Background(), testdata+tc.file, render.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			p, err := d.Render(context.Background(), 1, tc.target)
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			img := decodeJPEG(t, p)
+			tc.check(t, img.Bounds().Dx(), img.Bounds().Dy())
+		})
+	}
+}
+
+func decodeConfig(t *testing.T, name string) image.Config {
+	t.Helper()
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(readTestdata(t, name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// decodeJPEG checks that p is a valid JPEG whose size matches what p says.
+func decodeJPEG(t *testing.T, p render.Page) image.Image {
+	t.Helper()
+	if p.MIME != "image/jpeg" {
+		t.Errorf("MIME = %q, want image/jpeg", p.MIME)
+	}
+	img, err := jpeg.Decode(bytes.NewReader(p.Data))
+	if err != nil {
+		t.Fatalf("page is not a valid JPEG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != p.Width || b.Dy() != p.Height {
+		t.Errorf("JPEG is %d×%d, Page says %d×%d", b.Dx(), b.Dy(), p.Width, p.Height)
+	}
+	return img
+}
+
+func TestRender_every_page_is_a_valid_jpeg(t *testing.T) {
+	for _, file := range []string{"report.pdf", "scanned.pdf", "page.png", "page.jpg"} {
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			d, err := render.Open(context.Background(), testdata+file, render.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			for n := 1; n <= d.Pages(); n++ {
+				p, err := d.Render(context.Background(), n, render.Target{LongSide: 1024})
+				if err != nil {
+					t.Fatalf("Render page %d: %v", n, err)
+				}
+				decodeJPEG(t, p)
+			}
+		})
+	}
+}
+
+func TestRender_refuses(t *testing.T) {
+	d, err := render.Open(context.Background(), testdata+"report.pdf", render.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		page    int
+		wantErr error // nil: any error
+	}{
+		{name: "page_zero", ctx: context.Background(), page: 0},
+		{name: "page_after_last", ctx: context.Background(), page: d.Pages() + 1},
+		{name: "cancelled_context", ctx: cancelled, page: 1, wantErr: context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := d.Render(tc.ctx, tc.page, render.Target{LongSide: 512})
+			if err == nil {
+				t.Fatalf("Render(%d) = %d bytes, want an error", tc.page, len(p.Data))
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Errorf("Render err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestDocument_Close_twice(t *testing.T) {
+	for _, file := range []string{"report.pdf", "page.png"} {
+		t.Run(file, func(t *testing.T) {
+			d, err := render.Open(context.Background(), testdata+file, render.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+		})
+	}
+}
+
+func TestEncode_grayscale_pages_become_one_channel(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		colour   color.RGBA
+		wantGray bool
+	}{
+		{"gray_pixels", color.RGBA{R: 90, G: 90, B: 90, A: 255}, true},
+		{"one_coloured_pixel", color.RGBA{R: 200, G: 10, B: 10, A: 255}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+			for i := range img.Pix {
+				img.Pix[i] = 255
+			}
+			img.SetRGBA(10, 10, tc.colour)
+			p, err := render.Encode(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := decodeJPEG(t, p)
+			if _, isGray := out.(*image.Gray); isGray != tc.wantGray {
+				t.Errorf("decoded %T, want grayscale=%v", out, tc.wantGray)
+			}
+			if p.Width != 64 || p.Height != 48 {
+				t.Errorf("size = %d×%d, want 64×48", p.Width, p.Height)
+			}
+		})
+	}
+}
+
+// TestRender_concurrent_documents_match_sequential checks the process-wide
+// MuPDF lock: documents opened and rendered from several goroutines at once
+// neither crash nor differ from a sequential render.
+func TestRender_concurrent_documents_match_sequential(t *testing.T) {
+	const workers = 4
+	ctx := context.Background()
+	target := render.Target{LongSide: 1024}
+	renderAll := func() ([][]byte, error) {
+		d, err := render.Open(ctx, testdata+"report.pdf", render.Limits{})
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		var out [][]byte
+		for n := 1; n <= d.Pages(); n++ {
+			p, err := d.Render(ctx, n, target)
+			if err != nil {
+				return nil, fmt.Errorf("page %d: %w", n, err)
+			}
+			out = append(out, p.Data)
+		}
+		return out, nil
+	}
+	want, err := renderAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([][][]byte, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() { got[i], errs[i] = renderAll() })
+	}
+	wg.Wait()
+	for i := range workers {
+		if errs[i] != nil {
+			t.Errorf("worker %d: %v", i, errs[i])
+			continue
+		}
+		if len(got[i]) != len(want) {
+			t.Errorf("worker %d rendered %d pages, want %d", i, len(got[i]), len(want))
+			continue
+		}
+		for n := range want {
+			if !bytes.Equal(got[i][n], want[n]) {
+				t.Errorf("worker %d page %d differs from the sequential render", i, n+1)
+			}
+		}
+	}
+}
+
+// FuzzSniff feeds arbitrary leading bytes to Sniff: it must never panic,
+// must refuse empty input, and must only ever name a supported format.
+// Seeds are short (magic bytes decide the format), which keeps the fuzzer's
+// minimisation of new inputs fast.
+func FuzzSniff(f *testing.F) {
+	for _, name := range []string{"report.pdf", "scanned.pdf", "page.png", "page.jpg", "report.txt"} {
+		b := readTestdata(f, name)
+		f.Add(b[:min(len(b), 64)])
+	}
+	f.Add([]byte{})
+	f.Add(pngHeaderOnly(100000, 100000))
+	f.Add([]byte("%PDF-1.7\n"))
+	supported := map[render.Format]bool{
+		render.FormatPDF: true, render.FormatPNG: true, render.FormatJPEG: true, render.FormatGIF: true,
+		render.FormatBMP: true, render.FormatWebP: true, render.FormatTIFF: true,
+	}
+	// A fuzz worker runs one input at a time, so one file is reused.
+	p := filepath.Join(f.TempDir(), "input")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		format, mime, err := render.Sniff(p)
+		switch {
+		case len(data) == 0:
+			if !errors.Is(err, failure.ErrValidation) {
+				t.Fatalf("Sniff(empty) err = %v, want validation", err)
+			}
+		case err != nil:
+			if !errors.Is(err, failure.ErrValidation) {
+				t.Fatalf("Sniff err = %v, want only validation errors for file content", err)
+			}
+		case !supported[format]:
+			t.Fatalf("Sniff = %q (%s), not a supported format", format, mime)
+		}
+	})
+}

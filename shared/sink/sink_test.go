@@ -1,0 +1,190 @@
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"go.uber.org/goleak"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/sink"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// received is what the fake sink decoded from one request.
+type received struct {
+	event  event.Event
+	binary bool
+}
+
+// fakeSink is a sink that decodes every posted CloudEvent and answers
+// status.
+type fakeSink struct {
+	srv    *httptest.Server
+	status int
+	mu     sync.Mutex
+	got    []received
+}
+
+func newFakeSink(t *testing.T, status int) *fakeSink {
+	t.Helper()
+	f := &fakeSink{status: status}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msg := cehttp.NewMessageFromHttpRequest(r)
+		binary := msg.ReadEncoding() == binding.EncodingBinary
+		e, err := binding.ToEvent(r.Context(), msg)
+		if err != nil {
+			http.Error(w, "not a cloudevent: "+err.Error(), http.StatusUnsupportedMediaType)
+			return
+		}
+		f.mu.Lock()
+		f.got = append(f.got, received{event: *e, binary: binary})
+		f.mu.Unlock()
+		w.WriteHeader(f.status)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeSink) received() []received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]received(nil), f.got...)
+}
+
+func newSender(t *testing.T, url string) *sink.HTTP {
+	t.Helper()
+	s, err := sink.NewHTTP(url)
+	if err != nil {
+		t.Fatalf("NewHTTP(%q): %v", url, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func pageEvent() event.Event {
+	e := event.New()
+	e.SetID("job1-p1-rendered")
+	e.SetType("ocr.page.rendered")
+	e.SetSource("/ocrflow/convert")
+	e.SetExtension("ocrjob", "job1")
+	_ = e.SetData(event.ApplicationJSON, map[string]any{"job_id": "job1", "page": 1})
+	return e
+}
+
+func TestHTTP_Send_classifies_the_sink_answer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   int
+		down     bool // the sink is not listening
+		wantErr  error
+		wantSeen bool
+	}{
+		{name: "202 accepted", status: http.StatusAccepted, wantSeen: true},
+		{name: "200 ok", status: http.StatusOK, wantSeen: true},
+		{name: "503 unavailable is transient", status: http.StatusServiceUnavailable, wantErr: failure.ErrTransient, wantSeen: true},
+		{name: "500 is transient", status: http.StatusInternalServerError, wantErr: failure.ErrTransient, wantSeen: true},
+		{name: "429 too many requests is transient", status: http.StatusTooManyRequests, wantErr: failure.ErrTransient, wantSeen: true},
+		{name: "408 request timeout is transient", status: http.StatusRequestTimeout, wantErr: failure.ErrTransient, wantSeen: true},
+		{name: "400 bad request is permanent", status: http.StatusBadRequest, wantErr: failure.ErrPermanent, wantSeen: true},
+		{name: "404 not found is permanent", status: http.StatusNotFound, wantErr: failure.ErrPermanent, wantSeen: true},
+		{name: "server down is transient", down: true, wantErr: failure.ErrTransient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeSink(t, tc.status)
+			if tc.down {
+				fs.srv.Close()
+			}
+			s := newSender(t, fs.srv.URL)
+			in := pageEvent()
+			err := s.Send(t.Context(), in)
+			if tc.wantErr == nil && err != nil {
+				t.Fatalf("Send: %v, want nil", err)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Send: %v (class %s), want %v", err, failure.Classify(err), tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), in.ID()) {
+				t.Errorf("error %q does not name the event", err)
+			}
+			got := fs.received()
+			if !tc.wantSeen {
+				if len(got) != 0 {
+					t.Fatalf("sink saw %d events, want none", len(got))
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("sink saw %d events, want exactly 1 (no retries)", len(got))
+			}
+			r := got[0]
+			if !r.binary {
+				t.Error("event was not sent in binary mode")
+			}
+			if r.event.ID() != in.ID() || r.event.Type() != in.Type() || r.event.Source() != in.Source() {
+				t.Errorf("sink got %s/%s/%s, want %s/%s/%s", r.event.ID(), r.event.Type(), r.event.Source(), in.ID(), in.Type(), in.Source())
+			}
+			if job := r.event.Extensions()["ocrjob"]; job != "job1" {
+				t.Errorf("extension ocrjob = %v, want job1", job)
+			}
+			if string(r.event.Data()) != string(in.Data()) {
+				t.Errorf("data = %s, want %s", r.event.Data(), in.Data())
+			}
+		})
+	}
+}
+
+func TestHTTP_Send_refuses_an_invalid_event_without_sending_it(t *testing.T) {
+	fs := newFakeSink(t, http.StatusAccepted)
+	s := newSender(t, fs.srv.URL)
+	e := pageEvent()
+	e.SetType("")
+	err := s.Send(t.Context(), e)
+	if !errors.Is(err, failure.ErrPermanent) {
+		t.Fatalf("Send: %v, want a permanent error", err)
+	}
+	if n := len(fs.received()); n != 0 {
+		t.Fatalf("sink saw %d events, want none", n)
+	}
+}
+
+func TestHTTP_Send_gives_up_at_the_context_deadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	s := newSender(t, srv.URL)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Send(ctx, pageEvent())
+	if !errors.Is(err, failure.ErrTransient) {
+		t.Fatalf("Send: %v, want a transient error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Send returned after %s, want about the 100ms deadline", d)
+	}
+}
+
+func TestNewHTTP_rejects_bad_urls(t *testing.T) {
+	for _, url := range []string{"", "broker-ingress/ns/broker", "ftp://host/x", "http://", "http://[::1"} {
+		if _, err := sink.NewHTTP(url); err == nil {
+			t.Errorf("NewHTTP(%q) = nil error, want one", url)
+		}
+	}
+}
