@@ -41,6 +41,7 @@ type Config struct {
 	BlobURL          string
 	ContentDir       string
 	OutputDir        string
+	Sink             string
 	NATSURL          string
 	NATSListen       string
 	NATSStoreDir     string
@@ -138,6 +139,7 @@ var Vars = []Var{
 		c.S3PathStyle = b
 		return nil
 	}},
+	{"K_SINK", "", "Knative function only: the broker ingress URL convert publishes page events to (required when convert is served).", str(func(c *Config) *string { return &c.Sink })},
 	{"NATS_URL", "", "NATS server URL; empty starts an embedded nats-server with JetStream.", str(func(c *Config) *string { return &c.NATSURL })},
 	{"NATS_LISTEN", "127.0.0.1:4222", "Client address of the embedded server started by `ocrflow serve` (other processes connect here).", str(func(c *Config) *string { return &c.NATSListen })},
 	{"NATS_STORE_DIR", "./.ocrflow/nats", "JetStream storage directory of the embedded server.", str(func(c *Config) *string { return &c.NATSStoreDir })},
