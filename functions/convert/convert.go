@@ -52,6 +52,9 @@ type Config struct {
 	TempDir string
 	// TextLayer says when a page's own text replaces OCR (default auto).
 	TextLayer textlayer.Mode
+	// Recipe keys the job's result (content.IdempotencyKey) for reuse and
+	// failure traces.
+	Recipe content.Recipe
 }
 
 // Stage is the convert stage.
@@ -76,16 +79,24 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 
 // Handle converts one simpleprocess.job. It publishes ocr.job.started and
 // then one ocr.page.rendered per page through the Sender (started first, so
-// the job's lifecycle is seen in order), and replies nothing. A job that
-// cannot be processed replies ocr.job.failed; transient trouble is returned
-// as an error for the transport to retry.
+// the job's lifecycle is seen in order), and replies nothing. A job whose
+// result the content store already holds (content.Reuser; not with hint
+// force) replies ocr.job.completed with reused: true instead. A job that
+// cannot be processed replies ocr.job.failed, after the content store's
+// failure trace (content.FailureRecorder); transient trouble is returned as
+// an error for the transport to retry.
 func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	j, err := job.Parse(e)
+	var reply *event.Event
+	handled := false
 	if err == nil {
+		reply, handled, err = s.reuse(ctx, e, j)
+	}
+	if err == nil && !handled {
 		err = s.convert(ctx, e, j)
 	}
 	if err == nil || failure.Retryable(err) {
-		return nil, err
+		return reply, err
 	}
 	if !job.ValidID(j.ID) {
 		j.ID = ""
@@ -101,6 +112,9 @@ func (s *Stage) fail(ctx context.Context, parent event.Event, j job.Job, cause e
 	}
 	if j.ID == "" {
 		return &ev, nil // nothing can be recorded under an unusable id
+	}
+	if err := s.recordFailure(ctx, j, cause); err != nil {
+		return nil, err
 	}
 	return scratch.End(ctx, s.blobs, j.ID, ev)
 }
@@ -126,25 +140,20 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) erro
 	if err != nil {
 		return fmt.Errorf("fetch source: %w", err)
 	}
-	doc, err := render.Open(ctx, srcPath, s.cfg.Limits)
+	doc, err := s.open(ctx, j, srcPath, src)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src.Name, err)
 	}
-	defer doc.Close()
-	if src.MIME != "" {
-		if _, sniffed, _ := render.Sniff(srcPath); sniffed != "" && sniffed != src.MIME {
-			s.log.Info("declared type differs from content; using content", "job", j.ID, "declared", src.MIME, "sniffed", sniffed)
-		}
-	}
-	pages, err := job.ParsePages(j.Hints.Pages, doc.Pages())
+	defer doc.close()
+	pages, err := job.ParsePages(j.Hints.Pages, doc.pages())
 	if err != nil {
 		return err
 	}
 
 	m := scratch.Manifest{
 		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID,
-		SourceName: src.Name, SourceFormat: string(doc.Format()), SourceBytes: src.Size,
-		TotalPages: doc.Pages(), Pages: pages, Hints: hintMap(j), StartedAt: start,
+		SourceName: src.Name, SourceFormat: string(doc.format()), SourceBytes: src.Size,
+		TotalPages: doc.pages(), Pages: pages, Hints: hintMap(j), StartedAt: start,
 	}
 	// Keep the first manifest: a redelivered job must not move StartedAt or
 	// change the page set under a finalize that is already counting.
@@ -164,11 +173,11 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) erro
 	}
 
 	for _, n := range pages {
-		if err := s.page(ctx, parent, j, doc, n, len(pages)); err != nil {
+		if err := doc.page(ctx, parent, j, n, len(pages)); err != nil {
 			return err
 		}
 	}
-	s.log.Info("converted", "job", j.ID, "format", doc.Format(), "pages", len(pages), "ms", time.Since(start).Milliseconds())
+	s.log.Info("converted", "job", j.ID, "format", doc.format(), "pages", len(pages), "ms", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -190,7 +199,7 @@ func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *re
 			a := textlayer.Analyze(html, w, h)
 			score = a.Score
 			if a.Trusted(mode) {
-				return s.textPage(ctx, parent, j, n, total, a)
+				return s.textPage(ctx, parent, j, n, total, a.Markdown, a.Score)
 			}
 		}
 	}
@@ -201,6 +210,11 @@ func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *re
 		}
 		return s.failedPage(ctx, parent, j, n, total, err)
 	}
+	return s.imagePage(ctx, parent, j, n, total, p, score)
+}
+
+// imagePage stores a rendered page image and fans it out on route ocr.
+func (s *Stage) imagePage(ctx context.Context, parent event.Event, j job.Job, n, total int, p render.Page, score float64) error {
 	key := scratch.PageKey(j.ID, n, "jpg")
 	if err := s.blobs.Put(ctx, key, bytes.NewReader(p.Data)); err != nil {
 		return failure.As(failure.ErrTransient, err)
@@ -220,13 +234,13 @@ func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *re
 
 // textPage stores the page's text layer as its markdown and fans it out on
 // route text.
-func (s *Stage) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, a textlayer.Analysis) error {
+func (s *Stage) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, markdown string, score float64) error {
 	key := scratch.PageKey(j.ID, n, "text.md")
-	if err := s.blobs.Put(ctx, key, strings.NewReader(a.Markdown)); err != nil {
+	if err := s.blobs.Put(ctx, key, strings.NewReader(markdown)); err != nil {
 		return failure.As(failure.ErrTransient, err)
 	}
 	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
-		JobID: j.ID, Page: n, Pages: total, Route: events.RouteText, TextKey: key, TextScore: a.Score,
+		JobID: j.ID, Page: n, Pages: total, Route: events.RouteText, TextKey: key, TextScore: score,
 	})
 	if err != nil {
 		return err

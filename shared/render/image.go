@@ -2,11 +2,13 @@ package render
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"image"
 	_ "image/gif"  // register GIF
 	_ "image/jpeg" // register JPEG
 	_ "image/png"  // register PNG
+	"io"
 	"os"
 
 	_ "golang.org/x/image/bmp"  // register BMP
@@ -14,6 +16,17 @@ import (
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
+
+// FromImage decodes an encoded raster image (PNG, JPEG, GIF, BMP, WebP),
+// refusing one over maxPixels before decoding, fits it to t and encodes it
+// like a rendered page.
+func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {
+	img, err := decode(bytes.NewReader(data), maxPixels)
+	if err != nil {
+		return Page{}, err
+	}
+	return Encode(fit(img, t))
+}
 
 // decodeImage decodes a raster image after checking its header dimensions
 // against maxPixels, so a decompression bomb is refused before any pixel
@@ -24,7 +37,12 @@ func decodeImage(path string, maxPixels int64) (image.Image, error) {
 		return nil, fmt.Errorf("open image: %w", err)
 	}
 	defer f.Close()
-	cfg, format, err := image.DecodeConfig(bufio.NewReader(f))
+	return decode(f, maxPixels)
+}
+
+// decode checks r's header against maxPixels, then decodes it.
+func decode(r io.ReadSeeker, maxPixels int64) (image.Image, error) {
+	cfg, format, err := image.DecodeConfig(bufio.NewReader(r))
 	if err != nil {
 		return nil, failure.Validation("the image header is unreadable: %v", err)
 	}
@@ -35,10 +53,10 @@ func decodeImage(path string, maxPixels int64) (image.Image, error) {
 		return nil, failure.Validation("the %s image is %d×%d = %d pixels, more than MAX_IMAGE_PIXELS=%d",
 			format, cfg.Width, cfg.Height, px, maxPixels)
 	}
-	if _, err := f.Seek(0, 0); err != nil {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rewind image: %w", err)
 	}
-	img, _, err := image.Decode(bufio.NewReader(f))
+	img, _, err := image.Decode(bufio.NewReader(r))
 	if err != nil {
 		return nil, failure.Validation("the %s image is damaged: %v", format, err)
 	}

@@ -76,7 +76,15 @@ const (
 	FormatBMP  Format = "bmp"
 	FormatWebP Format = "webp"
 	FormatTIFF Format = "tiff"
+	// Office formats are sniffed here but not rendered: their text is
+	// extracted (package office) and only embedded images are OCRed.
+	FormatDOCX Format = "docx"
+	FormatPPTX Format = "pptx"
+	FormatXLSX Format = "xlsx"
 )
+
+// Office reports whether f is an office format (extracted, not rendered).
+func (f Format) Office() bool { return f == FormatDOCX || f == FormatPPTX || f == FormatXLSX }
 
 var formatsByMIME = map[string]Format{
 	"application/pdf": FormatPDF,
@@ -86,10 +94,13 @@ var formatsByMIME = map[string]Format{
 	"image/bmp":       FormatBMP,
 	"image/webp":      FormatWebP,
 	"image/tiff":      FormatTIFF,
+	"application/vnd.openxmlformats-officedocument.wordprocessingml.document":   FormatDOCX,
+	"application/vnd.openxmlformats-officedocument.presentationml.presentation": FormatPPTX,
+	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         FormatXLSX,
 }
 
 // Supported lists the accepted MIME types, for error messages.
-const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff"
+const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, DOCX, PPTX, XLSX"
 
 // Sniff detects the format of the file at path from its content (magic
 // bytes), never from its name.
@@ -142,6 +153,9 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if format.Office() {
+		return nil, failure.Validation("%s documents are extracted, not rendered", format)
 	}
 	d := &Document{format: format}
 	if format == FormatPDF {
