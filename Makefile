@@ -18,9 +18,9 @@ help:
 	@echo "make bench  benchmarks (see docs/performance.md)"
 	@echo "make build  build ./bin/ocrflow"
 
-## run: the main job on embedded defaults
+## run: the main job on embedded defaults (NATS and simple-content in-process)
 run: deps-run
-	$(GO) run ./cmd/ocrflow run --out out $(SAMPLES)
+	$(GO) run ./cmd/ocrflow run --content simple-content --out out $(SAMPLES)
 
 ## test: all tests, race detector on
 test: deps-test

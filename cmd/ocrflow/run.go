@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/simplecontent"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -31,13 +33,19 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	out := fs.String("out", "out", "directory the markdown files are written to")
 	eng := fs.String("engine", "", "recognition engine (default OCR_ENGINE, else tesseract)")
+	contentStore := fs.String("content", config.ContentSimpleContent, "content store: simple-content (embedded in this process) or dir (read the files in place)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ocrflow run [--out DIR] [--engine NAME] FILE|DIR...
+		fmt.Fprint(stderr, `Usage: ocrflow run [--out DIR] [--engine NAME] [--content simple-content|dir] FILE|DIR...
 
 Runs the whole pipeline in this process on an embedded NATS server: one job
 per file (directories are searched for supported documents), progress on
 stdout, DIR/<file name>.md per document, then a summary. Exits 1 if any job
 failed.
+
+With --content simple-content (the default) the run starts simple-content's
+real v5 API in-process, uploads each file to it as a platform would, submits
+jobs by content id, and downloads each derived markdown into DIR. With
+--content dir the pipeline reads the files in place and writes DIR itself.
 
 Flags:
 `)
@@ -48,6 +56,10 @@ Flags:
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
+		return exitError(2)
+	}
+	if *contentStore != config.ContentSimpleContent && *contentStore != config.ContentDir {
+		fmt.Fprintf(stderr, "ocrflow run: --content %q is not simple-content or dir\n", *contentStore)
 		return exitError(2)
 	}
 	files, err := expand(fs.Args(), stderr)
@@ -89,13 +101,31 @@ Flags:
 	if err != nil {
 		return closeAfter(rt, cfg, err)
 	}
-	roots := make([]string, 0, len(files))
-	for _, f := range files {
-		roots = append(roots, filepath.Dir(f))
-	}
-	store, err := pipeline.NewDirContent(cfg, roots...)
-	if err != nil {
-		return closeAfter(rt, cfg, err)
+	var store pipeline.ContentStore
+	var local *localContent // the embedded simple-content, with --content simple-content
+	if *contentStore == config.ContentDir {
+		roots := make([]string, 0, len(files))
+		for _, f := range files {
+			roots = append(roots, filepath.Dir(f))
+		}
+		if store, err = pipeline.NewDirContent(cfg, roots...); err != nil {
+			return closeAfter(rt, cfg, err)
+		}
+	} else {
+		// simple-content's handlers log every request on the default logger.
+		slog.SetDefault(log)
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return closeAfter(rt, cfg, err)
+		}
+		if local, err = startLocalContent(ctx, cfg, log); err != nil {
+			return closeAfter(rt, cfg, err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = local.close(cctx)
+		}()
+		store = local.store
 	}
 	engine, err := pipeline.NewEngine(ctx, cfg)
 	if err != nil {
@@ -121,7 +151,15 @@ Flags:
 	suffix := randomSuffix()
 	for i, f := range files {
 		j := &runJob{id: fmt.Sprintf("run-%s-%d", suffix, i+1), file: f, name: filepath.Base(f)}
-		e, err := job.NewEvent(job.Spec{ID: j.id, Location: f, Name: j.name, Source: "ocrflow/run"})
+		spec := job.Spec{ID: j.id, Location: f, Name: j.name, Source: "ocrflow/run"}
+		if local != nil {
+			id, err := local.upload(ctx, f)
+			if err != nil {
+				return closeAfter(rt, cfg, fmt.Errorf("upload %s to simple-content: %w", j.name, err))
+			}
+			spec = job.Spec{ID: j.id, ContentID: id, Name: j.name, TenantID: localTenant, OwnerID: localOwner, Source: "ocrflow/run"}
+		}
+		e, err := job.NewEvent(spec)
 		if err != nil {
 			return closeAfter(rt, cfg, err)
 		}
@@ -131,7 +169,10 @@ Flags:
 		jobs[j.id] = j
 		order = append(order, j)
 	}
-	fmt.Fprintf(stdout, "ocrflow: %d document(s), engine %s\n", len(files), engine.Name())
+	fmt.Fprintf(stdout, "ocrflow: %d document(s), engine %s, content store %s\n", len(files), engine.Name(), *contentStore)
+	if local != nil {
+		fmt.Fprintf(stdout, "  simple-content (embedded): %s%s\n", local.srv.URL(), simplecontent.APIPrefix)
+	}
 
 	pending := len(order)
 	for pending > 0 {
@@ -150,6 +191,9 @@ Flags:
 				continue
 			}
 			j.observe(e, stdout)
+			if j.done && j.ok && local != nil {
+				j.fetch(ctx, local, *out, stdout)
+			}
 			if j.done {
 				pending--
 			}
@@ -171,6 +215,20 @@ type runJob struct {
 	result         string
 	msg            string
 	ms             int64
+}
+
+// fetch downloads the job's derived markdown from the embedded
+// simple-content into out/<name>.md and reports where it is.
+func (j *runJob) fetch(ctx context.Context, local *localContent, out string, w io.Writer) {
+	derived := j.result
+	p := filepath.Join(out, j.name+".md")
+	if err := local.save(ctx, derived, p); err != nil {
+		j.ok, j.msg = false, "download derived content "+derived+": "+err.Error()
+		fmt.Fprintf(w, "  %-28s FAILED (%s)\n", j.name, j.msg)
+		return
+	}
+	j.result = p
+	fmt.Fprintf(w, "  %-28s derived content %s (%s) saved to %s\n", j.name, derived, local.where(derived), p)
 }
 
 func (j *runJob) observe(e event.Event, w io.Writer) {

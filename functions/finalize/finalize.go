@@ -33,15 +33,15 @@ type Storer interface {
 type Stage struct {
 	blobs  scratch.Store
 	store  Storer
-	engine string
+	recipe content.Recipe
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns the finalize stage. engineName is recorded in the result's
-// metadata.
-func New(blobs scratch.Store, store Storer, engineName string, log *slog.Logger) *Stage {
-	return &Stage{blobs: blobs, store: store, engine: engineName, log: log, now: time.Now}
+// New returns the finalize stage. The recipe (engine, model, mode,
+// pipeline version) is recorded in the result's metadata and keys it.
+func New(blobs scratch.Store, store Storer, recipe content.Recipe, log *slog.Logger) *Stage {
+	return &Stage{blobs: blobs, store: store, recipe: recipe, log: log, now: time.Now}
 }
 
 // Handle counts the job's finished pages after one ocr.page.recognized.
@@ -142,8 +142,10 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 	elapsed := s.now().Sub(m.StartedAt)
 	ref, err := s.store.Store(ctx, content.Result{
 		JobID: m.JobID, ContentID: m.ContentID, SourceName: m.SourceName, Markdown: md,
+		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
 		Metadata: map[string]any{
-			"engine": s.engine, "source_format": m.SourceFormat, "page_count": len(m.Pages),
+			"engine": s.recipe.Engine, "model": s.recipe.Model, "mode": s.recipe.ModeFor(m.Hints["resolution"]),
+			"pipeline_version": s.recipe.PipelineVersion, "source_format": m.SourceFormat, "page_count": len(m.Pages),
 			"pages_by_route": byRoute, "failed_pages": failed, "processing_time_ms": elapsed.Milliseconds(),
 		},
 	})
@@ -164,6 +166,9 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 func (s *Stage) fail(ctx context.Context, e event.Event, job string, cause error) (*event.Event, error) {
 	ev, err := events.Failed(&e, Source, job, "", string(failure.Classify(cause)), failure.Message(cause, 700), 0)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.recordFailure(ctx, job, cause); err != nil {
 		return nil, err
 	}
 	return scratch.End(ctx, s.blobs, job, ev)

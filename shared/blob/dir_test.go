@@ -29,12 +29,15 @@ func TestOpen(t *testing.T) {
 		{"unsupported_scheme", "gs://bucket/x", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := blob.Open(tc.url)
+			s, err := blob.Open(t.Context(), tc.url, blob.S3Options{})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Open(%q) err = %v, wantErr %v", tc.url, err, tc.wantErr)
 			}
-			if err == nil && d.Root() != dir {
-				t.Fatalf("root = %q, want %q", d.Root(), dir)
+			if err != nil {
+				return
+			}
+			if d, ok := s.(*blob.Dir); !ok || d.Root() != dir {
+				t.Fatalf("Open(%q) = %T %v, want a directory store at %q", tc.url, s, s, dir)
 			}
 		})
 	}

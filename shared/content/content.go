@@ -35,6 +35,9 @@ type Result struct {
 	// SourceName is the source's file name.
 	SourceName string
 	Markdown   []byte
+	// IdempotencyKey identifies what made the result (IdempotencyKey);
+	// stores that reuse results record it.
+	IdempotencyKey string
 	// Metadata describes how the result was made.
 	Metadata map[string]any
 }

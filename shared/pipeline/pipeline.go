@@ -66,6 +66,12 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 		engineName = p.Engine.Name()
 	}
 	recipe := RecipeFor(cfg, engineName)
+	ecfg := EngineConfig(cfg)
+	ecfg.Name = engineName
+	if engineName == engine.NameVLLM {
+		// A model server's results differ by model and mode, not by name.
+		recipe.Model, recipe.Mode = engine.Describe(ecfg)
+	}
 	var out []Stage
 	for _, name := range cfg.Stages {
 		var h stage.Handler
@@ -73,7 +79,7 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 		switch name {
 		case config.StageConvert:
 			h = convert.New(convert.Config{
-				Target: engine.Target(engineName),
+				Target: engine.TargetFor(ecfg),
 				Limits: render.Limits{MaxPages: cfg.MaxPages, MaxImagePixels: cfg.MaxImagePixels, Isolation: render.Isolation{
 					Enabled: cfg.RenderIsolation == "process", MemoryBytes: cfg.RenderMemory, CallTimeout: cfg.RenderTimeout,
 				}},
@@ -139,9 +145,21 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// EngineConfig maps the configuration onto the engine's. The fallback
+// engine takes over on the transport's last delivery attempt
+// (stage.LastAttempt).
+func EngineConfig(cfg config.Config) engine.Config {
+	return engine.Config{
+		Name: cfg.Engine, TesseractLangs: cfg.TesseractLangs,
+		URL: cfg.EngineURL, Model: cfg.Model, APIKey: cfg.APIKey, Profile: cfg.Profile, Mode: cfg.Mode,
+		MaxTokens: cfg.MaxTokens, MaxInflight: cfg.MaxInflight, Fallback: cfg.FallbackEngine,
+		LastAttempt: stage.LastAttempt,
+	}
+}
+
 // NewEngine builds the engine cfg names and checks it when it can.
 func NewEngine(ctx context.Context, cfg config.Config) (engine.Engine, error) {
-	eng, err := engine.New(engine.Config{Name: cfg.Engine, TesseractLangs: cfg.TesseractLangs})
+	eng, err := engine.New(EngineConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,559 @@
+package simplecontent
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
+)
+
+// DerivationType is the derivation type (and, in v5, the variant) of
+// ocrflow's derived contents. It fits simple-content's 32 characters.
+const DerivationType = "ocr_markdown"
+
+// MarkdownType is the MIME type of the stored results.
+const MarkdownType = "text/markdown"
+
+// Metadata keys ocrflow writes on its derived contents. v5 cannot list
+// derived contents by type, so these markers are how ocrflow recognises its
+// own, the job that made each, and how far that job got.
+const (
+	// MetaGenerator is "ocrflow" on every derived content ocrflow creates.
+	MetaGenerator = "generator"
+	// MetaVariant is DerivationType.
+	MetaVariant = "variant"
+	// MetaJobID is the id of the job that created the derived content.
+	MetaJobID = "job_id"
+	// MetaIdempotencyKey is content.IdempotencyKey of the result.
+	MetaIdempotencyKey = "idempotency_key"
+	// MetaState is StateProcessing while the result is written,
+	// StateCompleted once its bytes and metadata are in place (the commit
+	// point: v5 cannot set a derived content "processed"), or StateFailed
+	// on a failure trace.
+	MetaState = "state"
+	// MetaSHA256 is the hex SHA-256 of the stored markdown.
+	MetaSHA256 = "sha256"
+	// MetaErrorType and MetaErrorMessage describe a failure trace.
+	MetaErrorType    = "error_type"
+	MetaErrorMessage = "error_message"
+)
+
+// States of a derived content (MetaState).
+const (
+	StateProcessing = "processing"
+	StateCompleted  = "completed"
+	StateFailed     = "failed"
+)
+
+// Generator is the value of MetaGenerator.
+const Generator = "ocrflow"
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// Client talks to simple-content (required). Its Transfers client
+	// carries the source download policy (SOURCE_ALLOWED_HOSTS).
+	Client *Client
+	// S3 presigns s3://bucket/key sources; nil refuses them.
+	S3 *s3.PresignClient
+	// DownloadTimeout bounds one source download, unless the caller's
+	// context ends sooner (default 10m).
+	DownloadTimeout time.Duration
+	// PresignExpiry is the lifetime of presigned s3:// source URLs
+	// (default 15m).
+	PresignExpiry time.Duration
+	// Log receives notes on skipped failure traces and abandoned writes.
+	Log *slog.Logger
+}
+
+// Store is the pipeline's content store on simple-content: sources are
+// contents (fetched through their download URL, the job's presigned URL,
+// or an s3:// location), results are derived contents of type
+// ocr_markdown. It implements convert.Fetcher, finalize.Storer,
+// content.Reuser and content.FailureRecorder.
+type Store struct {
+	api *Client
+	cfg StoreConfig
+	log *slog.Logger
+}
+
+// Interface guards.
+var (
+	_ content.Reuser          = (*Store)(nil)
+	_ content.FailureRecorder = (*Store)(nil)
+)
+
+// NewStore returns a store for cfg.
+func NewStore(cfg StoreConfig) (*Store, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("simple-content store: a client is required")
+	}
+	if cfg.DownloadTimeout == 0 {
+		cfg.DownloadTimeout = 10 * time.Minute
+	}
+	if cfg.PresignExpiry == 0 {
+		cfg.PresignExpiry = 15 * time.Minute
+	}
+	if cfg.DownloadTimeout < 0 || cfg.PresignExpiry < 0 {
+		return nil, errors.New("simple-content store: timeouts must not be negative")
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{api: cfg.Client, cfg: cfg, log: log}, nil
+}
+
+// Client returns the store's API client.
+func (s *Store) Client() *Client { return s.api }
+
+// source reads the job's content and checks that the job may use it.
+func (s *Store) source(ctx context.Context, j job.Job) (Content, error) {
+	if j.ContentID == "" {
+		return Content{}, failure.Validation("job %s names no content id: with simple-content, results are derived contents of the job's source content", j.ID)
+	}
+	c, err := s.api.GetContent(ctx, j.ContentID)
+	var ae *APIError
+	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest) {
+		return Content{}, failure.Validation("source content %s does not exist in simple-content (%v)", j.ContentID, ae)
+	}
+	if err != nil {
+		return Content{}, fmt.Errorf("source content %s: %w", j.ContentID, err)
+	}
+	// simple-content does not enforce tenancy; ocrflow does, before
+	// reading anything. The message does not name the actual owner.
+	if j.TenantID != "" && !strings.EqualFold(j.TenantID, c.TenantID) {
+		return Content{}, failure.Permanent("job %s: tenant %s does not own content %s", j.ID, j.TenantID, j.ContentID)
+	}
+	if j.OwnerID != "" && !strings.EqualFold(j.OwnerID, c.OwnerID) {
+		return Content{}, failure.Permanent("job %s: owner %s does not own content %s", j.ID, j.OwnerID, j.ContentID)
+	}
+	return c, nil
+}
+
+// Fetch downloads the job's source to dst. It reads the content record
+// first (tenant and owner must match the job's; the status must be
+// "uploaded"), then streams the bytes from the job's presigned_get URL, an
+// s3:// location, or the content's download URL — in that order — through
+// the egress policy, refusing more than maxBytes (0 = no limit) and
+// checking the job's size and sha256 when it carries them. dst is removed
+// on any failure.
+func (s *Store) Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64) (content.Source, error) {
+	c, err := s.source(ctx, j)
+	if err != nil {
+		return content.Source{}, err
+	}
+	if c.Status != StatusUploaded {
+		return content.Source{}, failure.Validation("source content %s is %q, not %q: upload and complete it first", c.ID, c.Status, StatusUploaded)
+	}
+	for _, declared := range []int64{c.FileSize, j.Size} {
+		if maxBytes > 0 && declared > maxBytes {
+			return content.Source{}, failure.Validation("source is %d bytes, more than MAX_SOURCE_BYTES=%d", declared, maxBytes)
+		}
+	}
+	src, via, err := s.sourceURL(ctx, j, c)
+	if err != nil {
+		return content.Source{}, err
+	}
+	resp, err := s.api.Download(ctx, src, s.cfg.DownloadTimeout)
+	if err != nil {
+		return content.Source{}, fmt.Errorf("download source (%s): %w", via, err)
+	}
+	defer resp.Body.Close()
+	if maxBytes > 0 && resp.ContentLength > maxBytes {
+		return content.Source{}, failure.Validation("source is %d bytes, more than MAX_SOURCE_BYTES=%d", resp.ContentLength, maxBytes)
+	}
+	h := sha256.New()
+	n, err := content.CopyLimited(ctx, dst, io.TeeReader(resp.Body, h), maxBytes)
+	if err != nil {
+		return content.Source{}, failure.As(failure.ErrTransient, fmt.Errorf("download source (%s): %w", via, err))
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		os.Remove(dst)
+		return content.Source{}, failure.Transient("download source (%s): got %d of %d bytes", via, n, resp.ContentLength)
+	}
+	if j.Size > 0 && n != j.Size {
+		os.Remove(dst)
+		return content.Source{}, failure.Validation("source is %d bytes, but the job says %d", n, j.Size)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); j.SHA256 != "" && !strings.EqualFold(sum, j.SHA256) {
+		os.Remove(dst)
+		return content.Source{}, failure.Validation("source sha256 %s does not match the job's %s", sum, j.SHA256)
+	}
+	name := firstOf(c.FileName, j.Name, c.ID)
+	return content.Source{Name: path.Base(name), MIME: firstOf(c.MimeType, j.MIME), Size: n}, nil
+}
+
+// sourceURL picks where the bytes come from and names it for messages.
+func (s *Store) sourceURL(ctx context.Context, j job.Job, c Content) (u, via string, err error) {
+	switch {
+	case j.PresignedGet != "":
+		return j.PresignedGet, "presigned_get", nil
+	case strings.HasPrefix(j.Location, "s3://"):
+		u, err := s.presign(ctx, j.Location)
+		return u, j.Location, err
+	}
+	f, err := s.api.GetFile(ctx, c.ID)
+	if err != nil {
+		return "", "", fmt.Errorf("source content %s: %w", c.ID, err)
+	}
+	if f.DownloadURL == "" {
+		return "", "", failure.Validation("source content %s has no download url (status %q)", c.ID, f.Status)
+	}
+	return f.DownloadURL, "download_url of " + c.ID, nil
+}
+
+// presign turns s3://bucket/key into a presigned GET URL.
+func (s *Store) presign(ctx context.Context, loc string) (string, error) {
+	if s.cfg.S3 == nil {
+		return "", failure.Permanent("source %s: s3:// sources need S3 access (set S3_ENDPOINT or AWS credentials)", loc)
+	}
+	bucket, key, err := blob.ParseS3URL(loc)
+	if err != nil || key == "" {
+		return "", failure.Validation("source %s is not s3://bucket/key", loc)
+	}
+	key = strings.TrimSuffix(key, "/")
+	req, err := s.cfg.S3.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key},
+		s3.WithPresignExpires(s.cfg.PresignExpiry))
+	if err != nil {
+		return "", failure.As(failure.ErrTransient, fmt.Errorf("presign %s: %w", loc, err))
+	}
+	return req.URL, nil
+}
+
+// ours is one of ocrflow's derived contents of a parent.
+type ours struct {
+	Content
+	meta Metadata
+}
+
+func (o ours) str(k string) string {
+	v, _ := o.meta.Custom[k].(string)
+	return v
+}
+
+// derived returns the parent's derived contents that ocrflow made and
+// keep says to, newest first.
+func (s *Store) derived(ctx context.Context, parent string, keep func(ours) bool) ([]ours, error) {
+	list, err := s.api.ListDerived(ctx, parent)
+	if err != nil {
+		return nil, fmt.Errorf("list derived of %s: %w", parent, err)
+	}
+	var out []ours
+	for _, c := range list {
+		m, err := s.api.GetMetadata(ctx, c.ID)
+		if IsStatus(err, http.StatusNotFound) {
+			continue // not ours: ocrflow always writes metadata
+		}
+		if err != nil {
+			return nil, fmt.Errorf("metadata of derived %s: %w", c.ID, err)
+		}
+		o := ours{Content: c, meta: m}
+		if o.str(MetaGenerator) == Generator && o.str(MetaVariant) == DerivationType && keep(o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// Existing returns the newest finished result of the job's source whose
+// idempotency key is key. The job's tenant and owner are checked first.
+func (s *Store) Existing(ctx context.Context, j job.Job, key string) (content.Derived, bool, error) {
+	c, err := s.source(ctx, j)
+	if err != nil {
+		return content.Derived{}, false, err
+	}
+	found, err := s.derived(ctx, c.ID, func(o ours) bool {
+		return o.str(MetaState) == StateCompleted && o.Status == StatusUploaded && o.str(MetaIdempotencyKey) == key
+	})
+	if err != nil || len(found) == 0 {
+		return content.Derived{}, false, err
+	}
+	d := content.Derived{Ref: found[0].ID, PagesByRoute: map[string]int{}}
+	if n, ok := found[0].meta.Custom["page_count"].(float64); ok {
+		d.PageCount = int(n)
+	}
+	if m, ok := found[0].meta.Custom["pages_by_route"].(map[string]any); ok {
+		for k, v := range m {
+			if n, ok := v.(float64); ok {
+				d.PagesByRoute[k] = int(n)
+			}
+		}
+	}
+	return d, true, nil
+}
+
+// Store writes the result as a derived content of its source and returns
+// the derived content's id. The steps are v5's: create the derived content
+// (status processing, marked with the job id), create its object, PUT the
+// markdown to the presigned URL, complete (→ uploaded), then merge the
+// result's metadata and mark it completed.
+//
+// Store is idempotent per job: a retry finds the derived content an
+// earlier attempt of the same job started and finishes it — or, when that
+// attempt's object cannot be confirmed to hold these bytes, deletes it and
+// starts over — so a job leaves exactly one derived content however often
+// it is retried.
+func (s *Store) Store(ctx context.Context, r content.Result) (string, error) {
+	if r.ContentID == "" {
+		return "", failure.Permanent("job %s has no source content to derive from", r.JobID)
+	}
+	parent, err := s.api.GetContent(ctx, r.ContentID)
+	if IsStatus(err, http.StatusNotFound) {
+		return "", failure.Permanent("source content %s is gone", r.ContentID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("source content %s: %w", r.ContentID, err)
+	}
+	sum := sha256.Sum256(r.Markdown)
+	digest := hex.EncodeToString(sum[:])
+	mine, err := s.derived(ctx, parent.ID, func(o ours) bool {
+		return o.str(MetaJobID) == r.JobID && o.str(MetaState) != StateFailed
+	})
+	if err != nil {
+		return "", err
+	}
+	var resumed string
+	for _, o := range mine {
+		switch {
+		case o.str(MetaState) == StateCompleted && o.Status == StatusUploaded:
+			return o.ID, nil // an earlier attempt finished
+		case resumed == "":
+			ok, err := s.resume(ctx, o, r, digest)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				resumed = o.ID
+			}
+		default:
+			if err := s.abandon(ctx, o.Content, "duplicate of "+resumed); err != nil {
+				return "", err
+			}
+		}
+	}
+	id := resumed
+	if id == "" {
+		d, err := s.api.CreateDerived(ctx, parent.ID, NewDerived{
+			DerivationType: DerivationType, OwnerID: parent.OwnerID, TenantID: parent.TenantID, Status: StatusProcessing,
+			Params: marker(r.JobID, r.IdempotencyKey, StateProcessing),
+		})
+		if err != nil {
+			return "", fmt.Errorf("create derived content: %w", err)
+		}
+		id = d.ID
+		if err := s.upload(ctx, id, r); err != nil {
+			return "", err
+		}
+	}
+	err = s.api.MergeMetadata(ctx, id, func(m *Metadata) {
+		m.ContentType, m.FileName, m.FileSize = MarkdownType, resultName(r), int64(len(r.Markdown))
+		for k, v := range r.Metadata {
+			m.Custom[k] = v
+		}
+		for k, v := range marker(r.JobID, r.IdempotencyKey, StateCompleted) {
+			m.Custom[k] = v
+		}
+		m.Custom[MetaSHA256] = digest
+		m.Custom["completed_at"] = time.Now().UTC().Format(time.RFC3339)
+	})
+	if err != nil {
+		return "", fmt.Errorf("derived content %s metadata: %w", id, err)
+	}
+	return id, nil
+}
+
+// upload creates the derived content's object, PUTs the markdown and
+// completes the content.
+func (s *Store) upload(ctx context.Context, id string, r content.Result) error {
+	o, err := s.api.CreateObject(ctx, id, NewObject{MimeType: MarkdownType, FileSize: int64(len(r.Markdown)), FileName: resultName(r)})
+	if err != nil {
+		return fmt.Errorf("derived content %s object: %w", id, err)
+	}
+	if err := s.api.Upload(ctx, o.UploadURL, bytes.NewReader(r.Markdown), int64(len(r.Markdown)), MarkdownType); err != nil {
+		return fmt.Errorf("upload derived content %s: %w", id, err)
+	}
+	if err := s.api.CompleteFile(ctx, id); err != nil {
+		return fmt.Errorf("complete derived content %s: %w", id, err)
+	}
+	return nil
+}
+
+// resume finishes a derived content an earlier attempt of the same job
+// left behind. Without an object it uploads; with one, whose presigned URL
+// is gone, it completes the content and checks that the stored bytes are
+// this result's. ok is false when the content was abandoned instead.
+func (s *Store) resume(ctx context.Context, o ours, r content.Result, digest string) (ok bool, err error) {
+	objs, err := s.api.ListObjects(ctx, o.ID)
+	if err != nil {
+		return false, fmt.Errorf("objects of derived %s: %w", o.ID, err)
+	}
+	if len(objs) == 0 {
+		s.log.Info("resuming derived content without object", "job", r.JobID, "derived", o.ID)
+		return true, s.upload(ctx, o.ID, r)
+	}
+	if err := s.api.CompleteFile(ctx, o.ID); err != nil {
+		return false, fmt.Errorf("complete derived content %s: %w", o.ID, err)
+	}
+	same, err := s.holds(ctx, o.ID, digest)
+	if err != nil {
+		return false, err
+	}
+	if same {
+		s.log.Info("resuming derived content whose upload had arrived", "job", r.JobID, "derived", o.ID)
+		return true, nil
+	}
+	return false, s.abandon(ctx, o.Content, "its upload did not arrive")
+}
+
+// holds reports whether derived content id's stored bytes hash to digest.
+// A missing object (the upload never arrived) is false, not an error.
+func (s *Store) holds(ctx context.Context, id, digest string) (bool, error) {
+	f, err := s.api.GetFile(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("derived content %s: %w", id, err)
+	}
+	if f.DownloadURL == "" {
+		return false, nil
+	}
+	resp, err := s.api.Download(ctx, f.DownloadURL, s.cfg.DownloadTimeout)
+	if IsStatus(err, http.StatusNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check derived content %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(resp.Body, 64<<20)); err != nil {
+		return false, failure.As(failure.ErrTransient, fmt.Errorf("check derived content %s: %w", id, err))
+	}
+	return hex.EncodeToString(h.Sum(nil)) == digest, nil
+}
+
+// abandon deletes a derived content ocrflow will not finish. v5 refuses to
+// delete while the status is "processing", so it is completed first.
+func (s *Store) abandon(ctx context.Context, c Content, why string) error {
+	s.log.Warn("deleting unfinished derived content", "derived", c.ID, "parent", c.ParentID, "reason", why)
+	if c.Status == StatusProcessing {
+		if err := s.api.CompleteFile(ctx, c.ID); err != nil {
+			return fmt.Errorf("abandon derived content %s: %w", c.ID, err)
+		}
+	}
+	if err := s.api.DeleteContent(ctx, c.ID); err != nil {
+		return fmt.Errorf("abandon derived content %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// RecordFailure leaves a derived content with status "failed" whose
+// metadata carries the error type and message — v5 cannot move a derived
+// content to failed later, so the trace is created failed. An unfinished
+// result of the same job is deleted first. Nothing is written when the
+// source does not exist, is not ready for derived contents, or belongs to
+// another tenant or owner than the job says.
+func (s *Store) RecordFailure(ctx context.Context, f content.Failure) error {
+	if f.ContentID == "" || f.JobID == "" {
+		return nil
+	}
+	j := job.Job{ID: f.JobID, ContentID: f.ContentID, TenantID: f.TenantID, OwnerID: f.OwnerID}
+	parent, err := s.source(ctx, j)
+	if err != nil {
+		if failure.Retryable(err) {
+			return err
+		}
+		s.log.Info("no failure trace for this job", "job", f.JobID, "reason", err)
+		return nil
+	}
+	if parent.Status != StatusUploaded && parent.Status != StatusProcessed {
+		s.log.Info("no failure trace: the source cannot have derived contents", "job", f.JobID, "status", parent.Status)
+		return nil
+	}
+	mine, err := s.derived(ctx, parent.ID, func(o ours) bool { return o.str(MetaJobID) == f.JobID })
+	if err != nil {
+		return err
+	}
+	for _, o := range mine {
+		if o.str(MetaState) == StateFailed {
+			return nil // recorded by an earlier attempt
+		}
+		if o.str(MetaState) == StateProcessing {
+			if err := s.abandon(ctx, o.Content, "the job failed"); err != nil {
+				return err
+			}
+		}
+	}
+	params := marker(f.JobID, f.IdempotencyKey, StateFailed)
+	params[MetaErrorType] = f.ErrorType
+	params[MetaErrorMessage] = f.Message
+	params["failed_at"] = time.Now().UTC().Format(time.RFC3339)
+	if _, err := s.api.CreateDerived(ctx, parent.ID, NewDerived{
+		DerivationType: DerivationType, OwnerID: parent.OwnerID, TenantID: parent.TenantID, Status: StatusFailed, Params: params,
+	}); err != nil {
+		return fmt.Errorf("record failure of job %s: %w", f.JobID, err)
+	}
+	return nil
+}
+
+// Download writes derived (or any) content id's bytes to w, for callers
+// that hand results out (ocrflow run --out).
+func (s *Store) Download(ctx context.Context, id string, w io.Writer) error {
+	f, err := s.api.GetFile(ctx, id)
+	if err != nil {
+		return fmt.Errorf("content %s: %w", id, err)
+	}
+	if f.DownloadURL == "" {
+		return failure.Permanent("content %s (status %q) has no download url", id, f.Status)
+	}
+	resp, err := s.api.Download(ctx, f.DownloadURL, s.cfg.DownloadTimeout)
+	if err != nil {
+		return fmt.Errorf("download content %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return failure.As(failure.ErrTransient, fmt.Errorf("download content %s: %w", id, err))
+	}
+	return nil
+}
+
+// marker is the metadata that marks a derived content as ocrflow's.
+func marker(jobID, key, state string) map[string]any {
+	m := map[string]any{MetaGenerator: Generator, MetaVariant: DerivationType, MetaJobID: jobID, MetaState: state}
+	if key != "" {
+		m[MetaIdempotencyKey] = key
+	}
+	return m
+}
+
+// resultName is <source name>.md.
+func resultName(r content.Result) string {
+	name := path.Base(strings.ReplaceAll(r.SourceName, "\\", "/"))
+	if name == "" || name == "." || name == "/" {
+		name = r.JobID
+	}
+	return name + ".md"
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

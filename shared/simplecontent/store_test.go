@@ -1,0 +1,231 @@
+package simplecontent_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/simplecontent"
+	"github.com/ocrflow/ocrflow/shared/simplecontent/embedded"
+)
+
+func newStore(t *testing.T) (*simplecontent.Store, *simplecontent.Client) {
+	t.Helper()
+	_, cl := startServer(t, embedded.Config{}, nil)
+	s, err := simplecontent.NewStore(simplecontent.StoreConfig{Client: cl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, cl
+}
+
+func result(job, parent, md string) content.Result {
+	return content.Result{
+		JobID: job, ContentID: parent, SourceName: "scan.pdf", Markdown: []byte(md),
+		IdempotencyKey: content.IdempotencyKey(parent, "1", "m", "default"),
+		Metadata:       map[string]any{"page_count": 2, "pages_by_route": map[string]int{"gpu": 1, "text": 1}},
+	}
+}
+
+func count(t *testing.T, cl *simplecontent.Client, parent string) []simplecontent.Content {
+	t.Helper()
+	list, err := cl.ListDerived(t.Context(), parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func TestStore_Store_is_idempotent_per_job(t *testing.T) {
+	s, cl := newStore(t)
+	parent := upload(t, cl, "scan.pdf", "application/pdf", "%PDF")
+	a, err := s.Store(t.Context(), result("j1", parent, "# one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Store(t.Context(), result("j1", parent, "# one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != a || len(count(t, cl, parent)) != 1 {
+		t.Fatalf("second Store of job j1 = %s (first %s), %d derived: want the same one", again, a, len(count(t, cl, parent)))
+	}
+	b, err := s.Store(t.Context(), result("j2", parent, "# two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == a || len(count(t, cl, parent)) != 2 {
+		t.Fatalf("another job must create its own derived content")
+	}
+	if got := download(t, cl, b); got != "# two" {
+		t.Fatalf("derived bytes %q", got)
+	}
+}
+
+func TestStore_Existing_finds_only_finished_results_with_the_key(t *testing.T) {
+	s, cl := newStore(t)
+	parent := upload(t, cl, "scan.pdf", "application/pdf", "%PDF")
+	r := result("j1", parent, "# one")
+	id, err := s.Store(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A failure trace with the same key must never be reused.
+	if err := s.RecordFailure(t.Context(), content.Failure{JobID: "j0", ContentID: parent, IdempotencyKey: r.IdempotencyKey, ErrorType: "permanent", Message: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	j := job.Job{ID: "j9", ContentID: parent, TenantID: tenant}
+	for _, tc := range []struct {
+		name   string
+		j      job.Job
+		key    string
+		wantOK bool
+	}{
+		{"same_key", j, r.IdempotencyKey, true},
+		{"other_model", j, content.IdempotencyKey(parent, "1", "other", "default"), false},
+		{"other_pipeline_version", j, content.IdempotencyKey(parent, "2", "m", "default"), false},
+		{"other_mode", j, content.IdempotencyKey(parent, "1", "m", "gundam"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ok, err := s.Existing(t.Context(), tc.j, tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tc.wantOK || (ok && (d.Ref != id || d.PageCount != 2 || d.PagesByRoute["text"] != 1)) {
+				t.Fatalf("Existing = %+v, %v; want ok=%v for %s", d, ok, tc.wantOK, id)
+			}
+		})
+	}
+	_, _, err = s.Existing(t.Context(), job.Job{ID: "j8", ContentID: parent, TenantID: "99999999-9999-4999-8999-999999999999"}, r.IdempotencyKey)
+	if failure.Classify(err) != failure.TypePermanent {
+		t.Fatalf("Existing for another tenant = %v, want a permanent error", err)
+	}
+}
+
+func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		setup      func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (parent string, f content.Failure)
+		wantTraces int
+		wantOthers int // derived contents that are not traces
+	}{
+		{"recorded_once_even_if_called_twice", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
+			p := upload(t, cl, "a.pdf", "application/pdf", "%PDF")
+			f := content.Failure{JobID: "j", ContentID: p, TenantID: tenant, ErrorType: "validation", Message: "unsupported"}
+			if err := s.RecordFailure(t.Context(), f); err != nil {
+				t.Fatal(err)
+			}
+			return p, f
+		}, 1, 0},
+		{"another_tenant_gets_none", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
+			p := upload(t, cl, "a.pdf", "application/pdf", "%PDF")
+			return p, content.Failure{JobID: "j", ContentID: p, TenantID: "99999999-9999-4999-8999-999999999999", ErrorType: "permanent", Message: "x"}
+		}, 0, 0},
+		{"parent_not_uploaded_gets_none", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
+			f, err := cl.CreateFile(t.Context(), simplecontent.NewFile{OwnerID: owner, OwnerType: "user", TenantID: tenant, FileName: "a.pdf", DocumentType: "document"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f.ContentID, content.Failure{JobID: "j", ContentID: f.ContentID, ErrorType: "validation", Message: "not uploaded"}
+		}, 0, 0},
+		{"unfinished_result_of_the_job_is_replaced", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
+			p := upload(t, cl, "a.pdf", "application/pdf", "%PDF")
+			_, err := cl.CreateDerived(t.Context(), p, simplecontent.NewDerived{
+				DerivationType: simplecontent.DerivationType, OwnerID: owner, TenantID: tenant, Status: simplecontent.StatusProcessing,
+				Params: map[string]any{"generator": "ocrflow", "variant": "ocr_markdown", "job_id": "j", "state": "processing"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p, content.Failure{JobID: "j", ContentID: p, ErrorType: "permanent", Message: "no manifest"}
+		}, 1, 0},
+		{"missing_content_gets_none", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
+			return "", content.Failure{JobID: "j", ContentID: "33333333-3333-4333-8333-333333333333", ErrorType: "validation", Message: "x"}
+		}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, cl := newStore(t)
+			parent, f := tc.setup(t, s, cl)
+			if err := s.RecordFailure(t.Context(), f); err != nil {
+				t.Fatal(err)
+			}
+			if parent == "" {
+				return
+			}
+			traces, others := 0, 0
+			for _, d := range count(t, cl, parent) {
+				m, err := cl.GetMetadata(t.Context(), d.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Status == simplecontent.StatusFailed && m.Custom["state"] == "failed" &&
+					m.Custom["error_type"] == f.ErrorType && m.Custom["error_message"] == f.Message {
+					traces++
+				} else {
+					others++
+				}
+			}
+			if traces != tc.wantTraces || others != tc.wantOthers {
+				t.Fatalf("%d traces and %d other derived contents, want %d and %d", traces, others, tc.wantTraces, tc.wantOthers)
+			}
+		})
+	}
+}
+
+func TestStore_Fetch_checks_what_the_job_says(t *testing.T) {
+	s, cl := newStore(t)
+	body := "%PDF-1.4 test body"
+	parent := upload(t, cl, "scan.pdf", "application/pdf", body)
+	sum := sha256.Sum256([]byte(body))
+	f, err := cl.GetFile(t.Context(), parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		j        job.Job
+		max      int64
+		wantType failure.Type // "" = success
+		wantMsg  string
+	}{
+		{"download_url_with_matching_checksum", job.Job{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body))}, 0, "", ""},
+		{"presigned_get", job.Job{PresignedGet: f.DownloadURL}, 0, "", ""},
+		{"checksum_in_upper_case", job.Job{SHA256: strings.ToUpper(hex.EncodeToString(sum[:]))}, 0, "", ""},
+		{"checksum_mismatch", job.Job{SHA256: strings.Repeat("ab", 32)}, 0, failure.TypeValidation, "does not match"},
+		{"limit_exactly_the_size", job.Job{}, int64(len(body)), "", ""},
+		{"limit_one_below", job.Job{}, int64(len(body)) - 1, failure.TypeValidation, "MAX_SOURCE_BYTES"},
+		{"no_content_id", job.Job{PresignedGet: f.DownloadURL}, 0, failure.TypeValidation, "names no content id"},
+		{"s3_location_without_s3_access", job.Job{Location: "s3://bucket/key"}, 0, failure.TypePermanent, "need S3 access"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.j.ID = "j"
+			if tc.name != "no_content_id" {
+				tc.j.ContentID = parent
+			}
+			dst := filepath.Join(t.TempDir(), "source")
+			src, err := s.Fetch(t.Context(), tc.j, dst, tc.max)
+			if tc.wantType == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := os.ReadFile(dst)
+				if string(b) != body || src.Name != "scan.pdf" || src.MIME != "application/pdf" || src.Size != int64(len(body)) {
+					t.Fatalf("source = %+v, bytes %q", src, b)
+				}
+				return
+			}
+			if failure.Classify(err) != tc.wantType || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("err = %v, want %s with %q", err, tc.wantType, tc.wantMsg)
+			}
+			if _, serr := os.Stat(dst); !os.IsNotExist(serr) {
+				t.Fatalf("a failed fetch left %s behind", dst)
+			}
+		})
+	}
+}
