@@ -162,3 +162,21 @@ func CER(want, got string) float64 {
 	}
 	return float64(prev[len(b)]) / float64(len(a))
 }
+
+// FuzzAnalyze: any HTML, however broken, is scored in [0,1] without panic.
+func FuzzAnalyze(f *testing.F) {
+	for _, seed := range []string{
+		`<div id="page0"><p style="top:10pt;left:10pt;line-height:11pt"><span style="font-size:11pt">Hello world</span></p></div>`,
+		`<p style="top:-1pt;line-height:0pt"><b><span style="font-size:99pt">• x</span></b></p>`,
+		`<img style="position:absolute;transform:matrix(.64,0,-0,.64,-1,-1)" src="data:image/jpeg;base64,/9j/4AAQ`,
+		"GLYPH<c=1> /G12 \uFFFD\uE000",
+	} {
+		f.Add(seed, 595.0, 842.0)
+	}
+	f.Fuzz(func(t *testing.T, html string, w, h float64) {
+		a := textlayer.Analyze(html, w, h)
+		if a.Score < 0 || a.Score > 1 || a.Score != a.Score {
+			t.Fatalf("score %v out of [0,1]", a.Score)
+		}
+	})
+}
