@@ -21,6 +21,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
@@ -52,6 +53,9 @@ type Config struct {
 	TempDir string
 	// TextLayer says when a page's own text replaces OCR (default auto).
 	TextLayer textlayer.Mode
+	// Office bounds DOCX/PPTX/XLSX extraction (zip-bomb guards; zero
+	// values take the office package's defaults).
+	Office office.Limits
 	// Recipe keys the job's result (content.IdempotencyKey) for reuse and
 	// failure traces.
 	Recipe content.Recipe

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -9,6 +10,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
 )
 
@@ -33,7 +35,7 @@ func (s *Stage) open(ctx context.Context, j job.Job, path string, src content.So
 		s.log.Info("declared type differs from content; using content", "job", j.ID, "declared", src.MIME, "sniffed", sniffed)
 	}
 	if format.Office() {
-		return nil, failure.Validation("%s documents are not supported yet", format)
+		return s.openOffice(ctx, path, format)
 	}
 	doc, err := render.Open(ctx, path, s.cfg.Limits)
 	if err != nil {
@@ -53,4 +55,61 @@ func (r *rendered) pages() int            { return r.doc.Pages() }
 func (r *rendered) close()                { r.doc.Close() }
 func (r *rendered) page(ctx context.Context, parent event.Event, j job.Job, n, total int) error {
 	return r.s.page(ctx, parent, j, r.doc, n, total)
+}
+
+// officePage is one page of an office document: markdown text, or an
+// embedded picture to OCR.
+type officePage struct {
+	markdown string
+	image    *office.Image
+}
+
+// officeDoc is an extracted DOCX, PPTX or XLSX. Its text needs no engine;
+// each embedded picture becomes its own OCR page right after the page it
+// appears on.
+type officeDoc struct {
+	s     *Stage
+	kind  render.Format
+	items []officePage
+}
+
+func (s *Stage) openOffice(ctx context.Context, path string, format render.Format) (*officeDoc, error) {
+	kind := office.Kind(format)
+	pages, err := office.Extract(ctx, path, kind, s.cfg.Office)
+	if err != nil {
+		return nil, err
+	}
+	d := &officeDoc{s: s, kind: format}
+	for _, p := range pages {
+		d.items = append(d.items, officePage{markdown: p.Markdown})
+		for i := range p.Images {
+			d.items = append(d.items, officePage{image: &p.Images[i]})
+		}
+	}
+	if len(d.items) == 0 {
+		return nil, failure.Validation("the %s has no content", format)
+	}
+	if lim := s.cfg.Limits.MaxPages; lim > 0 && len(d.items) > lim {
+		return nil, failure.Validation("the %s has %d pages and pictures, more than MAX_PAGES=%d", format, len(d.items), lim)
+	}
+	return d, nil
+}
+
+func (d *officeDoc) format() render.Format { return d.kind }
+func (d *officeDoc) pages() int            { return len(d.items) }
+func (d *officeDoc) close()                { d.items = nil }
+
+func (d *officeDoc) page(ctx context.Context, parent event.Event, j job.Job, n, total int) error {
+	it := d.items[n-1]
+	if it.image == nil {
+		return d.s.textPage(ctx, parent, j, n, total, it.markdown, 1)
+	}
+	p, err := render.FromImage(it.image.Data, d.s.cfg.Target, d.s.cfg.Limits.MaxImagePixels)
+	if err != nil {
+		if failure.Retryable(err) {
+			return fmt.Errorf("picture %s: %w", it.image.Name, err)
+		}
+		return d.s.failedPage(ctx, parent, j, n, total, fmt.Errorf("picture %s: %w", it.image.Name, err))
+	}
+	return d.s.imagePage(ctx, parent, j, n, total, p, 0)
 }

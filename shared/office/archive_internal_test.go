@@ -1,0 +1,154 @@
+package office
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+func TestSafeName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"word/document.xml", true},
+		{"[Content_Types].xml", true},
+		{"word/media/", true},
+		{"a/./b", true},
+		{"a..b/c", true},
+		{"../evil.txt", false},
+		{"word/../../evil.txt", false},
+		{"word/..", false},
+		{"/etc/passwd", false},
+		{`word\..\evil`, false},
+		{"C:/Windows/evil", false},
+		{"nul\x00byte", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := safeName(tc.name); got != tc.ok {
+				t.Errorf("safeName(%q) = %v, want %v", tc.name, got, tc.ok)
+			}
+		})
+	}
+}
+
+func TestResolveTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name, source, target, want string
+		ok                         bool
+	}{
+		{"relative", "word/document.xml", "media/image1.png", "word/media/image1.png", true},
+		{"parent", "ppt/slides/slide1.xml", "../media/image1.png", "ppt/media/image1.png", true},
+		{"absolute", "word/document.xml", "/word/styles.xml", "word/styles.xml", true},
+		{"root_rels", "", "word/document.xml", "word/document.xml", true},
+		{"percent_encoded", "word/document.xml", "media/my%20image.png", "word/media/my image.png", true},
+		{"escapes_package", "word/document.xml", "../../evil.png", "", false},
+		{"absolute_escape", "word/document.xml", "/../evil.png", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := resolveTarget(tc.source, tc.target)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("resolveTarget(%q, %q) = %q, %v; want %q, %v", tc.source, tc.target, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// TestBudgetReader_counts_actual_bytes checks the running budget on its
+// own, with the declared-size check already passed: the package budget is
+// enforced on the bytes actually read, stopping one byte past it. (A part
+// cap is met by the declared size first; archive/zip refuses to inflate
+// past a declared size, so the reader's own part cap is a second line.)
+func TestBudgetReader_counts_actual_bytes(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("big.xml")
+	w.Write(bytes.Repeat([]byte("a"), 100_000))
+	zw.Close()
+	path := filepath.Join(t.TempDir(), "x.docx")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		budget  int64
+		partCap int64
+		wantMsg string
+	}{
+		{"package_budget", 10_000, 1 << 20, "expands to more than 10000 bytes (zip bomb guard)"},
+		{"part_cap_declared", 1 << 20, 10_000, "part big.xml is larger than 10000 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := openArchive(context.Background(), path, DOCX, Limits{}.withDefaults())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.close()
+			a.lim.MaxUncompressed = tc.budget // after the declared-size check passed
+			var n int64
+			rc, err := a.open("big.xml", tc.partCap)
+			if err == nil {
+				n, err = io.Copy(io.Discard, rc)
+				rc.Close()
+			}
+			if !errors.Is(err, failure.ErrValidation) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("err = %v, want validation containing %q", err, tc.wantMsg)
+			}
+			if lim := min(tc.budget, tc.partCap) + 1; n > lim {
+				t.Errorf("read %d bytes, want at most %d", n, lim)
+			}
+		})
+	}
+}
+
+func TestCountEntries(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := range 50 {
+		zw.Create(strings.Repeat("x", i+1))
+	}
+	zw.Close()
+	r := bytes.NewReader(buf.Bytes())
+	for _, tc := range []struct {
+		name string
+		max  int
+		want int
+	}{
+		{"under_limit_counts_all", 100, 50},
+		{"over_limit_stops_early", 10, 11},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, ok := countEntries(r, int64(buf.Len()), tc.max)
+			if !ok || n != tc.want {
+				t.Errorf("countEntries = %d, %v; want %d, true", n, ok, tc.want)
+			}
+		})
+	}
+	if _, ok := countEntries(bytes.NewReader([]byte("not a zip at all")), 16, 10); ok {
+		t.Error("countEntries on garbage reported ok")
+	}
+}
+
+func TestInlineRender(t *testing.T) {
+	var in inline
+	in.add("plain ", false, false)
+	in.add(" bold ", true, false)
+	in.add("both", true, true)
+	in.add("   ", false, true)
+	in.add("it", false, true)
+	if got, want := in.render(false), "plain  **bold** ***both***   *it*"; got != want {
+		t.Errorf("render = %q, want %q", got, want)
+	}
+	if got, want := in.render(true), "plain  bold both   it"; got != want {
+		t.Errorf("render(plain) = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,333 @@
+package office_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/office"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden markdown files in testdata/office")
+
+// samples is where go run ./testdata/office/gen writes the samples.
+const samples = "../../testdata/office"
+
+// pageSep joins pages in the golden files.
+const pageSep = "\n<!-- page break -->\n"
+
+func sample(name string) string { return filepath.Join(samples, name) }
+
+func TestExtract_golden(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		file   string
+		kind   office.Kind
+		golden string
+		pages  int
+		// images lists per page the pictures expected, as "name mime WxH".
+		images map[int][]string
+	}{
+		{
+			name: "docx_report", file: "report.docx", kind: office.DOCX, golden: "report.md", pages: 3,
+			// image2.png is a 16×16 icon: below the floor, so neither listed nor placeholdered.
+			images: map[int][]string{1: {"image1.png image/png 405x180"}},
+		},
+		{
+			name: "pptx_slides_in_presentation_order", file: "slides.pptx", kind: office.PPTX, golden: "slides.md", pages: 3,
+			images: map[int][]string{2: {"image1.png image/png 405x180"}},
+		},
+		{
+			name: "xlsx_ledger", file: "ledger.xlsx", kind: office.XLSX, golden: "ledger.md", pages: 3,
+			images: map[int][]string{1: {"image1.png image/png 405x180"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pages, err := office.Extract(context.Background(), sample(tc.file), tc.kind, office.Limits{})
+			if err != nil {
+				t.Fatalf("Extract: %v", err)
+			}
+			if len(pages) != tc.pages {
+				t.Errorf("got %d pages, want %d", len(pages), tc.pages)
+			}
+			var mds []string
+			for i, p := range pages {
+				mds = append(mds, p.Markdown)
+				var got []string
+				for _, img := range p.Images {
+					got = append(got, fmt.Sprintf("%s %s %dx%d", img.Name, img.MIME, img.Width, img.Height))
+					if len(img.Data) < office.MinImageBytes {
+						t.Errorf("page %d: image %s has %d bytes", i, img.Name, len(img.Data))
+					}
+					if !strings.Contains(p.Markdown, "<!-- image: "+img.Name+" -->") {
+						t.Errorf("page %d: no placeholder for %s", i, img.Name)
+					}
+				}
+				if want := tc.images[i]; strings.Join(got, ";") != strings.Join(want, ";") {
+					t.Errorf("page %d images = %q, want %q", i, got, want)
+				}
+			}
+			got := strings.Join(mds, pageSep) + "\n"
+			golden := sample(tc.golden)
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden (run with -update to create it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("markdown differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestExtract_docx_semantics pins the DOCX rules the golden file encodes,
+// so a careless -update cannot silently drop them.
+func TestExtract_docx_semantics(t *testing.T) {
+	pages, err := office.Extract(context.Background(), sample("report.docx"), office.DOCX, office.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := ""
+	for _, p := range pages {
+		all += p.Markdown + "\n"
+	}
+	for _, tc := range []struct {
+		name, text string
+		present    bool
+	}{
+		{"title_style_is_h1", "# Annual Report 2026\n", true},
+		{"localised_heading_id_resolved_by_name", "# Summary\n", true},
+		{"basedOn_chain_reaches_heading_2", "## Highlights\n", true},
+		{"outline_level_gives_h3", "### Regional results\n", true},
+		{"bold_italic_runs", "**the full year** and *all regions*", true},
+		{"nested_bullet", "\n  - Mainly energy\n", true},
+		{"style_based_bullet", "- Headcount stable", true},
+		{"nested_numbered", "\n  1. Hire a regional lead\n", true},
+		{"pipe_escaped_in_cell", `Total \| all regions`, true},
+		{"inserted_text_kept", "(audited)", true},
+		{"deleted_text_dropped", "DELETED", false},
+		{"hidden_text_dropped", "SECRET", false},
+		{"text_box_once", "Boxed note", true},
+		{"tiny_icon_not_placeholdered", "image2.png", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Count(all, tc.text); (got > 0) != tc.present || got > 1 {
+				t.Errorf("%q occurs %d times, want present=%v (once)", tc.text, got, tc.present)
+			}
+		})
+	}
+	// Page 1 ends at the explicit page break; the continuous section break
+	// after "End of figures." does not split page 2; the next-page one does.
+	if !strings.HasSuffix(pages[0].Markdown, "1. Review pricing") ||
+		!strings.Contains(pages[1].Markdown, "End of figures.\n\nContinuous section text.") ||
+		!strings.HasPrefix(pages[2].Markdown, "# Appendix") {
+		t.Errorf("page split wrong:\n%+v", pages)
+	}
+}
+
+func TestExtract_bad_input(t *testing.T) {
+	xlsxBomb := writeTemp(t, "bomb.xlsx", xlsxZipBomb(t))
+	for _, tc := range []struct {
+		name    string
+		file    string // under testdata/office, or an absolute path
+		kind    office.Kind
+		lim     office.Limits
+		wantMsg string
+	}{
+		{"docx_zip_bomb_lying_header", "zipbomb.docx", office.DOCX, office.Limits{}, "word/document.xml is damaged or expands beyond its declared size (zip bomb guard)"},
+		{"xlsx_zip_bomb_lying_header", xlsxBomb, office.XLSX, office.Limits{}, "the xlsx part xl/worksheets/sheet1.xml is damaged or expands beyond its declared size (zip bomb guard)"},
+		{"declared_total_over_limit", "report.docx", office.DOCX, office.Limits{MaxUncompressed: 4 << 10}, "the docx expands to more than 4 KiB (zip bomb guard)"},
+		{"xlsx_declared_total_over_limit", "ledger.xlsx", office.XLSX, office.Limits{MaxUncompressed: 4 << 10}, "the xlsx expands to more than 4 KiB (zip bomb guard)"},
+		{"too_many_entries", "many-entries.docx", office.DOCX, office.Limits{}, "more than the limit of 10000 (zip bomb guard)"},
+		{"too_many_entries_custom_limit", "report.docx", office.DOCX, office.Limits{MaxEntries: 3}, "more than the limit of 3 (zip bomb guard)"},
+		{"docx_path_traversal", "traversal.docx", office.DOCX, office.Limits{}, `unsafe entry name "../../evil.txt" (path traversal guard)`},
+		{"pptx_path_traversal", "traversal.docx", office.PPTX, office.Limits{}, `unsafe entry name "../../evil.txt"`},
+		{"xlsx_path_traversal", "traversal.docx", office.XLSX, office.Limits{}, `unsafe entry name "../../evil.txt"`},
+		{"not_a_zip", "not-a-zip.docx", office.DOCX, office.Limits{}, "the docx file is damaged or is not an Office Open XML (zip) file"},
+		{"truncated", "truncated.docx", office.DOCX, office.Limits{}, "the docx file is damaged"},
+		{"empty_file", "empty.docx", office.DOCX, office.Limits{}, "the docx file is empty"},
+		{"encrypted_or_legacy", "encrypted.docx", office.DOCX, office.Limits{}, "password-protected or a legacy binary Office file"},
+		{"no_main_part", "no-document.docx", office.DOCX, office.Limits{}, "not a Word document: it has no word/document.xml"},
+		{"malformed_xml", "malformed-xml.docx", office.DOCX, office.Limits{}, "word/document.xml is not well-formed XML"},
+		{"docx_read_as_pptx", "report.docx", office.PPTX, office.Limits{}, "not a PowerPoint presentation"},
+		{"pptx_read_as_xlsx", "slides.pptx", office.XLSX, office.Limits{}, "not an Excel workbook"},
+		{"sheet_cell_limit", "ledger.xlsx", office.XLSX, office.Limits{MaxSheetCells: 10}, `the xlsx sheet "Ledger" has more than 10 cells`},
+		{"unknown_kind", "report.docx", office.Kind("odt"), office.Limits{}, `office kind "odt" is not supported`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.file
+			if !filepath.IsAbs(path) {
+				path = sample(path)
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			pages, err := office.Extract(context.Background(), path, tc.kind, tc.lim)
+			took := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, failure.ErrValidation) {
+				t.Fatalf("err = %v (pages %d), want a validation error", err, len(pages))
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("err = %q, want it to contain %q", err, tc.wantMsg)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%v, allocated %d KiB: %v", took, alloc>>10, err)
+			if alloc > 64<<20 {
+				t.Errorf("allocated %d MiB, want < 64 MiB", alloc>>20)
+			}
+			if took > 5*time.Second {
+				t.Errorf("took %v, want seconds at most", took)
+			}
+		})
+	}
+}
+
+// xlsxZipBomb returns ledger.xlsx with sheet1.xml replaced by the
+// compressed 600 MiB part of zipbomb.docx, declared as 4 KiB (copied raw:
+// compressing 600 MiB in the test would take seconds).
+func xlsxZipBomb(t *testing.T) []byte {
+	t.Helper()
+	bomb, err := zip.OpenReader(sample("zipbomb.docx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bomb.Close()
+	var comp []byte
+	for _, f := range bomb.File {
+		if f.Name == "word/document.xml" {
+			rc, err := f.OpenRaw()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if comp, err = io.ReadAll(rc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	zr, err := zip.OpenReader(sample("ledger.xlsx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if f.Name == "xl/worksheets/sheet1.xml" {
+			w, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, CompressedSize64: uint64(len(comp)), UncompressedSize64: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(comp)
+			continue
+		}
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func writeTemp(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestExtract_missing_file_is_not_validation(t *testing.T) {
+	_, err := office.Extract(context.Background(), filepath.Join(t.TempDir(), "gone.docx"), office.DOCX, office.Limits{})
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, failure.ErrValidation) {
+		t.Fatalf("err = %v, want an unclassified not-exist error", err)
+	}
+}
+
+func TestExtract_cancelled_context(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, k := range []office.Kind{office.DOCX, office.PPTX, office.XLSX} {
+		t.Run(string(k), func(t *testing.T) {
+			_, err := office.Extract(ctx, sample("report.docx"), k, office.Limits{})
+			if !errors.Is(err, context.Canceled) || errors.Is(err, failure.ErrValidation) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// TestExtract_concurrent runs every sample from several goroutines; with
+// -race it proves Extract shares no state.
+func TestExtract_concurrent(t *testing.T) {
+	files := map[string]office.Kind{"report.docx": office.DOCX, "slides.pptx": office.PPTX, "ledger.xlsx": office.XLSX}
+	want := map[string]string{}
+	for f, k := range files {
+		pages, err := office.Extract(context.Background(), sample(f), k, office.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[f] = pages[0].Markdown
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		for f, k := range files {
+			wg.Go(func() {
+				pages, err := office.Extract(context.Background(), sample(f), k, office.Limits{})
+				if err != nil || pages[0].Markdown != want[f] {
+					t.Errorf("%s: err %v or different output", f, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+func TestKindOf(t *testing.T) {
+	for _, tc := range []struct {
+		name, mime string
+		want       office.Kind
+		ok         bool
+	}{
+		{"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", office.DOCX, true},
+		{"docm_mixed_case", "application/vnd.ms-word.document.macroEnabled.12", office.DOCX, true},
+		{"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation", office.PPTX, true},
+		{"ppsx", "application/vnd.openxmlformats-officedocument.presentationml.slideshow", office.PPTX, true},
+		{"xlsx_with_params", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet; charset=binary", office.XLSX, true},
+		{"xlsm", "application/vnd.ms-excel.sheet.macroEnabled.12", office.XLSX, true},
+		{"upper_case_spaces", "  APPLICATION/VND.OPENXMLFORMATS-OFFICEDOCUMENT.WORDPROCESSINGML.DOCUMENT ", office.DOCX, true},
+		{"legacy_doc", "application/msword", "", false},
+		{"odt", "application/vnd.oasis.opendocument.text", "", false},
+		{"pdf", "application/pdf", "", false},
+		{"empty", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := office.KindOf(tc.mime)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("KindOf(%q) = %q, %v; want %q, %v", tc.mime, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
