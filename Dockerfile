@@ -7,6 +7,8 @@
 #
 #   docker build -t ocrflow .                              # with tesseract (CPU fallback)
 #   docker build --build-arg WITH_TESSERACT=false -t ocrflow:gpu-only .
+# (a gpu-only image must run with OCR_FALLBACK_ENGINE empty: the fallback
+# engine is checked at start-up)
 
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION}-bookworm AS build

@@ -6,6 +6,7 @@ package recognize
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
 // Source is the event source of events recognize emits.
@@ -37,6 +40,12 @@ type Config struct {
 	// PageTimeout bounds one engine call unless the job's timeout_seconds
 	// hint says otherwise (default 30 s).
 	PageTimeout time.Duration
+	// RetryWindow stands in for a delivery count the transport does not
+	// report (Knative sends none): a page event at least this old (by its
+	// CloudEvents time) is on its last delivery, so a fallback engine may
+	// answer it (stage.LastAttempt). Set it to the sum of the recognize
+	// Trigger's backoffs; 0 leaves the delivery count unknown.
+	RetryWindow time.Duration
 }
 
 // Stage is the recognize stage.
@@ -74,6 +83,9 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 		return nil, failure.As(failure.ErrTransient, err)
 	}
 	if !done {
+		if stage.MaxAttempts(ctx) == 0 && s.cfg.RetryWindow > 0 && !e.Time().IsZero() && time.Since(e.Time()) >= s.cfg.RetryWindow {
+			ctx = stage.WithMaxAttempts(stage.WithAttempt(ctx, 1), 1)
+		}
 		rec, err = s.recognize(ctx, e, p)
 		if failure.Retryable(err) {
 			return nil, err
@@ -81,8 +93,9 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 		if err != nil {
 			rec = scratch.PageRecord{
 				Page: p.Page, Status: events.PageFailed, Route: p.Route, Engine: s.engine.Name(),
-				Reason: string(failure.Classify(err)) + ": " + failure.Message(err, 500), EventID: e.ID(),
+				Reason: failedReason(err), EventID: e.ID(),
 			}
+			s.keepRaw(ctx, p, err)
 			s.log.Warn("page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
 		}
 		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
@@ -112,10 +125,14 @@ func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRende
 		if p.TimeoutSeconds > 0 {
 			timeout = time.Duration(p.TimeoutSeconds) * time.Second
 		}
+		mode, err := s.modeHint(ctx, p.JobID)
+		if err != nil {
+			return rec, err
+		}
 		ectx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		res, err = s.engine.Recognize(ectx, engine.Page{
-			JobID: p.JobID, Number: p.Page, Image: img, MIME: "image/jpeg", Width: p.Width, Height: p.Height,
+			JobID: p.JobID, Number: p.Page, Image: img, MIME: "image/jpeg", Width: p.Width, Height: p.Height, Mode: mode,
 		})
 		deadline := ectx.Err() != nil
 		cancel()
@@ -125,10 +142,19 @@ func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRende
 			}
 			return rec, fmt.Errorf("recognize page %d: %w", p.Page, err)
 		}
-		rec.Engine = s.engine.Name()
+		rec.Engine = res.Engine
+		if rec.Engine == "" {
+			rec.Engine = s.engine.Name()
+		}
 		s.log.Debug("recognized", "job", p.JobID, "page", p.Page, "engine", rec.Engine, "ms", time.Since(start).Milliseconds())
 		if err := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(res.Raw)); err != nil {
 			return rec, failure.As(failure.ErrTransient, err)
+		}
+		if len(res.Blocks) > 0 || len(res.Meta) > 0 {
+			side := Sidecar{Page: p.Page, Engine: rec.Engine, Width: p.Width, Height: p.Height, Blocks: res.Blocks, Meta: res.Meta}
+			if err := scratch.PutJSON(ctx, s.blobs, scratch.BlocksKey(p.JobID, p.Page), side); err != nil {
+				return rec, failure.As(failure.ErrTransient, err)
+			}
 		}
 	}
 	key := scratch.PageKey(p.JobID, p.Page, "md")
@@ -137,4 +163,53 @@ func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRende
 	}
 	rec.MarkdownKey = key
 	return rec, nil
+}
+
+// Sidecar is the JSON stored beside a page's markdown at
+// scratch.BlocksKey: the layout blocks the model reported (label, box in
+// page pixels, byte span in the page markdown) and page facts it stated.
+type Sidecar struct {
+	Page   int               `json:"page"`
+	Engine string            `json:"engine"`
+	Width  int               `json:"width,omitempty"`
+	Height int               `json:"height,omitempty"`
+	Blocks []engine.Block    `json:"blocks,omitempty"`
+	Meta   map[string]string `json:"meta,omitempty"`
+}
+
+// failedReason is the reason recorded for a failed page: an engine's
+// give-up message as it is ("repetition: page 3: …"), else the error's
+// class and message ("permanent: …").
+func failedReason(err error) string {
+	if _, msg, ok := engine.ReasonOf(err); ok {
+		return failure.Message(errors.New(msg), 500)
+	}
+	return string(failure.Classify(err)) + ": " + failure.Message(err, 500)
+}
+
+// keepRaw stores the model's last answer for a page the engine gave up
+// on (e.g. the looping text), so the failure can be inspected. Best
+// effort: the page fails either way.
+func (s *Stage) keepRaw(ctx context.Context, p events.PageRendered, err error) {
+	var g *engine.GiveUpError
+	if !errors.As(err, &g) || g.Raw == "" {
+		return
+	}
+	if perr := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(g.Raw)); perr != nil {
+		s.log.Warn("keep raw answer of a failed page", "job", p.JobID, "page", p.Page, "error", perr)
+	}
+}
+
+// modeHint returns the job's resolution/mode hint from its manifest ("" if
+// none). A job without a manifest has no hint.
+func (s *Stage) modeHint(ctx context.Context, job string) (string, error) {
+	var m scratch.Manifest
+	err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(job), &m)
+	if errors.Is(err, blob.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", failure.As(failure.ErrTransient, fmt.Errorf("manifest: %w", err))
+	}
+	return m.Hints["resolution"], nil
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
 
@@ -62,6 +64,16 @@ type Config struct {
 	LogLevel         string
 	ShutdownTimeout  time.Duration
 
+	// Model server engine (OCR_ENGINE=vllm; docs/engines.md).
+	EngineURL      string
+	Model          string
+	APIKey         string
+	Profile        string
+	Mode           string
+	MaxInflight    int
+	MaxTokens      int
+	FallbackEngine string
+
 	// Content store (docs/content.md).
 	ContentStore          string
 	SimpleContentURL      string
@@ -101,7 +113,15 @@ var Vars = []Var{
 		}
 		return nil
 	}},
-	{"OCR_ENGINE", "tesseract", "Recognition engine: tesseract (CPU) or fake (tests only).", str(func(c *Config) *string { return &c.Engine })},
+	{"OCR_ENGINE", "tesseract", "Recognition engine: tesseract (CPU), vllm (an OpenAI-compatible model server, see docs/engines.md) or fake (tests only).", str(func(c *Config) *string { return &c.Engine })},
+	{"OCR_ENGINE_URL", "", "OCR_ENGINE=vllm: base URL of the OpenAI-compatible API, e.g. http://vllm:8000/v1, or http://ISVC-predictor.NAMESPACE.svc.cluster.local/openai/v1 for KServe's Hugging Face runtime.", str(func(c *Config) *string { return &c.EngineURL })},
+	{"OCR_MODEL", "", "Served model name sent with each request; empty = the profile's default (deepseek-ai/DeepSeek-OCR for deepseek-ocr).", str(func(c *Config) *string { return &c.Model })},
+	{"OCR_API_KEY", "", "Bearer token for the model server (vllm serve --api-key); empty sends none.", str(func(c *Config) *string { return &c.APIKey })},
+	{"OCR_PROFILE", "deepseek-ocr", "Model family adapter: deepseek-ocr, deepseek-ocr-2, olmocr-2 or generic (prompt, sampling, image size, clean-up).", str(func(c *Config) *string { return &c.Profile })},
+	{"OCR_MODE", "", "Default resolution mode (tiny, small, base, large, gundam for DeepSeek); empty = the profile's default (gundam). A job's resolution hint overrides it.", str(func(c *Config) *string { return &c.Mode })},
+	{"OCR_MAX_INFLIGHT", "16", "Most engine calls one process has in flight at once (OCR_ENGINE=vllm); also the default RECOGNIZE_WORKERS for vllm. Summed over all recognize processes, about 1.25 × the requests the model server runs at once keeps the GPU full (docs/performance.md).", intv(func(c *Config) *int { return &c.MaxInflight })},
+	{"OCR_MAX_TOKENS", "0", "Answer cap per page in tokens; 0 = the profile's default (4096 for DeepSeek, 8000 for olmOCR).", intv(func(c *Config) *int { return &c.MaxTokens })},
+	{"OCR_FALLBACK_ENGINE", "", "Engine for a page whose model server stays unavailable through its last delivery attempt: tesseract or fake; empty = none (the page fails).", str(func(c *Config) *string { return &c.FallbackEngine })},
 	{"OCR_TESSERACT_LANGS", "eng", "Languages passed to tesseract -l (e.g. eng+deu; install tesseract-ocr-<lang>).", str(func(c *Config) *string { return &c.TesseractLangs })},
 	{"OCR_PAGE_TIMEOUT", "30s", "Deadline of one engine call, unless the job's timeout_seconds hint says otherwise.", dur(func(c *Config) *time.Duration { return &c.PageTimeout })},
 	{"BLOB_URL", "file://./.ocrflow/blobs", "Scratch store for page images and results: file://DIR (one host) or s3://bucket/prefix (shared by every pod; see S3_*).", str(func(c *Config) *string { return &c.BlobURL })},
@@ -264,8 +284,10 @@ func (c Config) Validate() error {
 	var errs []error
 	switch c.Engine {
 	case "tesseract", "fake":
+	case "vllm":
+		errs = append(errs, c.validateModelServer()...)
 	default:
-		errs = append(errs, fmt.Errorf("OCR_ENGINE: %q is unknown (known: tesseract, fake)", c.Engine))
+		errs = append(errs, fmt.Errorf("OCR_ENGINE: %q is unknown (known: tesseract, vllm, fake)", c.Engine))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -285,6 +307,32 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// validateModelServer checks the OCR_ENGINE=vllm settings.
+func (c Config) validateModelServer() []error {
+	var errs []error
+	if c.EngineURL == "" {
+		errs = append(errs, errors.New("OCR_ENGINE_URL: OCR_ENGINE=vllm needs the model server's base URL (e.g. http://vllm:8000/v1)"))
+	} else if u, err := url.Parse(c.EngineURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("OCR_ENGINE_URL: %q is not an http(s) URL", c.EngineURL))
+	}
+	if prof, err := engine.LookupProfile(c.Profile); err != nil {
+		errs = append(errs, fmt.Errorf("OCR_PROFILE: %w", err))
+	} else if err := prof.CheckMode(c.Mode); err != nil {
+		errs = append(errs, fmt.Errorf("OCR_MODE: %w", err))
+	} else if prof.DefaultModel == "" && c.Model == "" {
+		errs = append(errs, fmt.Errorf("OCR_MODEL: profile %s needs the served model name", prof.Name))
+	}
+	if c.MaxInflight < 1 {
+		errs = append(errs, errors.New("OCR_MAX_INFLIGHT: must be at least 1"))
+	}
+	switch c.FallbackEngine {
+	case "", "tesseract", "fake":
+	default:
+		errs = append(errs, fmt.Errorf("OCR_FALLBACK_ENGINE: %q is not tesseract, fake or empty", c.FallbackEngine))
+	}
+	return errs
 }
 
 // Content store choices (CONTENT_STORE).
@@ -309,10 +357,15 @@ func (c Config) Content() string {
 // Serves reports whether the configuration selects stage s.
 func (c Config) Serves(s string) bool { return slices.Contains(c.Stages, s) }
 
-// Recognizers returns the number of recognize workers.
+// Recognizers returns the number of recognize workers: RECOGNIZE_WORKERS,
+// else OCR_MAX_INFLIGHT for a model server (its workers only wait on the
+// network, and fewer would leave the GPU idle), else one per CPU core.
 func (c Config) Recognizers() int {
 	if c.RecognizeWorkers > 0 {
 		return c.RecognizeWorkers
+	}
+	if c.Engine == "vllm" && c.MaxInflight > 0 {
+		return c.MaxInflight
 	}
 	return runtime.NumCPU()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func TestFake_Fail_and_context(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Recognize err = %v, want %v", err, tc.wantErr)
 			}
-			if r != (engine.Result{}) {
+			if !reflect.DeepEqual(r, engine.Result{}) {
 				t.Errorf("Recognize returned a result with its error: %+v", r)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
@@ -42,9 +43,19 @@ func (t *Tesseract) Check(ctx context.Context) error {
 	return nil
 }
 
+// TesseractTimeout bounds one tesseract run when the caller set no
+// deadline: a pathological image must not hold a worker forever.
+const TesseractTimeout = 2 * time.Minute
+
 // Recognize OCRs the page image passed on stdin. A tesseract that cannot
-// read the image is a permanent failure; a deadline is transient.
+// read the image is a permanent failure; a deadline is transient. Without a
+// caller deadline, TesseractTimeout applies.
 func (t *Tesseract) Recognize(ctx context.Context, p Page) (Result, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, TesseractTimeout)
+		defer cancel()
+	}
 	cmd := exec.CommandContext(ctx, t.path, "stdin", "stdout", "-l", t.langs)
 	cmd.Env = append(os.Environ(), "OMP_THREAD_LIMIT=1")
 	cmd.Stdin = bytes.NewReader(p.Image)

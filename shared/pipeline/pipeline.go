@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/functions/autoocr"
@@ -92,7 +93,7 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 			if p.Engine == nil {
 				return nil, fmt.Errorf("pipeline: the recognize stage needs an engine")
 			}
-			h = recognize.New(recognize.Config{PageTimeout: cfg.PageTimeout}, p.Blobs, p.Engine, log).Handle
+			h = recognize.New(recognize.Config{PageTimeout: cfg.PageTimeout, RetryWindow: retryWindow(name)}, p.Blobs, p.Engine, log).Handle
 			workers = cfg.Recognizers()
 		case config.StageFinalize:
 			h = finalize.New(p.Blobs, p.Content, recipe, log).Handle
@@ -108,6 +109,27 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 		out = append(out, Stage{Name: name, Handler: wrap(name, h), Workers: workers})
 	}
 	return out, nil
+}
+
+// retryWindow is the earliest age at which an event reaches its last
+// delivery under the Trigger of a stage: the sum of the Trigger's backoffs
+// (0 when it cannot be read).
+func retryWindow(stageName string) time.Duration {
+	ts, err := eventing.Triggers()
+	if err != nil {
+		return 0
+	}
+	for _, t := range ts {
+		if t.Subscriber != ServiceName(stageName) {
+			continue
+		}
+		var w time.Duration
+		for n := 1; n <= t.Delivery.Retry; n++ {
+			w += t.Delivery.Backoff(n)
+		}
+		return w
+	}
+	return 0
 }
 
 // Triggers returns the standalone routing for cfg: the Triggers of

@@ -6,6 +6,7 @@
 //	jobs/<job>/pages/<n>.md      page markdown
 //	jobs/<job>/pages/<n>.raw     raw engine output
 //	jobs/<job>/pages/<n>.json    page record, written last: the page is done
+//	jobs/<job>/blocks/<n>.json   layout blocks the model reported (sidecar)
 //	jobs/<job>/final.lock        the finalize lock (conditional create)
 //	jobs/<job>/result.md         the assembled document
 //	jobs/<job>/outcome.json      the job's terminal outcome (conditional create)
@@ -90,6 +91,12 @@ func PagesPrefix(job string) string { return blob.JobPrefix(job) + "pages/" }
 // PageKey is the key of page n's object with the given extension.
 func PageKey(job string, n int, ext string) string {
 	return PagesPrefix(job) + strconv.Itoa(n) + "." + ext
+}
+
+// BlocksKey is the key of page n's layout sidecar. It lives outside
+// pages/, where every *.json is a page record.
+func BlocksKey(job string, n int) string {
+	return blob.JobPrefix(job) + "blocks/" + strconv.Itoa(n) + ".json"
 }
 
 // LockKey is the key of the finalize lock.

@@ -102,3 +102,29 @@ func Attempt(ctx context.Context) int {
 	}
 	return 1
 }
+
+type maxAttemptsKey struct{}
+
+// WithMaxAttempts records how many deliveries the transport makes of the
+// current event in all (its Trigger's retry + 1).
+func WithMaxAttempts(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, maxAttemptsKey{}, n)
+}
+
+// MaxAttempts returns the number of deliveries recorded by the transport,
+// or 0 when it is unknown (a transport that does not say, e.g. Knative,
+// which sends no delivery count).
+func MaxAttempts(ctx context.Context) int {
+	if n, ok := ctx.Value(maxAttemptsKey{}).(int); ok && n > 0 {
+		return n
+	}
+	return 0
+}
+
+// LastAttempt reports whether the current delivery is known to be the last:
+// a failure now is dead-lettered, not retried. It is false when the
+// transport recorded no maximum.
+func LastAttempt(ctx context.Context) bool {
+	m := MaxAttempts(ctx)
+	return m > 0 && Attempt(ctx) >= m
+}

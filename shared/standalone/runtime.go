@@ -353,7 +353,7 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(stage.WithAttempt(r.work, attempt), sub.delivery.Timeout)
+	ctx, cancel := context.WithTimeout(stage.WithMaxAttempts(stage.WithAttempt(r.work, attempt), maxAttempts), sub.delivery.Timeout)
 	reply, herr := h(ctx, e)
 	cancel()
 	if herr == nil && reply != nil {

@@ -1,0 +1,107 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/failure"
+)
+
+func TestFallback(t *testing.T) {
+	transient := failure.Transient("model server answered 503")
+	permanent := engine.GiveUp(engine.ReasonRepetition, "", "page 1: looped")
+	last := func(context.Context) bool { return true }
+	notLast := func(context.Context) bool { return false }
+	for _, tc := range []struct {
+		name       string
+		primary    error
+		fbErr      error
+		last       func(context.Context) bool
+		wantEngine string
+		wantErr    error
+		wantFB     bool
+	}{
+		{name: "primary_answers", last: last, wantEngine: "vllm"},
+		{name: "transient_before_the_last_attempt_is_retried", primary: transient, last: notLast, wantErr: failure.ErrTransient},
+		{name: "transient_on_the_last_attempt_falls_back", primary: transient, last: last, wantEngine: "fake", wantFB: true},
+		{name: "unknown_attempts_fall_back_at_once", primary: transient, last: nil, wantEngine: "fake", wantFB: true},
+		{name: "permanent_failure_is_the_pages_own", primary: permanent, last: last, wantErr: failure.ErrPermanent},
+		{name: "fallback_failing_too_is_reported", primary: transient, fbErr: failure.Permanent("tesseract: bad image"), last: last, wantErr: failure.ErrPermanent, wantFB: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			primary := &stub{name: "vllm", fn: func(context.Context, engine.Page) (engine.Result, error) {
+				if tc.primary != nil {
+					return engine.Result{}, tc.primary
+				}
+				return engine.Result{Markdown: "from vllm"}, nil
+			}}
+			fbCalled := false
+			fb := &stub{name: "fake", fn: func(context.Context, engine.Page) (engine.Result, error) {
+				fbCalled = true
+				if tc.fbErr != nil {
+					return engine.Result{}, tc.fbErr
+				}
+				return engine.Result{Markdown: "from fake"}, nil
+			}}
+			e := engine.Fallback(fb, tc.last)(primary)
+			r, err := e.Recognize(t.Context(), engine.Page{Number: 1})
+			if fbCalled != tc.wantFB {
+				t.Errorf("fallback called = %v, want %v", fbCalled, tc.wantFB)
+			}
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Engine != tc.wantEngine || !strings.HasSuffix(r.Markdown, tc.wantEngine) {
+				t.Errorf("result %+v, want engine %s", r, tc.wantEngine)
+			}
+			if tc.wantFB && (r.Meta["fallback_from"] != "vllm" || !strings.Contains(r.Meta["fallback_reason"], "503")) {
+				t.Errorf("meta %v does not record why the fallback answered", r.Meta)
+			}
+			if e.Name() != "vllm" {
+				t.Errorf("Name = %q, want the primary's", e.Name())
+			}
+		})
+	}
+}
+
+// TestFallback_leaves_time_for_the_fallback: on the last attempt the
+// primary gets half the deadline, so a hanging server cannot use it all.
+func TestFallback_leaves_time_for_the_fallback(t *testing.T) {
+	primary := &stub{name: "vllm", fn: func(ctx context.Context, _ engine.Page) (engine.Result, error) {
+		<-ctx.Done() // a server that never answers
+		return engine.Result{}, ctx.Err()
+	}}
+	fb := &stub{name: "fake", fn: func(ctx context.Context, _ engine.Page) (engine.Result, error) {
+		if err := ctx.Err(); err != nil {
+			return engine.Result{}, err
+		}
+		return engine.Result{Markdown: "from fake"}, nil
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
+	defer cancel()
+	r, err := engine.Fallback(fb, func(context.Context) bool { return true })(primary).Recognize(ctx, engine.Page{})
+	if err != nil || r.Engine != "fake" {
+		t.Fatalf("Recognize = %+v, %v; want the fallback's answer within the deadline", r, err)
+	}
+}
+
+func TestFallback_Check_checks_the_fallback_engine(t *testing.T) {
+	e := engine.Fallback(engine.NewTesseract("/nonexistent/tesseract", ""), nil)(&stub{name: "vllm"})
+	c, ok := e.(interface{ Check(context.Context) error })
+	if !ok {
+		t.Fatal("the fallback wrapper has no Check")
+	}
+	if err := c.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "fallback engine") {
+		t.Fatalf("Check = %v, want the missing tesseract reported", err)
+	}
+}

@@ -1,0 +1,457 @@
+package pipeline_test
+
+// End-to-end tests of the vllm engine: the whole pipeline (convert →
+// recognize → finalize, on embedded NATS with the Trigger manifests'
+// retries) against the fake vLLM server of shared/engine/vllmtest, which
+// refuses any request vLLM or the model's recipe would not accept.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ocrflow/ocrflow/eventing"
+	"github.com/ocrflow/ocrflow/functions/recognize"
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/engine/vllmtest"
+	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/pipeline"
+	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/standalone"
+)
+
+// vllmRun is one pipeline on embedded NATS whose engine is built from
+// configuration (OCR_ENGINE=vllm) exactly as `ocrflow serve` builds it.
+type vllmRun struct {
+	t         testing.TB
+	rt        *standalone.Runtime
+	blobs     *blob.Dir
+	docs      string // content root: generated documents go here
+	lifecycle <-chan event.Event
+	seen      map[string][]event.Event
+}
+
+// newVLLMRun starts a pipeline with env on top of OCR_ENGINE=vllm.
+func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	vars := map[string]string{"OCR_ENGINE": "vllm", "CONVERT_WORKERS": "2"}
+	maps.Copy(vars, env)
+	cfg, err := config.FromLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := pipeline.NewEngine(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDir(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := filepath.Join(dir, "docs")
+	if err := os.MkdirAll(docs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store, err := content.NewDir([]string{docs}, filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	triggers, err := pipeline.Triggers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := standalone.New(ctx, standalone.Config{
+		Server: standalone.ServerConfig{StoreDir: filepath.Join(dir, "nats")}, Triggers: triggers,
+		BackoffScale: 0.001, FetchWait: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Close(ctx); err != nil {
+			t.Errorf("close runtime: %v", err)
+		}
+	})
+	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng, Sender: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	followCtx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	lc, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
+		t.Fatal(err)
+	}
+	return &vllmRun{t: t, rt: rt, blobs: blobs, docs: docs, lifecycle: lc, seen: map[string][]event.Event{}}
+}
+
+// submit writes a document of n marked pages (document tag) and submits it.
+func (r *vllmRun) submit(id string, tag, n int, hints map[string]string) {
+	r.t.Helper()
+	pdf, err := vllmtest.Document(tag, n, 566, 800)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	name := id + ".pdf"
+	if err := os.WriteFile(filepath.Join(r.docs, name), pdf, 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	e, err := job.NewEvent(job.Spec{ID: id, Location: name, Hints: hints})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.rt.Send(context.Background(), e); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// wait returns the job's completed event (failing on anything else).
+func (r *vllmRun) wait(id string, within time.Duration) events.JobCompleted {
+	r.t.Helper()
+	timeout := time.After(within)
+	for {
+		if evs := r.seen[id]; len(evs) > 0 && events.Terminal(evs[len(evs)-1].Type()) {
+			last := evs[len(evs)-1]
+			if last.Type() != events.TypeJobCompleted {
+				r.t.Fatalf("job %s ended with %s: %s", id, last.Type(), last.Data())
+			}
+			var c events.JobCompleted
+			if err := events.Decode(last, &c); err != nil {
+				r.t.Fatal(err)
+			}
+			return c
+		}
+		select {
+		case e, ok := <-r.lifecycle:
+			if !ok {
+				r.t.Fatalf("lifecycle stream closed while waiting for %s", id)
+			}
+			j, _ := e.Extensions()[events.ExtJob].(string)
+			r.seen[j] = append(r.seen[j], e)
+		case <-timeout:
+			r.t.Fatalf("job %s did not end within %s", id, within)
+		}
+	}
+}
+
+// record returns page n's record.
+func (r *vllmRun) record(id string, n int) scratch.PageRecord {
+	r.t.Helper()
+	rec, ok, err := scratch.GetRecord(context.Background(), r.blobs, id, n)
+	if err != nil || !ok {
+		r.t.Fatalf("page %d of %s has no record (%v)", n, id, err)
+	}
+	return rec
+}
+
+// pagesInOrderOnce checks that every page's text is in md exactly once
+// and in page order, except the pages in skip.
+func pagesInOrderOnce(t *testing.T, md string, tag, n int, skip ...int) {
+	t.Helper()
+	pos := -1
+	for p := 1; p <= n; p++ {
+		tok := vllmtest.Token(tag, p)
+		if slices.Contains(skip, p) {
+			if strings.Contains(md, tok) {
+				t.Fatalf("page %d should be a placeholder but its text is there", p)
+			}
+			continue
+		}
+		if c := strings.Count(md, tok); c != 1 {
+			t.Fatalf("page %d (%s) appears %d times, want exactly once", p, tok, c)
+		}
+		at := strings.Index(md, tok)
+		if at < pos {
+			t.Fatalf("page %d is out of order", p)
+		}
+		pos = at
+	}
+}
+
+func readResult(t *testing.T, c events.JobCompleted) string {
+	t.Helper()
+	md, err := os.ReadFile(c.DerivedContentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(md)
+}
+
+func newFake(t testing.TB, cfg vllmtest.Config) *vllmtest.Server {
+	t.Helper()
+	srv, err := vllmtest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func fakeViolations(t *testing.T, srv *vllmtest.Server) {
+	t.Helper()
+	if v := srv.Violations(); len(v) > 0 {
+		t.Fatalf("the fake vLLM refused %d request(s):\n%s", len(v), strings.Join(v, "\n"))
+	}
+}
+
+// TestVLLM_twenty_page_document_completes_in_order_without_tags: every
+// page reaches the model once, sized for the mode, and comes back cleaned.
+func TestVLLM_twenty_page_document_completes_in_order_without_tags(t *testing.T) {
+	srv := newFake(t, vllmtest.Config{Mode: "base", Capacity: 4})
+	run := newVLLMRun(t, map[string]string{"OCR_ENGINE_URL": srv.URL(), "OCR_MODE": "base"})
+	run.submit("twenty", 1, 20, nil)
+	c := run.wait("twenty", 3*time.Minute)
+	fakeViolations(t, srv)
+	if c.PageCount != 20 || len(c.FailedPages) != 0 || c.PagesByRoute["gpu"] != 20 {
+		t.Fatalf("completed = %+v, want 20 recognized pages", c)
+	}
+	md := readResult(t, c)
+	pagesInOrderOnce(t, md, 1, 20)
+	if engine.HasGroundingTags(md) {
+		t.Fatalf("grounding tags left in the result:\n%s", md)
+	}
+	st := srv.Stats()
+	for p := 1; p <= 20; p++ {
+		if n := st.Answered[vllmtest.Token(1, p)]; n != 1 {
+			t.Errorf("page %d answered %d times, want once", p, n)
+		}
+		if rec := run.record("twenty", p); rec.Engine != engine.NameVLLM {
+			t.Errorf("page %d engine_used = %q, want vllm", p, rec.Engine)
+		}
+	}
+	var side recognize.Sidecar
+	if err := scratch.GetJSON(context.Background(), run.blobs, scratch.BlocksKey("twenty", 7), &side); err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, b := range side.Blocks {
+		labels = append(labels, b.Label)
+	}
+	if side.Page != 7 || strings.Join(labels, ",") != "title,text,table,equation,image,image_caption" || len(side.Blocks[1].Boxes) != 1 {
+		t.Errorf("page 7 sidecar = %+v", side)
+	}
+	raw, err := scratch.GetBytes(context.Background(), run.blobs, scratch.PageKey("twenty", 7, "raw"))
+	if err != nil || !strings.Contains(string(raw), "<|ref|>text<|/ref|>") {
+		t.Errorf("raw model output not kept beside the page (%v): %.80q", err, raw)
+	}
+}
+
+// TestVLLM_jobs_complete_through_503s_and_timeouts: with 30 % of requests
+// answered 503 and 10 % hanging past the page deadline, the broker's
+// retries still bring every page through exactly once.
+func TestVLLM_jobs_complete_through_503s_and_timeouts(t *testing.T) {
+	triggers, err := eventing.Triggers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	for _, tr := range triggers {
+		if tr.Subscriber == pipeline.ServiceName(config.StageRecognize) {
+			attempts = tr.Delivery.Retry + 1
+		}
+	}
+	const seed, pages = 7, 20
+	faults := vllmtest.Mix{vllmtest.FaultUnavailable: 0.3, vllmtest.FaultTimeout: 0.1}.Faults(seed)
+	// The faults depend only on (page, attempt), so the seed can be
+	// checked up front: every page must have a clean attempt in time.
+	for _, tag := range []int{2, 3} {
+		for p := 1; p <= pages; p++ {
+			ok := false
+			for a := 1; a <= attempts && !ok; a++ {
+				ok = faults(vllmtest.Call{Marked: true, Tag: tag, Page: p, Attempt: a}) == vllmtest.FaultNone
+			}
+			if !ok {
+				t.Fatalf("seed %d fails page %d of document %d on all %d attempts; pick another seed", seed, p, tag, attempts)
+			}
+		}
+	}
+	srv := newFake(t, vllmtest.Config{Mode: "small", Fault: faults})
+	run := newVLLMRun(t, map[string]string{
+		"OCR_ENGINE_URL": srv.URL(), "OCR_MODE": "small", "OCR_PAGE_TIMEOUT": "1s", "OCR_MAX_INFLIGHT": "8",
+	})
+	run.submit("faulty-a", 2, pages, nil)
+	run.submit("faulty-b", 3, pages, nil)
+	for _, j := range []struct {
+		id  string
+		tag int
+	}{{"faulty-a", 2}, {"faulty-b", 3}} {
+		c := run.wait(j.id, 3*time.Minute)
+		if c.PageCount != pages || len(c.FailedPages) != 0 {
+			t.Fatalf("%s completed = %+v, want %d pages and none failed", j.id, c, pages)
+		}
+		pagesInOrderOnce(t, readResult(t, c), j.tag, pages)
+	}
+	fakeViolations(t, srv)
+	st := srv.Stats()
+	if st.Faults[vllmtest.FaultUnavailable] == 0 || st.Faults[vllmtest.FaultTimeout] == 0 {
+		t.Fatalf("faults injected: %v; the test did not exercise both", st.Faults)
+	}
+	t.Logf("%d requests for %d pages; faults %v; statuses %v", st.Requests, 2*pages, st.Faults, st.Statuses)
+}
+
+// TestVLLM_page_that_always_loops_fails_with_repetition: the ladder runs
+// within one delivery; the page ends failed with reason repetition and a
+// placeholder, the job completes and lists it.
+func TestVLLM_page_that_always_loops_fails_with_repetition(t *testing.T) {
+	const loopPage = 4
+	srv := newFake(t, vllmtest.Config{Mode: "small", Fault: func(c vllmtest.Call) vllmtest.Fault {
+		if c.Page == loopPage {
+			return vllmtest.FaultLoop
+		}
+		return vllmtest.FaultNone
+	}})
+	run := newVLLMRun(t, map[string]string{"OCR_ENGINE_URL": srv.URL(), "OCR_MODE": "small"})
+	run.submit("loops", 5, 6, nil)
+	c := run.wait("loops", 2*time.Minute)
+	fakeViolations(t, srv)
+	if len(c.FailedPages) != 1 || c.FailedPages[0].Page != loopPage || !strings.HasPrefix(c.FailedPages[0].Reason, "repetition: ") {
+		t.Fatalf("failed pages = %+v, want page %d with reason repetition", c.FailedPages, loopPage)
+	}
+	md := readResult(t, c)
+	if !strings.Contains(md, fmt.Sprintf("page %d could not be recognized", loopPage)) || !strings.Contains(md, "reason: repetition: ") {
+		t.Fatalf("no placeholder for page %d:\n%s", loopPage, md)
+	}
+	pagesInOrderOnce(t, md, 5, 6, loopPage)
+	if n := srv.Stats().Attempts[vllmtest.Token(5, loopPage)]; n != 3 {
+		t.Errorf("page %d was requested %d times, want the 3 rungs of one ladder (a permanent failure is not redelivered)", loopPage, n)
+	}
+	raw, err := scratch.GetBytes(context.Background(), run.blobs, scratch.PageKey("loops", loopPage, "raw"))
+	if err != nil || !strings.Contains(string(raw), "again and again") {
+		t.Errorf("the looping answer was not kept for inspection (%v)", err)
+	}
+}
+
+// TestVLLM_engine_down_for_the_whole_run_uses_the_fallback: each page's
+// last delivery falls back to OCR_FALLBACK_ENGINE, recorded as engine_used.
+func TestVLLM_engine_down_for_the_whole_run_uses_the_fallback(t *testing.T) {
+	triggers, err := eventing.Triggers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	for _, tr := range triggers {
+		if tr.Subscriber == pipeline.ServiceName(config.StageRecognize) {
+			attempts = tr.Delivery.Retry + 1
+		}
+	}
+	// Nothing listens on port 1 (a closed test server's port could be
+	// handed to the next one).
+	const refusedURL = "http://127.0.0.1:1/v1"
+	cold := newFake(t, vllmtest.Config{Mode: "small", Fault: func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultUnavailable }})
+	for _, tc := range []struct {
+		name, url string
+		fake      *vllmtest.Server // counts requests when set
+	}{
+		{"connection_refused", refusedURL, nil},
+		{"always_503", cold.URL(), cold},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := newVLLMRun(t, map[string]string{
+				"OCR_ENGINE_URL": tc.url, "OCR_MODE": "small", "OCR_FALLBACK_ENGINE": "fake",
+			})
+			id := "down-" + strings.ReplaceAll(tc.name, "_", "-")
+			run.submit(id, 6, 3, nil)
+			c := run.wait(id, 2*time.Minute)
+			if c.PageCount != 3 || len(c.FailedPages) != 0 {
+				t.Fatalf("completed = %+v, want 3 pages from the fallback", c)
+			}
+			md := readResult(t, c)
+			if n := strings.Count(md, "fake-ocr "); n != 3 {
+				t.Fatalf("%d pages carry the fallback's text, want 3:\n%s", n, md)
+			}
+			for p := 1; p <= 3; p++ {
+				if rec := run.record(id, p); rec.Engine != engine.NameFake {
+					t.Errorf("page %d engine_used = %q, want fake", p, rec.Engine)
+				}
+				if tc.fake != nil {
+					if n := tc.fake.Stats().Attempts[vllmtest.Token(6, p)]; n != attempts {
+						t.Errorf("page %d reached the model %d times, want one per delivery (%d)", p, n, attempts)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestVLLM_resolution_hint_picks_the_mode: a job's resolution hint sizes
+// its pages for that mode (the fake refuses anything larger).
+func TestVLLM_resolution_hint_picks_the_mode(t *testing.T) {
+	srv := newFake(t, vllmtest.Config{Mode: "tiny", Record: true})
+	run := newVLLMRun(t, map[string]string{"OCR_ENGINE_URL": srv.URL(), "OCR_MODE": "small"})
+	run.submit("tiny", 8, 2, map[string]string{"resolution": "tiny"})
+	c := run.wait("tiny", 2*time.Minute)
+	fakeViolations(t, srv)
+	pagesInOrderOnce(t, readResult(t, c), 8, 2)
+	if n := len(srv.RequestBodies()); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
+
+// BenchmarkVLLM_keeps_the_GPU_full measures GPU utilisation: a fake server
+// that serves C = 8 requests at once with latency L = 250 ms (the GPU's
+// batch) and the whole pipeline converting and recognizing 5 documents of
+// 40 pages. It reports inflight_avg, the time-weighted mean number of
+// requests in service in the steady state — from the moment the pipeline
+// first fills the server to the start of the last request — and util_%,
+// that mean over C. The architecture's budget is ≥ 95 %.
+//
+// Two caps are measured: OCR_MAX_INFLIGHT = C, and 1.25 × C, which keeps
+// a request or two queued at the server so that it starts the next one the
+// moment a slot frees, instead of waiting out ocrflow's round trip.
+// docs/performance.md records the numbers.
+//
+//	go test -run '^$' -bench VLLM_keeps -benchtime 1x ./shared/pipeline/
+func BenchmarkVLLM_keeps_the_GPU_full(b *testing.B) {
+	const (
+		capacity = 8
+		latency  = 250 * time.Millisecond
+		docs     = 5
+		pages    = 40
+	)
+	for _, maxInflight := range []int{capacity, capacity * 5 / 4} {
+		b.Run("max_inflight="+strconv.Itoa(maxInflight), func(b *testing.B) {
+			srv := newFake(b, vllmtest.Config{Mode: "small", Capacity: capacity, Latency: latency})
+			run := newVLLMRun(b, map[string]string{
+				"OCR_ENGINE_URL": srv.URL(), "OCR_MODE": "small", "OCR_MAX_INFLIGHT": strconv.Itoa(maxInflight),
+			})
+			var avg float64
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				ids := make([]string, docs)
+				for d := range docs {
+					ids[d] = fmt.Sprintf("bench-%d-%d", i, d)
+					run.submit(ids[d], d+1, pages, nil)
+				}
+				for _, id := range ids {
+					run.wait(id, 5*time.Minute)
+				}
+				full := srv.FirstReach(capacity, start)
+				_, last := srv.FirstLastStart(start)
+				avg = srv.InFlightAverage(full, last)
+			}
+			b.ReportMetric(avg, "inflight_avg")
+			b.ReportMetric(100*avg/capacity, "util_%")
+			b.ReportMetric(float64(srv.Stats().MaxInFlight), "inflight_max")
+		})
+	}
+}
