@@ -111,9 +111,15 @@ func (s *Stage) handle(ctx context.Context, e event.Event, pr events.PageRecogni
 func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest, recs map[int]scratch.PageRecord) (*event.Event, error) {
 	var doc strings.Builder
 	byRoute := map[string]int{"gpu": 0, "text": 0}
+	// engineUsed records, per page, the engine that answered it (the
+	// primary, the fallback, or the text layer).
+	engineUsed := map[string]string{}
 	var failed []events.FailedPage
 	for i, n := range m.Pages {
 		r := recs[n]
+		if r.Engine != "" {
+			engineUsed[strconv.Itoa(n)] = r.Engine
+		}
 		if i > 0 {
 			doc.WriteString(Separator)
 		}
@@ -147,6 +153,7 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 			"engine": s.recipe.Engine, "model": s.recipe.Model, "mode": s.recipe.ModeFor(m.Hints["resolution"]),
 			"pipeline_version": s.recipe.PipelineVersion, "source_format": m.SourceFormat, "page_count": len(m.Pages),
 			"pages_by_route": byRoute, "failed_pages": failed, "processing_time_ms": elapsed.Milliseconds(),
+			"engine_used": engineUsed,
 		},
 	})
 	if err != nil {
@@ -154,7 +161,7 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 	}
 	ev, err := events.New(&e, events.CompletedID(m.JobID), events.TypeJobCompleted, Source, 0, m.JobID, events.JobCompleted{
 		JobID: m.JobID, ContentID: m.ContentID, DerivedContentID: ref, PageCount: len(m.Pages),
-		PagesByRoute: byRoute, FailedPages: failed, ProcessingTimeMS: elapsed.Milliseconds(),
+		PagesByRoute: byRoute, FailedPages: failed, ProcessingTimeMS: elapsed.Milliseconds(), EngineUsed: engineUsed,
 	})
 	if err != nil {
 		return nil, err

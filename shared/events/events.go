@@ -142,9 +142,11 @@ type JobCompleted struct {
 	DerivedContentID string         `json:"derived_content_id"`
 	PageCount        int            `json:"page_count"`
 	PagesByRoute     map[string]int `json:"pages_by_route"`
-	FailedPages      []FailedPage   `json:"failed_pages,omitempty"`
-	ProcessingTimeMS int64          `json:"processing_time_ms"`
-	Reused           bool           `json:"reused,omitempty"`
+	// EngineUsed maps page number to the engine that answered it.
+	EngineUsed       map[string]string `json:"engine_used,omitempty"`
+	FailedPages      []FailedPage      `json:"failed_pages,omitempty"`
+	ProcessingTimeMS int64             `json:"processing_time_ms"`
+	Reused           bool              `json:"reused,omitempty"`
 }
 
 // FailedPage names a page that is a placeholder in the result.

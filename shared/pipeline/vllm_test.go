@@ -383,6 +383,9 @@ func TestVLLM_engine_down_for_the_whole_run_uses_the_fallback(t *testing.T) {
 				if rec := run.record(id, p); rec.Engine != engine.NameFake {
 					t.Errorf("page %d engine_used = %q, want fake", p, rec.Engine)
 				}
+				if got := c.EngineUsed[strconv.Itoa(p)]; got != engine.NameFake {
+					t.Errorf("completed event: page %d engine_used = %q, want fake", p, got)
+				}
 				if tc.fake != nil {
 					if n := tc.fake.Stats().Attempts[vllmtest.Token(6, p)]; n != attempts {
 						t.Errorf("page %d reached the model %d times, want one per delivery (%d)", p, n, attempts)
