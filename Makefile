@@ -9,7 +9,12 @@ TEST_APT := tesseract-ocr poppler-utils
 
 export OMP_THREAD_LIMIT := 1
 
-.PHONY: run test lint bench build testdata deps-run deps-test help
+FUZZ_TARGETS := shared/render:FuzzSniff shared/office:FuzzDOCX shared/office:FuzzPPTX \
+	shared/textlayer:FuzzAnalyze shared/engine:FuzzParseGrounding shared/engine:FuzzFrontMatter \
+	shared/failure:FuzzMessage
+FUZZTIME ?= 5s
+
+.PHONY: run test fuzz lint bench build testdata deps-run deps-test help
 
 help:
 	@echo "make run    OCR the sample documents into ./out (installs tesseract-ocr if missing)"
@@ -28,6 +33,16 @@ test: deps-test
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -tags nomupdf -count=1 -run Pdftoppm ./shared/render/
 	@if $(GO) list -deps -tags nomupdf ./cmd/ocrflow | grep -q go-fitz; then echo "nomupdf build still links go-fitz (AGPL)"; exit 1; fi
+	$(MAKE) fuzz
+
+## fuzz: run every fuzz target briefly (FUZZTIME each; seeds also run in go test)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./$$pkg >/dev/null || \
+			{ $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./$$pkg; exit 1; }; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
