@@ -28,6 +28,13 @@ func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {
 	return Encode(fit(img, t))
 }
 
+// oriented is a decoded image that still has to be turned upright by its
+// EXIF orientation; fit applies it after scaling.
+type oriented struct {
+	image.Image
+	orientation int
+}
+
 // decodeImage decodes a raster image after checking its header dimensions
 // against maxPixels, so a decompression bomb is refused before any pixel
 // memory is allocated.
@@ -59,6 +66,12 @@ func decode(r io.ReadSeeker, maxPixels int64) (image.Image, error) {
 	img, _, err := image.Decode(bufio.NewReader(r))
 	if err != nil {
 		return nil, failure.Validation("the %s image is damaged: %v", format, err)
+	}
+	if format == "jpeg" {
+		if _, err := r.Seek(0, io.SeekStart); err == nil {
+			// Scaled first, turned second: same result, far fewer pixels.
+			return oriented{img, jpegOrientation(bufio.NewReader(r))}, nil
+		}
 	}
 	return img, nil
 }

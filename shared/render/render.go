@@ -272,8 +272,12 @@ func Encode(img image.Image) (Page, error) {
 	return Page{Data: buf.Bytes(), MIME: "image/jpeg", Width: b.Dx(), Height: b.Dy()}, nil
 }
 
-// fit scales a raster image down so its long side fits t (never up).
+// fit scales a raster image down so its long side fits t (never up), and
+// turns it upright when it carries an EXIF orientation.
 func fit(src image.Image, t Target) image.Image {
+	if o, ok := src.(oriented); ok {
+		return orient(fit(o.Image, t), o.orientation)
+	}
 	limit := MaxLongSide
 	if t.LongSide > 0 && t.LongSide < limit {
 		limit = t.LongSide
