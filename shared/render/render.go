@@ -13,6 +13,7 @@
 package render
 
 import (
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
@@ -22,6 +23,8 @@ import (
 	"image/jpeg"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/gabriel-vasile/mimetype"
 	"golang.org/x/image/draw"
@@ -76,6 +79,10 @@ const (
 	FormatBMP  Format = "bmp"
 	FormatWebP Format = "webp"
 	FormatTIFF Format = "tiff"
+	// MuPDF also reads these (each verified with a real file).
+	FormatSVG  Format = "svg"
+	FormatEPUB Format = "epub"
+	FormatCBZ  Format = "cbz"
 	// Office formats are sniffed here but not rendered: their text is
 	// extracted (package office) and only embedded images are OCRed.
 	FormatDOCX Format = "docx"
@@ -87,20 +94,22 @@ const (
 func (f Format) Office() bool { return f == FormatDOCX || f == FormatPPTX || f == FormatXLSX }
 
 var formatsByMIME = map[string]Format{
-	"application/pdf": FormatPDF,
-	"image/png":       FormatPNG,
-	"image/jpeg":      FormatJPEG,
-	"image/gif":       FormatGIF,
-	"image/bmp":       FormatBMP,
-	"image/webp":      FormatWebP,
-	"image/tiff":      FormatTIFF,
+	"application/pdf":      FormatPDF,
+	"image/png":            FormatPNG,
+	"image/jpeg":           FormatJPEG,
+	"image/gif":            FormatGIF,
+	"image/bmp":            FormatBMP,
+	"image/webp":           FormatWebP,
+	"image/tiff":           FormatTIFF,
+	"image/svg+xml":        FormatSVG,
+	"application/epub+zip": FormatEPUB,
 	"application/vnd.openxmlformats-officedocument.wordprocessingml.document":   FormatDOCX,
 	"application/vnd.openxmlformats-officedocument.presentationml.presentation": FormatPPTX,
 	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         FormatXLSX,
 }
 
 // Supported lists the accepted MIME types, for error messages.
-const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, DOCX, PPTX, XLSX"
+const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, SVG, EPUB, CBZ, DOCX, PPTX, XLSX"
 
 // Sniff detects the format of the file at path from its content (magic
 // bytes), never from its name.
@@ -124,6 +133,9 @@ func Sniff(path string) (Format, string, error) {
 			return f, mt.String(), nil
 		}
 	}
+	if m.Is("application/zip") && comicZip(path) {
+		return FormatCBZ, "application/vnd.comicbook+zip", nil
+	}
 	return "", m.String(), failure.Validation("unsupported document type %s (supported: %s)", m.String(), Supported)
 }
 
@@ -133,6 +145,8 @@ type Document struct {
 	pages  int
 	pdf    pager
 	img    image.Image
+	// cleanup removes what Open made next to the source (a named link).
+	cleanup func()
 }
 
 // pager is a paged document behind MuPDF (in process, or in a child process
@@ -164,13 +178,20 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 		}
 	}
 	switch format {
-	case FormatPDF, FormatTIFF:
+	case FormatPDF, FormatTIFF, FormatSVG, FormatEPUB, FormatCBZ:
+		// MuPDF picks its document handler by file name: give it one.
+		named, cleanup, err := withExtension(path, format)
+		if err != nil {
+			return nil, err
+		}
+		d.cleanup = cleanup
 		if lim.Isolation.Enabled {
-			d.pdf, err = openChild(ctx, path, format, lim.Isolation)
+			d.pdf, err = openChild(ctx, named, format, lim.Isolation)
 		} else {
-			d.pdf, err = openFitz(path, format)
+			d.pdf, err = openFitz(named, format)
 		}
 		if err != nil {
+			cleanup()
 			return nil, err
 		}
 		d.pages = d.pdf.numPages()
@@ -203,6 +224,10 @@ func (d *Document) Close() error {
 	if d.pdf != nil {
 		d.pdf.close()
 		d.pdf = nil
+	}
+	if d.cleanup != nil {
+		d.cleanup()
+		d.cleanup = nil
 	}
 	d.img = nil
 	return nil
@@ -357,4 +382,51 @@ func checkPDFEnd(path string) error {
 		return failure.Validation("the pdf is truncated or damaged: it does not end with %%%%EOF")
 	}
 	return nil
+}
+
+// withExtension returns a name for path that ends in format's extension (a
+// symbolic link in a fresh temporary directory when path has another name)
+// and the function that removes it.
+func withExtension(path string, format Format) (string, func(), error) {
+	ext := "." + string(format)
+	if strings.EqualFold(filepath.Ext(path), ext) {
+		return path, func() {}, nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("open %s: %w", format, err)
+	}
+	dir, err := os.MkdirTemp("", "ocrflow-open-")
+	if err != nil {
+		return "", nil, fmt.Errorf("open %s: %w", format, err)
+	}
+	link := filepath.Join(dir, "document"+ext)
+	if err := os.Symlink(abs, link); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("open %s: %w", format, err)
+	}
+	return link, func() { os.RemoveAll(dir) }, nil
+}
+
+// comicZip reports whether the zip at path holds only images (a comic-book
+// archive MuPDF opens as one page per image).
+func comicZip(path string) bool {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return false
+	}
+	defer zr.Close()
+	images := 0
+	for _, f := range zr.File {
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		switch strings.ToLower(filepath.Ext(f.Name)) {
+		case ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff":
+			images++
+		default:
+			return false
+		}
+	}
+	return images > 0
 }

@@ -1,0 +1,35 @@
+package pipeline_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPipeline_mupdf_formats: SVG, EPUB and CBZ, each verified with a real
+// file, go through MuPDF: vector and reflowable text take their text layer,
+// comic pages are OCRed.
+func TestPipeline_mupdf_formats(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	for _, tc := range []struct {
+		file      string
+		text, gpu int
+		want      string
+	}{
+		{"formats/page.svg", 1, 0, "Vector drawing sample"},
+		{"formats/guide.epub", 1, 0, "Chapter 1: Wells"},
+		{"formats/comic.cbz", 0, 2, "fake-ocr "},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			id := "fmt-" + strings.NewReplacer("/", "-", ".", "-").Replace(tc.file)
+			h.submit(id, tc.file, nil)
+			evs := h.wait(id)
+			c := completed(t, evs[len(evs)-1])
+			if c.PagesByRoute["text"] != tc.text || c.PagesByRoute["gpu"] != tc.gpu {
+				t.Fatalf("pages by route %v, want text %d gpu %d", c.PagesByRoute, tc.text, tc.gpu)
+			}
+			if md := readResult(t, c); !strings.Contains(md, tc.want) {
+				t.Fatalf("result lacks %q:\n%s", tc.want, md)
+			}
+		})
+	}
+}
