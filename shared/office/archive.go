@@ -338,6 +338,47 @@ func (p *xmlPart) skip() error {
 	return nil
 }
 
+// step says what walk does with a child element after fn has seen its start.
+type step int
+
+const (
+	// enter reads on into the child (its descendants reach fn too).
+	enter step = iota
+	// skipSubtree consumes the child unread.
+	skipSubtree
+	// consumed means fn itself read the child to its end.
+	consumed
+)
+
+// walk reads the element whose start was just read to its end, calling fn
+// with every start element inside it.
+func (p *xmlPart) walk(fn func(xml.StartElement) (step, error)) error {
+	for depth := 1; depth > 0; {
+		tok, err := p.next()
+		if err != nil {
+			return unexpectedEOF(p, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			st, err := fn(t)
+			if err != nil {
+				return err
+			}
+			switch st {
+			case enter:
+				depth++
+			case skipSubtree:
+				if err := p.skip(); err != nil {
+					return err
+				}
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return nil
+}
+
 // text returns the character data of the element whose start was just
 // read, consuming it to its end.
 func (p *xmlPart) text() (string, error) {

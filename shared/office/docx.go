@@ -677,158 +677,94 @@ func (d *docx) finishTable(tb *docTable) {
 
 // readPPr reads paragraph properties, consuming the element.
 func (d *docx) readPPr(p *xmlPart, pa *docPara) error {
-	for depth := 1; depth > 0; {
-		tok, err := p.next()
-		if err != nil {
-			return unexpectedEOF(p, err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "pStyle":
-				pa.style = attr(t, "val")
-			case "numId":
-				pa.numID, pa.hasNum = attr(t, "val"), true
-			case "ilvl":
-				pa.ilvl, pa.hasIlvl = atoi(attr(t, "val"), 0), true
-			case "outlineLvl":
-				pa.outline = atoi(attr(t, "val"), -1)
-			case "pageBreakBefore":
-				pa.breakBefore = onOff(t)
-			case "sectPr":
-				typ, err := readSectPr(p)
-				if err != nil {
-					return err
-				}
-				d.sections = append(d.sections, typ)
-				pa.section = len(d.sections) - 1
-				continue
-			case "rPr", "pPrChange", "tabs", "framePr":
-				if err := p.skip(); err != nil {
-					return err
-				}
-				continue
+	return p.walk(func(t xml.StartElement) (step, error) {
+		switch t.Name.Local {
+		case "pStyle":
+			pa.style = attr(t, "val")
+		case "numId":
+			pa.numID, pa.hasNum = attr(t, "val"), true
+		case "ilvl":
+			pa.ilvl, pa.hasIlvl = atoi(attr(t, "val"), 0), true
+		case "outlineLvl":
+			pa.outline = atoi(attr(t, "val"), -1)
+		case "pageBreakBefore":
+			pa.breakBefore = onOff(t)
+		case "sectPr":
+			typ, err := readSectPr(p)
+			if err != nil {
+				return consumed, err
 			}
-			depth++
-		case xml.EndElement:
-			depth--
+			d.sections = append(d.sections, typ)
+			pa.section = len(d.sections) - 1
+			return consumed, nil
+		case "rPr", "pPrChange", "tabs", "framePr":
+			return skipSubtree, nil
 		}
-	}
-	return nil
+		return enter, nil
+	})
 }
 
 // readRPr reads a run's bold, italic and hidden flags, consuming the element.
 func readRPr(p *xmlPart, pa *docPara) error {
-	for depth := 1; depth > 0; {
-		tok, err := p.next()
-		if err != nil {
-			return unexpectedEOF(p, err)
+	return p.walk(func(t xml.StartElement) (step, error) {
+		switch t.Name.Local {
+		case "b":
+			pa.bold = onOff(t)
+		case "i":
+			pa.italic = onOff(t)
+		case "vanish":
+			pa.hidden = onOff(t)
+		case "rPrChange":
+			return skipSubtree, nil
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "b":
-				pa.bold = onOff(t)
-			case "i":
-				pa.italic = onOff(t)
-			case "vanish":
-				pa.hidden = onOff(t)
-			case "rPrChange":
-				if err := p.skip(); err != nil {
-					return err
-				}
-				continue
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return nil
+		return enter, nil
+	})
 }
 
 // readTcPr reads a cell's span and merge, consuming the element.
 func readTcPr(p *xmlPart, c *docCell) error {
-	for depth := 1; depth > 0; {
-		tok, err := p.next()
-		if err != nil {
-			return unexpectedEOF(p, err)
+	return p.walk(func(t xml.StartElement) (step, error) {
+		switch t.Name.Local {
+		case "gridSpan":
+			c.span = atoi(attr(t, "val"), 1)
+		case "vMerge", "hMerge":
+			c.merged = attr(t, "val") != "restart"
+		case "tcPrChange":
+			return skipSubtree, nil
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "gridSpan":
-				c.span = atoi(attr(t, "val"), 1)
-			case "vMerge", "hMerge":
-				c.merged = attr(t, "val") != "restart"
-			case "tcPrChange":
-				if err := p.skip(); err != nil {
-					return err
-				}
-				continue
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return nil
+		return enter, nil
+	})
 }
 
 // readTrPr adds the empty grid cells a row skips at its start, consuming
 // the element.
 func readTrPr(p *xmlPart, tb *docTable) error {
-	for depth := 1; depth > 0; {
-		tok, err := p.next()
-		if err != nil {
-			return unexpectedEOF(p, err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Local == "gridBefore" {
-				for range min(atoi(attr(t, "val"), 0), 64) {
-					tb.row = append(tb.row, "")
-				}
+	return p.walk(func(t xml.StartElement) (step, error) {
+		switch t.Name.Local {
+		case "gridBefore":
+			for range min(atoi(attr(t, "val"), 0), 64) {
+				tb.row = append(tb.row, "")
 			}
-			if t.Name.Local == "trPrChange" {
-				if err := p.skip(); err != nil {
-					return err
-				}
-				continue
-			}
-			depth++
-		case xml.EndElement:
-			depth--
+		case "trPrChange":
+			return skipSubtree, nil
 		}
-	}
-	return nil
+		return enter, nil
+	})
 }
 
 // readSectPr returns a section's w:type ("" when absent), consuming it.
 func readSectPr(p *xmlPart) (string, error) {
 	typ := ""
-	for depth := 1; depth > 0; {
-		tok, err := p.next()
-		if err != nil {
-			return "", unexpectedEOF(p, err)
+	err := p.walk(func(t xml.StartElement) (step, error) {
+		switch t.Name.Local {
+		case "type":
+			typ = attr(t, "val")
+		case "sectPrChange":
+			return skipSubtree, nil
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "type":
-				typ = attr(t, "val")
-			case "sectPrChange":
-				if err := p.skip(); err != nil {
-					return "", err
-				}
-				continue
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return typ, nil
+		return enter, nil
+	})
+	return typ, err
 }
 
 // pages splits the blocks into pages. A w:sectPr describes the section it
