@@ -338,6 +338,28 @@ func (p *xmlPart) skip() error {
 	return nil
 }
 
+// stream feeds every start and end element of the rest of the part to
+// start and end, until the part ends.
+func (p *xmlPart) stream(start func(xml.StartElement) error, end func(xml.EndElement)) error {
+	for {
+		tok, err := p.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if err := start(t); err != nil {
+				return err
+			}
+		case xml.EndElement:
+			end(t)
+		}
+	}
+}
+
 // step says what walk does with a child element after fn has seen its start.
 type step int
 

@@ -389,23 +389,7 @@ func (d *docx) table() *docTable {
 
 // walk reads the document body.
 func (d *docx) walk(p *xmlPart) error {
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if err := d.start(p, t); err != nil {
-				return err
-			}
-		case xml.EndElement:
-			d.end(t)
-		}
-	}
+	return p.stream(func(t xml.StartElement) error { return d.start(p, t) }, d.end)
 }
 
 func (d *docx) start(p *xmlPart, se xml.StartElement) error {

@@ -162,23 +162,7 @@ func (s *pptSlide) walk(part string) error {
 		return err
 	}
 	defer p.close()
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if err := s.start(p, t); err != nil {
-				return err
-			}
-		case xml.EndElement:
-			s.end(t)
-		}
-	}
+	return p.stream(func(t xml.StartElement) error { return s.start(p, t) }, s.end)
 }
 
 func (s *pptSlide) start(p *xmlPart, se xml.StartElement) error {
