@@ -108,6 +108,17 @@ var formatsByMIME = map[string]Format{
 	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         FormatXLSX,
 }
 
+// legacyOffice names office formats ocrflow recognises but cannot read.
+var legacyOffice = map[string]string{
+	"application/msword":                              "Word 97-2003 (.doc)",
+	"application/vnd.ms-excel":                        "Excel 97-2003 (.xls)",
+	"application/vnd.ms-powerpoint":                   "PowerPoint 97-2003 (.ppt)",
+	"application/x-ole-storage":                       "Microsoft Office 97-2003",
+	"application/vnd.oasis.opendocument.text":         "OpenDocument text (.odt)",
+	"application/vnd.oasis.opendocument.spreadsheet":  "OpenDocument spreadsheet (.ods)",
+	"application/vnd.oasis.opendocument.presentation": "OpenDocument presentation (.odp)",
+}
+
 // Supported lists the accepted MIME types, for error messages.
 const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, SVG, EPUB, CBZ, DOCX, PPTX, XLSX"
 
@@ -135,6 +146,12 @@ func Sniff(path string) (Format, string, error) {
 	}
 	if m.Is("application/zip") && comicZip(path) {
 		return FormatCBZ, "application/vnd.comicbook+zip", nil
+	}
+	for mt := m; mt != nil; mt = mt.Parent() {
+		if name, ok := legacyOffice[mt.String()]; ok {
+			return "", m.String(), failure.Validation("%s documents (%s) are not supported: save them as DOCX, XLSX, PPTX or PDF "+
+				"(rendering them through LibreOffice is not built yet)", name, m.String())
+		}
 	}
 	return "", m.String(), failure.Validation("unsupported document type %s (supported: %s)", m.String(), Supported)
 }
