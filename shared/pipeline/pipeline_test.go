@@ -53,13 +53,12 @@ func (c *countingStore) count(job string) int {
 }
 
 type harness struct {
-	t         *testing.T
-	rt        *standalone.Runtime
-	blobs     *blob.Dir
-	content   *countingStore
-	lifecycle <-chan event.Event
-	dlq       <-chan event.Event
-	seen      map[string][]event.Event
+	t       *testing.T
+	rt      *standalone.Runtime
+	blobs   *blob.Dir
+	content *countingStore
+	journal *journal
+	dlq     <-chan event.Event
 }
 
 type harnessOpts struct {
@@ -143,7 +142,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, rt: rt, blobs: blobs, content: store, lifecycle: lc, dlq: dlq, seen: map[string][]event.Event{}}
+	return &harness{t: t, rt: rt, blobs: blobs, content: store, journal: newJournal(lc), dlq: dlq}
 }
 
 func (h *harness) submit(id, file string, hints map[string]string) {
@@ -160,23 +159,7 @@ func (h *harness) submit(id, file string, hints map[string]string) {
 // wait collects lifecycle events until job ends and returns them in order.
 func (h *harness) wait(id string) []event.Event {
 	h.t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		evs := h.seen[id]
-		if n := len(evs); n > 0 && events.Terminal(evs[n-1].Type()) {
-			return evs
-		}
-		select {
-		case e, ok := <-h.lifecycle:
-			if !ok {
-				h.t.Fatalf("lifecycle stream closed while waiting for %s", id)
-			}
-			j, _ := e.Extensions()[events.ExtJob].(string)
-			h.seen[j] = append(h.seen[j], e)
-		case <-timeout:
-			h.t.Fatalf("job %s did not end within 60s; saw %v", id, types(h.seen[id]))
-		}
-	}
+	return h.journal.until(h.t, id, 60*time.Second)
 }
 
 func types(evs []event.Event) []string {

@@ -106,14 +106,13 @@ func (tr *traffic) count(prefix string) int {
 }
 
 type scHarness struct {
-	t         *testing.T
-	srv       *embedded.Server
-	api       *simplecontent.Client // the platform's client, for setup and checks
-	traffic   *traffic
-	rt        *standalone.Runtime
-	convert   stage.Handler
-	lifecycle <-chan event.Event
-	seen      map[string][]event.Event
+	t       *testing.T
+	srv     *embedded.Server
+	api     *simplecontent.Client // the platform's client, for setup and checks
+	traffic *traffic
+	rt      *standalone.Runtime
+	convert stage.Handler
+	journal *journal
 }
 
 type scOpts struct {
@@ -199,7 +198,7 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: rt, seen: map[string][]event.Event{}}
+	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: rt}
 	for _, s := range stages {
 		if s.Name == config.StageConvert {
 			h.convert = s.Handler
@@ -207,9 +206,11 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 	}
 	followCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
-	if h.lifecycle, err = rt.Follow(followCtx, standalone.LifecycleSubjects); err != nil {
+	lifecycle, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
+	if err != nil {
 		t.Fatal(err)
 	}
+	h.journal = newJournal(lifecycle)
 	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
 		t.Fatal(err)
 	}
@@ -292,23 +293,7 @@ func (h *scHarness) submit(s jobSpec) event.Event {
 // wait returns the job's lifecycle events up to its terminal one.
 func (h *scHarness) wait(id string) []event.Event {
 	h.t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		evs := h.seen[id]
-		if n := len(evs); n > 0 && events.Terminal(evs[n-1].Type()) {
-			return evs
-		}
-		select {
-		case e, ok := <-h.lifecycle:
-			if !ok {
-				h.t.Fatalf("lifecycle stream closed while waiting for %s", id)
-			}
-			j, _ := e.Extensions()[events.ExtJob].(string)
-			h.seen[j] = append(h.seen[j], e)
-		case <-timeout:
-			h.t.Fatalf("job %s did not end within 60s; saw %v", id, types(h.seen[id]))
-		}
-	}
+	return h.journal.until(h.t, id, 60*time.Second)
 }
 
 func (h *scHarness) failed(id string) events.JobFailed {

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/functions/recognize"
 	"github.com/ocrflow/ocrflow/shared/blob"
@@ -36,12 +34,11 @@ import (
 // vllmRun is one pipeline on embedded NATS whose engine is built from
 // configuration (OCR_ENGINE=vllm) exactly as `ocrflow serve` builds it.
 type vllmRun struct {
-	t         testing.TB
-	rt        *standalone.Runtime
-	blobs     *blob.Dir
-	docs      string // content root: generated documents go here
-	lifecycle <-chan event.Event
-	seen      map[string][]event.Event
+	t       testing.TB
+	rt      *standalone.Runtime
+	blobs   *blob.Dir
+	docs    string // content root: generated documents go here
+	journal *journal
 }
 
 // newVLLMRun starts a pipeline with env on top of OCR_ENGINE=vllm.
@@ -102,7 +99,7 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
 		t.Fatal(err)
 	}
-	return &vllmRun{t: t, rt: rt, blobs: blobs, docs: docs, lifecycle: lc, seen: map[string][]event.Event{}}
+	return &vllmRun{t: t, rt: rt, blobs: blobs, docs: docs, journal: newJournal(lc)}
 }
 
 // submit writes a document of n marked pages (document tag) and submits it.
@@ -128,30 +125,16 @@ func (r *vllmRun) submit(id string, tag, n int, hints map[string]string) {
 // wait returns the job's completed event (failing on anything else).
 func (r *vllmRun) wait(id string, within time.Duration) events.JobCompleted {
 	r.t.Helper()
-	timeout := time.After(within)
-	for {
-		if evs := r.seen[id]; len(evs) > 0 && events.Terminal(evs[len(evs)-1].Type()) {
-			last := evs[len(evs)-1]
-			if last.Type() != events.TypeJobCompleted {
-				r.t.Fatalf("job %s ended with %s: %s", id, last.Type(), last.Data())
-			}
-			var c events.JobCompleted
-			if err := events.Decode(last, &c); err != nil {
-				r.t.Fatal(err)
-			}
-			return c
-		}
-		select {
-		case e, ok := <-r.lifecycle:
-			if !ok {
-				r.t.Fatalf("lifecycle stream closed while waiting for %s", id)
-			}
-			j, _ := e.Extensions()[events.ExtJob].(string)
-			r.seen[j] = append(r.seen[j], e)
-		case <-timeout:
-			r.t.Fatalf("job %s did not end within %s", id, within)
-		}
+	evs := r.journal.until(r.t, id, within)
+	last := evs[len(evs)-1]
+	if last.Type() != events.TypeJobCompleted {
+		r.t.Fatalf("job %s ended with %s: %s", id, last.Type(), last.Data())
 	}
+	var c events.JobCompleted
+	if err := events.Decode(last, &c); err != nil {
+		r.t.Fatal(err)
+	}
+	return c
 }
 
 // record returns page n's record.
