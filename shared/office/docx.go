@@ -2,7 +2,6 @@ package office
 
 import (
 	"encoding/xml"
-	"io"
 	"path"
 	"strconv"
 	"strings"
@@ -166,53 +165,44 @@ func (d *docx) readStyles(part string) error {
 	defer p.close()
 	var cur *docStyle
 	var id string
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "style":
-				cur, id = &docStyle{outline: -1}, attr(t, "styleId")
-			case "name":
-				if cur != nil {
-					cur.name = attr(t, "val")
-				}
-			case "basedOn":
-				if cur != nil {
-					cur.basedOn = attr(t, "val")
-				}
-			case "outlineLvl":
-				if cur != nil {
-					cur.outline = atoi(attr(t, "val"), -1)
-				}
-			case "numId":
-				if cur != nil {
-					cur.numID, cur.hasNum = attr(t, "val"), true
-				}
-			case "ilvl":
-				if cur != nil {
-					cur.ilvl = atoi(attr(t, "val"), 0)
-				}
-			case "rPr", "tblPr", "tcPr", "trPr", "tblStylePr", "pPrChange", "rPrChange":
-				if err := p.skip(); err != nil {
-					return err
-				}
+	return p.stream(func(t xml.StartElement) error {
+		switch t.Name.Local {
+		case "style":
+			cur, id = &docStyle{outline: -1}, attr(t, "styleId")
+		case "name":
+			if cur != nil {
+				cur.name = attr(t, "val")
 			}
-		case xml.EndElement:
-			if t.Name.Local == "style" && cur != nil {
-				if _, dup := d.styles[id]; !dup && id != "" {
-					d.styles[id] = cur
-				}
-				cur = nil
+		case "basedOn":
+			if cur != nil {
+				cur.basedOn = attr(t, "val")
+			}
+		case "outlineLvl":
+			if cur != nil {
+				cur.outline = atoi(attr(t, "val"), -1)
+			}
+		case "numId":
+			if cur != nil {
+				cur.numID, cur.hasNum = attr(t, "val"), true
+			}
+		case "ilvl":
+			if cur != nil {
+				cur.ilvl = atoi(attr(t, "val"), 0)
+			}
+		case "rPr", "tblPr", "tcPr", "trPr", "tblStylePr", "pPrChange", "rPrChange":
+			if err := p.skip(); err != nil {
+				return err
 			}
 		}
-	}
+		return nil
+	}, func(t xml.EndElement) {
+		if t.Name.Local == "style" && cur != nil {
+			if _, dup := d.styles[id]; !dup && id != "" {
+				d.styles[id] = cur
+			}
+			cur = nil
+		}
+	})
 }
 
 // headingLevel is a paragraph style's heading level (1–6), or 0. A style
@@ -279,68 +269,59 @@ func (d *docx) readNumbering(part string) error {
 		lvl     int
 		inLvlOv bool
 	)
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "abstractNum":
-				abs, absID = &absNum{fmts: map[int]string{}}, attr(t, "abstractNumId")
-			case "num":
-				num, numID = &numDef{over: map[int]string{}}, attr(t, "numId")
-			case "abstractNumId":
-				if num != nil {
-					num.abs = attr(t, "val")
-				}
-			case "lvlOverride":
-				inLvlOv, lvl = true, atoi(attr(t, "ilvl"), 0)
-			case "lvl":
-				if !inLvlOv {
-					lvl = atoi(attr(t, "ilvl"), 0)
-				}
-			case "numFmt":
-				switch {
-				case inLvlOv && num != nil:
-					num.over[lvl] = attr(t, "val")
-				case abs != nil:
-					abs.fmts[lvl] = attr(t, "val")
-				}
-			case "numStyleLink":
-				if abs != nil {
-					abs.styleLink = attr(t, "val")
-				}
-			case "rPr", "pPr":
-				if err := p.skip(); err != nil {
-					return err
-				}
+	return p.stream(func(t xml.StartElement) error {
+		switch t.Name.Local {
+		case "abstractNum":
+			abs, absID = &absNum{fmts: map[int]string{}}, attr(t, "abstractNumId")
+		case "num":
+			num, numID = &numDef{over: map[int]string{}}, attr(t, "numId")
+		case "abstractNumId":
+			if num != nil {
+				num.abs = attr(t, "val")
 			}
-		case xml.EndElement:
-			switch t.Name.Local {
-			case "abstractNum":
-				if abs != nil {
-					if _, dup := d.abstract[absID]; !dup {
-						d.abstract[absID] = abs
-					}
-				}
-				abs = nil
-			case "num":
-				if num != nil {
-					if _, dup := d.nums[numID]; !dup {
-						d.nums[numID] = *num
-					}
-				}
-				num = nil
-			case "lvlOverride":
-				inLvlOv = false
+		case "lvlOverride":
+			inLvlOv, lvl = true, atoi(attr(t, "ilvl"), 0)
+		case "lvl":
+			if !inLvlOv {
+				lvl = atoi(attr(t, "ilvl"), 0)
+			}
+		case "numFmt":
+			switch {
+			case inLvlOv && num != nil:
+				num.over[lvl] = attr(t, "val")
+			case abs != nil:
+				abs.fmts[lvl] = attr(t, "val")
+			}
+		case "numStyleLink":
+			if abs != nil {
+				abs.styleLink = attr(t, "val")
+			}
+		case "rPr", "pPr":
+			if err := p.skip(); err != nil {
+				return err
 			}
 		}
-	}
+		return nil
+	}, func(t xml.EndElement) {
+		switch t.Name.Local {
+		case "abstractNum":
+			if abs != nil {
+				if _, dup := d.abstract[absID]; !dup {
+					d.abstract[absID] = abs
+				}
+			}
+			abs = nil
+		case "num":
+			if num != nil {
+				if _, dup := d.nums[numID]; !dup {
+					d.nums[numID] = *num
+				}
+			}
+			num = nil
+		case "lvlOverride":
+			inLvlOv = false
+		}
+	})
 }
 
 // numFormat is the w:numFmt of a list level ("bullet", "decimal", "none"…),
