@@ -40,8 +40,10 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./$$pkg >/dev/null || \
-			{ $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./$$pkg; exit 1; }; \
+		log=$$(mktemp); \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./$$pkg >$$log 2>&1 || \
+			{ cat $$log; ls -l ./$$pkg/testdata/fuzz/$$fn 2>/dev/null | tail -3; rm -f $$log; exit 1; }; \
+		rm -f $$log; \
 	done
 
 lint:

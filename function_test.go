@@ -22,11 +22,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	"go.uber.org/goleak"
 	ce "knative.dev/func-go/cloudevents"
 
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/internal/funchost"
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
@@ -35,7 +35,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/pipeline"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 // Interface guards: func-go finds these optional methods by assertion, so
 // a wrong signature would silently drop them.

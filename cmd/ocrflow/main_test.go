@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -22,7 +23,7 @@ var testdataDir, _ = filepath.Abs("../../testdata")
 
 func TestMain(m *testing.M) {
 	// func-go's signal goroutine never ends (it has no stop): not ours.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("knative.dev/func-go/cloudevents.(*Service).handleSignals.func1"))
+	leaktest.Main(m, goleak.IgnoreTopFunction("knative.dev/func-go/cloudevents.(*Service).handleSignals.func1"))
 }
 
 // syncBuffer is a bytes.Buffer safe for a command writing while a test reads.

@@ -11,14 +11,13 @@ import (
 	"time"
 	"unicode"
 
-	"go.uber.org/goleak"
-
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/render"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestParagraphs(t *testing.T) {
 	for _, tc := range []struct {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"go.uber.org/goleak"
 
 	"github.com/ocrflow/ocrflow/eventing"
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
@@ -28,7 +28,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 const testdata = "../../testdata"
 

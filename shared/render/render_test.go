@@ -21,8 +21,7 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/render"
 )
@@ -32,7 +31,7 @@ import (
 // otherwise runs the tests with the goroutine leak check.
 func TestMain(m *testing.M) {
 	childMain()
-	goleak.VerifyTestMain(m)
+	leaktest.Main(m)
 }
 
 const testdata = "../../testdata/"

@@ -10,15 +10,15 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"go.uber.org/goleak"
 
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func newStore(t *testing.T) *blob.Dir {
 	t.Helper()

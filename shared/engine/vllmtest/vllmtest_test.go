@@ -18,14 +18,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"golang.org/x/image/draw"
 
+	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/engine/vllmtest"
 	"github.com/ocrflow/ocrflow/shared/render"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestMarker_survives_jpeg_scaling_and_rotation(t *testing.T) {
 	for _, tc := range []struct {
