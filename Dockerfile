@@ -7,6 +7,9 @@
 #
 #   docker build -t ocrflow .                              # with tesseract (CPU fallback)
 #   docker build --build-arg WITH_TESSERACT=false -t ocrflow:gpu-only .
+#   docker build --build-arg WITH_LIBREOFFICE=true -t ocrflow:office .   # DOC/XLS/PPT/ODF, OFFICE_MODE=render
+# (LibreOffice adds about 300 MB; without it OFFICE_MODE=auto reads
+# DOCX/PPTX/XLSX natively and refuses the legacy formats with a message)
 # (a gpu-only image must run with OCR_FALLBACK_ENGINE empty: the fallback
 # engine is checked at start-up)
 
@@ -21,9 +24,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 
 FROM debian:bookworm-slim
 ARG WITH_TESSERACT=true
+ARG WITH_LIBREOFFICE=false
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && if [ "$WITH_TESSERACT" = "true" ]; then apt-get install -y --no-install-recommends tesseract-ocr; fi \
+ && if [ "$WITH_LIBREOFFICE" = "true" ]; then apt-get install -y --no-install-recommends \
+      libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui; fi \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin ocrflow
 COPY --from=build /out/ocrflow /usr/local/bin/ocrflow

@@ -5,7 +5,8 @@
 GO       ?= go
 SAMPLES  := testdata/report.pdf testdata/scanned.pdf testdata/page.png testdata/page.jpg
 APT_PKGS := tesseract-ocr
-TEST_APT := tesseract-ocr poppler-utils
+LO_APT   := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+TEST_APT := tesseract-ocr poppler-utils $(LO_APT)
 
 export OMP_THREAD_LIMIT := 1
 
@@ -14,11 +15,12 @@ FUZZ_TARGETS := shared/render:FuzzSniff shared/office:FuzzDOCX shared/office:Fuz
 	shared/failure:FuzzMessage
 FUZZTIME ?= 5s
 
-.PHONY: run test fuzz lint bench build testdata deps-run deps-test help
+.PHONY: run test fuzz lint bench build testdata deps-run deps-test libreoffice help
 
 help:
 	@echo "make run    OCR the sample documents into ./out (installs tesseract-ocr if missing)"
-	@echo "make test   run all tests with -race (installs what they need)"
+	@echo "make test   run all tests with -race (installs what they need, LibreOffice included)"
+	@echo "make libreoffice  install LibreOffice for OFFICE_MODE=auto|render (DOC/XLS/PPT/ODF)"
 	@echo "make lint   gofmt and go vet"
 	@echo "make bench  benchmarks (see docs/performance.md)"
 	@echo "make build  build ./bin/ocrflow"
@@ -65,3 +67,7 @@ deps-run:
 
 deps-test:
 	@scripts/ensure-apt.sh $(TEST_APT)
+
+## libreoffice: what OFFICE_MODE=auto|render uses to read DOC/XLS/PPT/ODF
+libreoffice:
+	@scripts/ensure-apt.sh $(LO_APT)

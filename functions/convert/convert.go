@@ -41,6 +41,12 @@ type Fetcher interface {
 	Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64) (content.Source, error)
 }
 
+// PDFConverter turns an office document into a PDF in dir and returns the
+// PDF's path (libreoffice.Converter).
+type PDFConverter interface {
+	ToPDF(ctx context.Context, src, dir string) (string, error)
+}
+
 // Config configures the stage.
 type Config struct {
 	// Target is the page size the recognition engine wants.
@@ -56,6 +62,12 @@ type Config struct {
 	// Office bounds DOCX/PPTX/XLSX extraction (zip-bomb guards; zero
 	// values take the office package's defaults).
 	Office office.Limits
+	// OfficeMode says when office documents are rendered through PDF
+	// instead of extracted (default office.ModeAuto).
+	OfficeMode office.Mode
+	// PDF converts office documents to PDF (LibreOffice); nil when it is
+	// not installed, which ModeAuto tolerates and ModeRender does not.
+	PDF PDFConverter
 	// Recipe keys the job's result (content.IdempotencyKey) for reuse and
 	// failure traces.
 	Recipe content.Recipe
@@ -77,6 +89,9 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 	}
 	if cfg.TextLayer == "" {
 		cfg.TextLayer = textlayer.ModeAuto
+	}
+	if cfg.OfficeMode == "" {
+		cfg.OfficeMode = office.ModeAuto
 	}
 	return &Stage{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
 }

@@ -3,7 +3,9 @@ package convert
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -34,8 +36,25 @@ func (s *Stage) open(ctx context.Context, j job.Job, path string, src content.So
 	if src.MIME != "" && sniffed != "" && !strings.HasPrefix(sniffed, src.MIME) {
 		s.log.Info("declared type differs from content; using content", "job", j.ID, "declared", src.MIME, "sniffed", sniffed)
 	}
-	if format.Office() {
-		return s.openOffice(ctx, path, format)
+	switch {
+	case format.Legacy():
+		if err := s.canRender(format); err != nil {
+			return nil, err
+		}
+		return s.openThroughPDF(ctx, j, path, format)
+	case format.Office():
+		if s.cfg.OfficeMode == office.ModeRender {
+			return s.openThroughPDF(ctx, j, path, format)
+		}
+		pages, err := office.Extract(ctx, path, office.Kind(format), s.cfg.Office)
+		if err != nil {
+			return nil, err
+		}
+		if s.cfg.OfficeMode == office.ModeAuto && s.cfg.PDF != nil && office.MostlyImages(pages) {
+			s.log.Info("office document is mostly pictures; rendering it whole", "job", j.ID, "format", format)
+			return s.openThroughPDF(ctx, j, path, format)
+		}
+		return s.newOfficeDoc(pages, format)
 	}
 	doc, err := render.Open(ctx, path, s.cfg.Limits)
 	if err != nil {
@@ -44,13 +63,56 @@ func (s *Stage) open(ctx context.Context, j job.Job, path string, src content.So
 	return &rendered{s: s, doc: doc}, nil
 }
 
+// canRender explains why a legacy or OpenDocument file cannot be read when
+// OFFICE_MODE or a missing LibreOffice rules out the conversion.
+func (s *Stage) canRender(format render.Format) error {
+	switch {
+	case s.cfg.OfficeMode == office.ModeNative:
+		return failure.Validation("%s documents are read by converting them with LibreOffice, which OFFICE_MODE=native turns off: "+
+			"set OFFICE_MODE=auto, or save the file as DOCX, XLSX, PPTX or PDF", format.Describe())
+	case s.cfg.PDF == nil:
+		return failure.Validation("%s documents are read by converting them with LibreOffice, which is not installed here: "+
+			"install it (libreoffice-writer-nogui, -calc-nogui, -impress-nogui), or save the file as DOCX, XLSX, PPTX or PDF", format.Describe())
+	}
+	return nil
+}
+
+// openThroughPDF converts an office document to PDF with LibreOffice (in
+// the job's temp dir, next to the source) and opens the PDF: its pages
+// then take their text layer or are OCRed like any PDF's, with the page
+// layout LibreOffice gives them.
+func (s *Stage) openThroughPDF(ctx context.Context, j job.Job, path string, format render.Format) (document, error) {
+	if s.cfg.PDF == nil {
+		return nil, s.canRender(format)
+	}
+	start := time.Now()
+	pdf, err := s.cfg.PDF.ToPDF(ctx, path, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s to pdf: %w", format.Describe(), err)
+	}
+	doc, err := render.Open(ctx, pdf, s.cfg.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("%s converted to pdf: %w", format.Describe(), err)
+	}
+	s.log.Info("office document converted with libreoffice", "job", j.ID, "format", format, "pages", doc.Pages(), "ms", time.Since(start).Milliseconds())
+	return &rendered{s: s, doc: doc, as: format}, nil
+}
+
 // rendered is a PDF or image: pages take their text layer or are rendered.
 type rendered struct {
 	s   *Stage
 	doc *render.Document
+	// as is the source format when doc is a conversion of it (an office
+	// document rendered through LibreOffice); "" when doc is the source.
+	as render.Format
 }
 
-func (r *rendered) format() render.Format { return r.doc.Format() }
+func (r *rendered) format() render.Format {
+	if r.as != "" {
+		return r.as
+	}
+	return r.doc.Format()
+}
 func (r *rendered) pages() int            { return r.doc.Pages() }
 func (r *rendered) close()                { r.doc.Close() }
 func (r *rendered) page(ctx context.Context, parent event.Event, j job.Job, n, total int) error {
@@ -73,12 +135,9 @@ type officeDoc struct {
 	items []officePage
 }
 
-func (s *Stage) openOffice(ctx context.Context, path string, format render.Format) (*officeDoc, error) {
-	kind := office.Kind(format)
-	pages, err := office.Extract(ctx, path, kind, s.cfg.Office)
-	if err != nil {
-		return nil, err
-	}
+// newOfficeDoc lays out extracted pages: each page's text, then each of its
+// pictures as a page of its own.
+func (s *Stage) newOfficeDoc(pages []office.Page, format render.Format) (*officeDoc, error) {
 	d := &officeDoc{s: s, kind: format}
 	for _, p := range pages {
 		d.items = append(d.items, officePage{markdown: p.Markdown})

@@ -17,6 +17,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
 
@@ -52,6 +53,10 @@ type Config struct {
 	MaxPages         int
 	MaxImagePixels   int64
 	TextLayer        string
+	OfficeMode       string
+	LibreOffice      string
+	LibreOfficeTime  time.Duration
+	LibreOfficeJobs  int
 	AutoOCRType      string
 	AutoOCRMIMETypes []string
 	AutoOCRTenants   []string
@@ -174,6 +179,17 @@ var Vars = []Var{
 		c.TextLayer = strings.ToLower(strings.TrimSpace(v))
 		return nil
 	}},
+	{"OFFICE_MODE", "auto", "How office documents are read: native (DOCX/PPTX/XLSX text extracted, pictures OCRed; legacy and OpenDocument refused), render (everything converted to PDF with LibreOffice, then rendered and OCRed page by page) or auto (native, but picture-led documents and DOC/XLS/PPT/ODT/ODS/ODP go through LibreOffice when it is installed).", func(c *Config, v string) error {
+		m, ok := office.ParseMode(v)
+		if !ok {
+			return fmt.Errorf("%q is not native, render or auto", v)
+		}
+		c.OfficeMode = string(m)
+		return nil
+	}},
+	{"LIBREOFFICE_PATH", "soffice", "LibreOffice executable (a path, or a name looked up in PATH) for OFFICE_MODE render and auto.", str(func(c *Config) *string { return &c.LibreOffice })},
+	{"LIBREOFFICE_TIMEOUT", "20s", "Time limit of one LibreOffice conversion; its process group is killed after it. Keep it under the convert Trigger's 30 s timeout.", dur(func(c *Config) *time.Duration { return &c.LibreOfficeTime })},
+	{"LIBREOFFICE_PARALLEL", "2", "LibreOffice conversions one process runs at once (each takes about 200 MB and a core).", intv(func(c *Config) *int { return &c.LibreOfficeJobs })},
 	{"AUTOOCR_EVENT_TYPE", "content.uploaded", "CloudEvent type the optional autoocr stage turns into OCR jobs (standalone routing; edit eventing/optional/autoocr.yaml for Knative).", str(func(c *Config) *string { return &c.AutoOCRType })},
 	{"AUTOOCR_MIME_TYPES", "application/pdf,image/*", "MIME types autoocr accepts (comma list; image/* matches every image).", list(func(c *Config) *[]string { return &c.AutoOCRMIMETypes })},
 	{"AUTOOCR_TENANTS", "*", "Tenants autoocr serves (comma list; * = all).", list(func(c *Config) *[]string { return &c.AutoOCRTenants })},
@@ -299,6 +315,12 @@ func (c Config) Validate() error {
 	}
 	if c.ContentStore == ContentSimpleContent && c.SimpleContentURL == "" {
 		errs = append(errs, errors.New("CONTENT_STORE: simple-content needs SIMPLE_CONTENT_URL"))
+	}
+	if c.LibreOfficeJobs < 1 {
+		errs = append(errs, errors.New("LIBREOFFICE_PARALLEL: must be at least 1"))
+	}
+	if c.LibreOfficeTime <= 0 {
+		errs = append(errs, errors.New("LIBREOFFICE_TIMEOUT: must be positive"))
 	}
 	if c.SimpleContentAttempts < 1 {
 		errs = append(errs, errors.New("SIMPLE_CONTENT_ATTEMPTS: must be at least 1"))

@@ -18,7 +18,9 @@ import (
 	"context"
 	"fmt"
 	"mime"
+	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
@@ -198,4 +200,62 @@ func sizeText(n int64) string {
 	default:
 		return fmt.Sprintf("%d bytes", n)
 	}
+}
+
+// Mode says how office documents are read (OFFICE_MODE).
+type Mode string
+
+// The office modes.
+const (
+	// ModeNative extracts DOCX/PPTX/XLSX text natively and OCRs only the
+	// embedded pictures; legacy and OpenDocument files are refused.
+	ModeNative Mode = "native"
+	// ModeRender converts every office document to PDF with LibreOffice
+	// and sends it through the PDF path (layout-faithful OCR).
+	ModeRender Mode = "render"
+	// ModeAuto extracts natively, but renders through LibreOffice the
+	// documents that are mostly pictures (see MostlyImages) and the legacy
+	// and OpenDocument files, when LibreOffice is installed.
+	ModeAuto Mode = "auto"
+)
+
+// ParseMode parses an OFFICE_MODE value (case and surrounding space
+// ignored).
+func ParseMode(s string) (Mode, bool) {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case ModeNative, ModeRender, ModeAuto:
+		return m, true
+	}
+	return "", false
+}
+
+// placeholderLine matches a picture placeholder in page markdown.
+var placeholderLine = regexp.MustCompile(`<!-- image: [^>]* -->`)
+
+// imageLedText is the most letters a page may hold and still count as led
+// by its pictures: a caption or a title, not a body of text.
+const imageLedText = 200
+
+// MostlyImages reports whether more than half of the pages are led by
+// pictures: each holds at least one picture worth OCR and fewer than 200
+// letters and digits of text. Such a document (a scan pasted into Word, a
+// deck of screenshots) reads better rendered whole than as text with
+// pictures cut out of their layout.
+func MostlyImages(pages []Page) bool {
+	led := 0
+	for _, p := range pages {
+		if len(p.Images) == 0 {
+			continue
+		}
+		letters := 0
+		for _, r := range placeholderLine.ReplaceAllString(p.Markdown, "") {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				letters++
+			}
+		}
+		if letters < imageLedText {
+			led++
+		}
+	}
+	return 2*led > len(pages)
 }

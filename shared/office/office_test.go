@@ -331,3 +331,48 @@ func TestKindOf(t *testing.T) {
 		})
 	}
 }
+
+func TestMostlyImages(t *testing.T) {
+	pic := []office.Image{{Name: "scan.png"}}
+	caption := "Scan\n\n<!-- image: scan.png -->"
+	body := strings.Repeat("A paragraph of real body text. ", 10) + "\n\n<!-- image: chart.png -->"
+	for _, tc := range []struct {
+		name  string
+		pages []office.Page
+		want  bool
+	}{
+		{"no_pages", nil, false},
+		{"text_only", []office.Page{{Markdown: body}}, false},
+		{"picture_under_a_caption", []office.Page{{Markdown: caption, Images: pic}}, true},
+		{"picture_within_body_text", []office.Page{{Markdown: body, Images: pic}}, false},
+		{"half_picture_led_is_not_more_than_half", []office.Page{{Markdown: caption, Images: pic}, {Markdown: body}}, false},
+		{"two_of_three_picture_led", []office.Page{{Markdown: caption, Images: pic}, {Markdown: body}, {Markdown: "", Images: pic}}, true},
+		{"placeholder_text_is_not_counted", []office.Page{{Markdown: strings.Repeat("<!-- image: a-very-long-picture-name.png -->\n", 10), Images: pic}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := office.MostlyImages(tc.pages); got != tc.want {
+				t.Fatalf("MostlyImages = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMostlyImages_samples: the picture-led sample is recognised, the
+// report (text with a chart) is not.
+func TestMostlyImages_samples(t *testing.T) {
+	for file, want := range map[string]bool{"scan.docx": true, "report.docx": false, "slides.pptx": false} {
+		t.Run(file, func(t *testing.T) {
+			kind := office.DOCX
+			if strings.HasSuffix(file, ".pptx") {
+				kind = office.PPTX
+			}
+			pages, err := office.Extract(context.Background(), sample(file), kind, office.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := office.MostlyImages(pages); got != want {
+				t.Fatalf("MostlyImages = %v, want %v", got, want)
+			}
+		})
+	}
+}

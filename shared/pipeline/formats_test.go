@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// TestPipeline_mupdf_formats: SVG, EPUB and CBZ, each verified with a real
-// file, go through MuPDF: vector and reflowable text take their text layer,
-// comic pages are OCRed.
+// TestPipeline_mupdf_formats: SVG, EPUB, CBZ and XPS, each verified with a
+// real file, go through MuPDF: vector and reflowable text take their text
+// layer, comic pages and the scanned XPS pages are OCRed.
 func TestPipeline_mupdf_formats(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	for _, tc := range []struct {
@@ -18,6 +18,7 @@ func TestPipeline_mupdf_formats(t *testing.T) {
 		{"formats/page.svg", 1, 0, "Vector drawing sample"},
 		{"formats/guide.epub", 1, 0, "Chapter 1: Wells"},
 		{"formats/comic.cbz", 0, 2, "fake-ocr "},
+		{"formats/scan.xps", 0, 2, "fake-ocr "},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			id := "fmt-" + strings.NewReplacer("/", "-", ".", "-").Replace(tc.file)

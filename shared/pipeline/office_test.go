@@ -1,14 +1,18 @@
 package pipeline_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/libreoffice"
+	"github.com/ocrflow/ocrflow/shared/pipeline"
 )
 
 // TestPipeline_office_documents_need_no_engine_for_their_text: DOCX, PPTX
@@ -74,5 +78,114 @@ func TestPipeline_office_documents_need_no_engine_for_their_text(t *testing.T) {
 				t.Fatalf("failed = %+v, want validation mentioning %q", f, bad.want)
 			}
 		})
+	}
+}
+
+// TestPipeline_office_through_libreoffice: with OFFICE_MODE=auto (the
+// default) and LibreOffice installed, legacy and OpenDocument files are
+// converted to PDF and take the PDF path, and a picture-led DOCX is
+// rendered whole so its pages are OCRed in their layout. OFFICE_MODE=native
+// and a missing LibreOffice refuse the legacy files with a message that
+// says what to do.
+func TestPipeline_office_through_libreoffice(t *testing.T) {
+	type want struct {
+		format    string
+		text, gpu int    // pages by route; -1 = any
+		contains  string // in the result
+		failedMsg string // "" = completes
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		docs map[string]want
+	}{
+		{
+			name: "auto_with_libreoffice",
+			docs: map[string]want{
+				"office/legacy/report.doc": {format: "doc", text: -1, gpu: -1, contains: "Annual Report 2026"},
+				"office/legacy/report.odt": {format: "odt", text: -1, gpu: -1, contains: "Regional results"},
+				"office/legacy/slides.ppt": {format: "ppt", text: -1, gpu: -1, contains: "Quarterly Review"},
+				"office/legacy/ledger.xls": {format: "xls", text: -1, gpu: -1, contains: "1,249.00"},
+				"office/scan.docx":         {format: "docx", text: 0, gpu: 2, contains: "fake-ocr "},
+			},
+		},
+		{
+			name: "native",
+			env:  map[string]string{"OFFICE_MODE": "native"},
+			docs: map[string]want{
+				"office/legacy/report.doc": {failedMsg: "Word 97-2003 (.doc) documents are read by converting them with LibreOffice, which OFFICE_MODE=native turns off"},
+				"office/scan.docx":         {format: "docx", text: 2, gpu: 2, contains: "fake-ocr "},
+			},
+		},
+		{
+			name: "auto_without_libreoffice",
+			env:  map[string]string{"LIBREOFFICE_PATH": "/nonexistent/soffice"},
+			docs: map[string]want{
+				"office/legacy/slides.ppt": {failedMsg: "PowerPoint 97-2003 (.ppt) documents are read by converting them with LibreOffice, which is not installed here"},
+				"office/scan.docx":         {format: "docx", text: 2, gpu: 2, contains: "fake-ocr "},
+			},
+		},
+		{
+			name: "render",
+			env:  map[string]string{"OFFICE_MODE": "render"},
+			docs: map[string]want{
+				"office/report.docx": {format: "docx", text: -1, gpu: -1, contains: "Annual Report 2026"},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{env: tc.env})
+			for file, w := range tc.docs {
+				t.Run(filepath.Base(file), func(t *testing.T) {
+					id := "lo-" + tc.name + "-" + strings.NewReplacer(".", "-", "/", "-").Replace(filepath.Base(file))
+					h.submit(id, file, nil)
+					evs := h.wait(id)
+					last := evs[len(evs)-1]
+					if w.failedMsg != "" {
+						var f events.JobFailed
+						if last.Type() != events.TypeJobFailed || events.Decode(last, &f) != nil {
+							t.Fatalf("lifecycle %v, want it to end in failed", types(evs))
+						}
+						if f.ErrorType != "validation" || !strings.Contains(f.Message, w.failedMsg) {
+							t.Fatalf("failed = %+v, want validation containing %q", f, w.failedMsg)
+						}
+						return
+					}
+					c := completed(t, last)
+					var st events.JobStarted
+					if evs[0].Type() != events.TypeJobStarted || events.Decode(evs[0], &st) != nil {
+						t.Fatalf("lifecycle %v, want it to start with started", types(evs))
+					}
+					if st.SourceFormat != w.format {
+						t.Errorf("source format %q, want %q", st.SourceFormat, w.format)
+					}
+					if (w.text >= 0 && c.PagesByRoute["text"] != w.text) || (w.gpu >= 0 && c.PagesByRoute["gpu"] != w.gpu) {
+						t.Errorf("pages by route %v, want text %d gpu %d (-1 = any)", c.PagesByRoute, w.text, w.gpu)
+					}
+					if len(c.FailedPages) != 0 {
+						t.Errorf("failed pages %+v", c.FailedPages)
+					}
+					if md := readResult(t, c); !strings.Contains(md, w.contains) {
+						t.Errorf("result lacks %q:\n%s", w.contains, md)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestBuild_render_mode_needs_libreoffice: OFFICE_MODE=render without
+// LibreOffice is a start-up error, not a stream of failed jobs.
+func TestBuild_render_mode_needs_libreoffice(t *testing.T) {
+	cfg, err := config.FromLookup(func(k string) (string, bool) {
+		v, ok := map[string]string{"OCR_ENGINE": "fake", "OFFICE_MODE": "render", "LIBREOFFICE_PATH": "/nonexistent/soffice", "OCR_STAGES": "convert"}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pipeline.Build(cfg, pipeline.Ports{})
+	if !errors.Is(err, libreoffice.ErrNotInstalled) || !strings.Contains(err.Error(), "OFFICE_MODE=render") {
+		t.Fatalf("Build = %v, want ErrNotInstalled naming OFFICE_MODE=render", err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/libreoffice"
+	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
@@ -79,6 +81,10 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 		workers := 1
 		switch name {
 		case config.StageConvert:
+			pdf, err := officeConverter(cfg, log)
+			if err != nil {
+				return nil, err
+			}
 			h = convert.New(convert.Config{
 				Target: engine.TargetFor(ecfg),
 				Limits: render.Limits{MaxPages: cfg.MaxPages, MaxImagePixels: cfg.MaxImagePixels, Isolation: render.Isolation{
@@ -86,6 +92,8 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 				}},
 				MaxSourceBytes: cfg.MaxSourceBytes,
 				TextLayer:      textlayer.Mode(cfg.TextLayer),
+				OfficeMode:     office.Mode(cfg.OfficeMode),
+				PDF:            pdf,
 				Recipe:         recipe,
 			}, p.Blobs, p.Content, p.Sender, log).Handle
 			workers = cfg.ConvertWorkers
@@ -109,6 +117,26 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 		out = append(out, Stage{Name: name, Handler: wrap(name, h), Workers: workers})
 	}
 	return out, nil
+}
+
+// officeConverter returns the LibreOffice converter for OFFICE_MODE render
+// and auto. Without LibreOffice, render mode is a start-up error; auto
+// mode runs on (legacy formats are then refused with a message saying so)
+// and returns a nil converter.
+func officeConverter(cfg config.Config, log *slog.Logger) (convert.PDFConverter, error) {
+	if office.Mode(cfg.OfficeMode) == office.ModeNative {
+		return nil, nil
+	}
+	conv, err := libreoffice.New(libreoffice.Config{Binary: cfg.LibreOffice, Timeout: cfg.LibreOfficeTime, Parallel: cfg.LibreOfficeJobs})
+	switch {
+	case err == nil:
+		return conv, nil
+	case office.Mode(cfg.OfficeMode) == office.ModeRender:
+		return nil, fmt.Errorf("pipeline: OFFICE_MODE=render: %w", err)
+	default:
+		log.Warn("LibreOffice not found: DOC/XLS/PPT and OpenDocument files will be refused, picture-led DOCX/PPTX/XLSX read natively", "error", err)
+		return nil, nil
+	}
 }
 
 // retryWindow is the earliest age at which an event reaches its last

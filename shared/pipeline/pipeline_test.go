@@ -67,6 +67,7 @@ type harnessOpts struct {
 	engine  engine.Engine // overrides fake
 	stages  string        // OCR_STAGES; "" = the default
 	workdir string        // shared blob/out dirs across runtimes
+	env     map[string]string
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -81,6 +82,9 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
+		if v, ok := o.env[k]; ok {
+			return v, true
+		}
 		v, ok := map[string]string{
 			"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2", "OCR_STAGES": o.stages,
 		}[k]

@@ -83,6 +83,7 @@ const (
 	FormatSVG  Format = "svg"
 	FormatEPUB Format = "epub"
 	FormatCBZ  Format = "cbz"
+	FormatXPS  Format = "xps"
 	// Office formats are sniffed here but not rendered: their text is
 	// extracted (package office) and only embedded images are OCRed.
 	FormatDOCX Format = "docx"
@@ -108,19 +109,9 @@ var formatsByMIME = map[string]Format{
 	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         FormatXLSX,
 }
 
-// legacyOffice names office formats ocrflow recognises but cannot read.
-var legacyOffice = map[string]string{
-	"application/msword":                              "Word 97-2003 (.doc)",
-	"application/vnd.ms-excel":                        "Excel 97-2003 (.xls)",
-	"application/vnd.ms-powerpoint":                   "PowerPoint 97-2003 (.ppt)",
-	"application/x-ole-storage":                       "Microsoft Office 97-2003",
-	"application/vnd.oasis.opendocument.text":         "OpenDocument text (.odt)",
-	"application/vnd.oasis.opendocument.spreadsheet":  "OpenDocument spreadsheet (.ods)",
-	"application/vnd.oasis.opendocument.presentation": "OpenDocument presentation (.odp)",
-}
 
 // Supported lists the accepted MIME types, for error messages.
-const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, SVG, EPUB, CBZ, DOCX, PPTX, XLSX"
+const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, SVG, EPUB, CBZ, XPS, DOCX, PPTX, XLSX; with LibreOffice also DOC, XLS, PPT, ODT, ODS, ODP"
 
 // Sniff detects the format of the file at path from its content (magic
 // bytes), never from its name.
@@ -144,13 +135,25 @@ func Sniff(path string) (Format, string, error) {
 			return f, mt.String(), nil
 		}
 	}
-	if m.Is("application/zip") && comicZip(path) {
-		return FormatCBZ, "application/vnd.comicbook+zip", nil
+	if m.Is("application/zip") {
+		switch zipFormat(path) {
+		case FormatCBZ:
+			return FormatCBZ, "application/vnd.comicbook+zip", nil
+		case FormatXPS:
+			return FormatXPS, "application/vnd.ms-xpsdocument", nil
+		}
 	}
 	for mt := m; mt != nil; mt = mt.Parent() {
-		if name, ok := legacyOffice[mt.String()]; ok {
-			return "", m.String(), failure.Validation("%s documents (%s) are not supported: save them as DOCX, XLSX, PPTX or PDF "+
-				"(rendering them through LibreOffice is not built yet)", name, m.String())
+		if f, ok := legacyByMIME[mt.String()]; ok {
+			return f, mt.String(), nil
+		}
+	}
+	if m.Is("application/x-ole-storage") {
+		switch f, encrypted := oleFormat(path); {
+		case encrypted:
+			return "", m.String(), failure.Validation("the document is a password-protected Office file: remove the password and submit it again")
+		case f != "":
+			return f, m.String(), nil
 		}
 	}
 	return "", m.String(), failure.Validation("unsupported document type %s (supported: %s)", m.String(), Supported)
@@ -188,6 +191,9 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 	if format.Office() {
 		return nil, failure.Validation("%s documents are extracted, not rendered", format)
 	}
+	if format.Legacy() {
+		return nil, failure.Validation("%s documents are converted to PDF with LibreOffice before rendering", format.Describe())
+	}
 	d := &Document{format: format}
 	if format == FormatPDF {
 		if err := checkPDFEnd(path); err != nil {
@@ -195,7 +201,7 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 		}
 	}
 	switch format {
-	case FormatPDF, FormatTIFF, FormatSVG, FormatEPUB, FormatCBZ:
+	case FormatPDF, FormatTIFF, FormatSVG, FormatEPUB, FormatCBZ, FormatXPS:
 		// MuPDF picks its document handler by file name: give it one.
 		named, cleanup, err := withExtension(path, format)
 		if err != nil {
@@ -425,25 +431,32 @@ func withExtension(path string, format Format) (string, func(), error) {
 	return link, func() { os.RemoveAll(dir) }, nil
 }
 
-// comicZip reports whether the zip at path holds only images (a comic-book
-// archive MuPDF opens as one page per image).
-func comicZip(path string) bool {
+// zipFormat tells the zip packages MuPDF renders apart: an XPS document
+// (it has a FixedDocumentSequence part, *.fdseq, which OpenXPS keeps) or a
+// comic-book archive (nothing but images, one page each). Anything else,
+// including an unreadable zip, gives "".
+func zipFormat(path string) Format {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
-		return false
+		return ""
 	}
 	defer zr.Close()
-	images := 0
+	images, other := 0, 0
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() {
 			continue
 		}
 		switch strings.ToLower(filepath.Ext(f.Name)) {
+		case ".fdseq":
+			return FormatXPS
 		case ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff":
 			images++
 		default:
-			return false
+			other++
 		}
 	}
-	return images > 0
+	if images > 0 && other == 0 {
+		return FormatCBZ
+	}
+	return ""
 }

@@ -138,6 +138,27 @@ func TestSniff(t *testing.T) {
 		{name: "scanned_pdf", path: fixed("scanned.pdf"), wantFormat: render.FormatPDF},
 		{name: "png", path: fixed("page.png"), wantFormat: render.FormatPNG},
 		{name: "jpeg", path: fixed("page.jpg"), wantFormat: render.FormatJPEG},
+		{name: "xps_by_its_fdseq_part", path: fixed("formats/scan.xps"), wantFormat: render.FormatXPS},
+		{name: "cbz_is_only_images", path: fixed("formats/comic.cbz"), wantFormat: render.FormatCBZ},
+		{name: "epub", path: fixed("formats/guide.epub"), wantFormat: render.FormatEPUB},
+		{name: "odt", path: fixed("office/legacy/report.odt"), wantFormat: render.FormatODT},
+		{name: "doc_by_its_WordDocument_stream", path: fixed("office/legacy/report.doc"), wantFormat: render.FormatDOC},
+		{name: "xls_by_its_Workbook_stream", path: fixed("office/legacy/ledger.xls"), wantFormat: render.FormatXLS},
+		{name: "ppt_by_its_PowerPoint_Document_stream", path: fixed("office/legacy/slides.ppt"), wantFormat: render.FormatPPT},
+		{
+			name: "password_protected_ooxml_says_so", wantErr: failure.ErrValidation, wantMsg: []string{"password-protected"},
+			path: func(t *testing.T) string {
+				ole := append([]byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}, make([]byte, 4088)...)
+				for i, r := range "EncryptedPackage" {
+					ole[2048+2*i] = byte(r)
+				}
+				return writeTemp(t, "secret.docx", ole)
+			},
+		},
+		{
+			name: "unknown_ole_file_is_unsupported", wantErr: failure.ErrValidation, wantMsg: []string{"unsupported", "x-ole-storage"},
+			path: fixed("office/encrypted.docx"),
+		},
 		{
 			name: "png_named_pdf_is_png", wantFormat: render.FormatPNG,
 			path: func(t *testing.T) string { return writeTemp(t, "scan.pdf", readTestdata(t, "page.png")) },
@@ -481,6 +502,58 @@ func decodeJPEG(t *testing.T, p render.Page) image.Image {
 		t.Errorf("JPEG is %d×%d, Page says %d×%d", b.Dx(), b.Dy(), p.Width, p.Height)
 	}
 	return img
+}
+
+// inkShare is the share of pixels darker than mid-grey: a sparse page of
+// text gives a few tenths of a percent, a blank page none.
+func inkShare(img image.Image) float64 {
+	b := img.Bounds()
+	dark := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if r, g, bl, _ := img.At(x, y).RGBA(); (r+g+bl)/3 < 0x8000 {
+				dark++
+			}
+		}
+	}
+	return float64(dark) / float64(b.Dx()*b.Dy())
+}
+
+// TestRender_mupdf_formats_draw_their_content: each sample of a format
+// MuPDF reads opens with the right page count and every page renders with
+// text on it (a handler that opens but draws nothing would pass a page
+// count check alone).
+func TestRender_mupdf_formats_draw_their_content(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		format render.Format
+		pages  int
+	}{
+		{"formats/scan.xps", render.FormatXPS, 2},
+		{"formats/comic.cbz", render.FormatCBZ, 2},
+		{"formats/guide.epub", render.FormatEPUB, 1},
+		{"formats/page.svg", render.FormatSVG, 1},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			d, err := render.Open(context.Background(), testdata+tc.file, render.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if d.Format() != tc.format || d.Pages() != tc.pages {
+				t.Fatalf("opened as %s with %d pages, want %s with %d", d.Format(), d.Pages(), tc.format, tc.pages)
+			}
+			for n := 1; n <= d.Pages(); n++ {
+				p, err := d.Render(context.Background(), n, render.Target{LongSide: 1024})
+				if err != nil {
+					t.Fatalf("Render page %d: %v", n, err)
+				}
+				if ink := inkShare(decodeJPEG(t, p)); ink < 0.001 {
+					t.Errorf("page %d has %.2f%% ink: drawn blank", n, 100*ink)
+				}
+			}
+		})
+	}
 }
 
 func TestRender_every_page_is_a_valid_jpeg(t *testing.T) {

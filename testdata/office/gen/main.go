@@ -81,6 +81,7 @@ func run(out, fuzzDir string) error {
 
 	files := map[string][]byte{
 		"report.docx":        report,
+		"scan.docx":          zipOf(scanParts()),
 		"slides.pptx":        slides,
 		"ledger.xlsx":        ledger,
 		"zipbomb.docx":       zipBomb(),
@@ -347,6 +348,32 @@ func reportParts(chart, icon []byte) []part {
 	}
 }
 
+// scanParts is a picture-led DOCX: two pages, each a full-width picture of
+// a scanned page under a one-word caption, as when scans are pasted into
+// Word. OFFICE_MODE=auto renders it whole.
+func scanParts() []part {
+	// Blank lines below the text give the pictures a page's proportions.
+	blank := make([]string, 13)
+	page1 := textPNG(append([]string{"INVOICE 2026-0042", "Customer: Northwind Ltd", "Amount due: 1,234.50 EUR", "Due date: 15 December 2026"}, blank...), 4)
+	page2 := textPNG(append([]string{"DELIVERY NOTE 7781", "Items: 12 boxes of paper", "Received by: J. Smith", "Signed on 2 December 2026"}, blank...), 4)
+	doc := docHead +
+		p("", r("Scan")) + `<w:p>` + drawing("rIdScan1", 5760000, 8000000) + `</w:p>` +
+		`<w:p><w:r><w:br w:type="page"/></w:r></w:p>` +
+		p("", r("Scan")) + `<w:p>` + drawing("rIdScan2", 5760000, 8000000) + `</w:p>` +
+		docTail
+	return []part{
+		{"[Content_Types].xml", contentTypes([2]string{"/word/document.xml", "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"})},
+		{"_rels/.rels", rels([3]string{"rId1", "officeDocument", "word/document.xml"})},
+		{"word/document.xml", []byte(doc)},
+		{"word/_rels/document.xml.rels", rels(
+			[3]string{"rIdScan1", "image", "media/scan1.png"},
+			[3]string{"rIdScan2", "image", "media/scan2.png"},
+		)},
+		{"word/media/scan1.png", page1},
+		{"word/media/scan2.png", page2},
+	}
+}
+
 // ---------------------------------------------------------------- PPTX
 
 const sldHead = xmlDecl + `<p:sld xmlns:a="` + nsA + `" xmlns:r="` + nsR + `" xmlns:p="` + nsP + `"><p:cSld><p:spTree>` +
@@ -359,8 +386,12 @@ func sp(id int, ph, paras string) string {
 	if ph != "" {
 		nv = `<p:nvPr>` + ph + `</p:nvPr>`
 	}
-	return fmt.Sprintf(`<p:sp><p:nvSpPr><p:cNvPr id="%d" name="Shape %d"/><p:cNvSpPr/>%s</p:nvSpPr><p:spPr/>`+
-		`<p:txBody><a:bodyPr/><a:lstStyle/>%s</p:txBody></p:sp>`, id, id, nv, paras)
+	// An explicit frame, stacked by id: the deck has no slide layouts to
+	// inherit one from, and a frameless box makes LibreOffice set one
+	// character per line.
+	return fmt.Sprintf(`<p:sp><p:nvSpPr><p:cNvPr id="%d" name="Shape %d"/><p:cNvSpPr/>%s</p:nvSpPr>`+
+		`<p:spPr><a:xfrm><a:off x="457200" y="%d"/><a:ext cx="8229600" cy="1100000"/></a:xfrm></p:spPr>`+
+		`<p:txBody><a:bodyPr/><a:lstStyle/>%s</p:txBody></p:sp>`, id, id, nv, 300000+(id-2)*1250000, paras)
 }
 
 func ap(ppr, runs string) string { return `<a:p>` + ppr + runs + `</a:p>` }
