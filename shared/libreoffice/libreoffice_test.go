@@ -26,11 +26,15 @@ const testdata = "../../testdata/"
 // installs it (TEST_APT), so its absence is a failure, not a skip.
 func converter(t *testing.T) *libreoffice.Converter {
 	t.Helper()
-	c, err := libreoffice.New(libreoffice.Config{Timeout: 2 * time.Minute})
+	c, err := newConverter()
 	if err != nil {
 		t.Fatalf("%v (make test installs it)", err)
 	}
 	return c
+}
+
+func newConverter() (*libreoffice.Converter, error) {
+	return libreoffice.New(libreoffice.Config{Timeout: 2 * time.Minute})
 }
 
 // copyAs copies a sample into a fresh dir under a name without extension,
