@@ -180,9 +180,10 @@ func result(err error) protocol.Result {
 // Triggers in eventing/ route them.
 func consumers() map[string]string {
 	return map[string]string{
-		events.TypeJob:            config.StageConvert,
-		events.TypePageRendered:   config.StageRecognize,
-		events.TypePageRecognized: config.StageFinalize,
+		events.TypeJob:             config.StageConvert,
+		events.TypeConvertContinue: config.StageConvert,
+		events.TypePageRendered:    config.StageRecognize,
+		events.TypePageRecognized:  config.StageFinalize,
 	}
 }
 

@@ -25,12 +25,14 @@ func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Triggers: %v", err)
 	}
-	// One Trigger per stage, each subscribing the Service of the same name.
+	// One Trigger per stage input, each subscribing its stage's Service.
 	want := map[string]string{
-		"ocrflow-convert":   "simpleprocess.job",
-		"ocrflow-recognize": "ocr.page.rendered",
-		"ocrflow-finalize":  "ocr.page.recognized",
+		"ocrflow-convert":          "simpleprocess.job",
+		"ocrflow-convert-continue": "ocr.convert.continue",
+		"ocrflow-recognize":        "ocr.page.rendered",
+		"ocrflow-finalize":         "ocr.page.recognized",
 	}
+	service := func(trigger string) string { return strings.TrimSuffix(trigger, "-continue") }
 	if len(ts) != len(want) {
 		t.Fatalf("got %d triggers, want %d: %+v", len(ts), len(want), ts)
 	}
@@ -48,8 +50,8 @@ func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 			if tr.Exact["type"] != wantType {
 				t.Errorf("filter type = %q, want %q", tr.Exact["type"], wantType)
 			}
-			if tr.Subscriber != tr.Name {
-				t.Errorf("subscriber = %q, want %q", tr.Subscriber, tr.Name)
+			if tr.Subscriber != service(tr.Name) {
+				t.Errorf("subscriber = %q, want %q", tr.Subscriber, service(tr.Name))
 			}
 			if tr.Broker != "ocrflow" {
 				t.Errorf("broker = %q, want ocrflow", tr.Broker)
@@ -82,8 +84,8 @@ func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 func TestParse_refuses_what_the_standalone_runtime_cannot_honour(t *testing.T) {
 	base := triggersYAML(t)
 	// Sanity: the unedited copy parses, so every failure below is the edit's.
-	if ts, err := eventing.Parse([]byte(base)); err != nil || len(ts) != 3 {
-		t.Fatalf("Parse(embedded triggers.yaml) = %d triggers, %v; want 3, nil", len(ts), err)
+	if ts, err := eventing.Parse([]byte(base)); err != nil || len(ts) != 4 {
+		t.Fatalf("Parse(embedded triggers.yaml) = %d triggers, %v; want 4, nil", len(ts), err)
 	}
 	for _, tc := range []struct {
 		name     string
@@ -138,8 +140,8 @@ metadata:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ts) != 3 {
-		t.Errorf("got %d triggers, want the 3 of triggers.yaml", len(ts))
+	if len(ts) != 4 {
+		t.Errorf("got %d triggers, want the 4 of triggers.yaml", len(ts))
 	}
 }
 

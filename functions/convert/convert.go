@@ -6,6 +6,7 @@ package convert
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,10 +69,18 @@ type Config struct {
 	// PDF converts office documents to PDF (LibreOffice); nil when it is
 	// not installed, which ModeAuto tolerates and ModeRender does not.
 	PDF PDFConverter
+	// Slice is how long one delivery converts before it hands the rest
+	// of the document to a continuation event (ocr.convert.continue) and
+	// returns; at least one page is converted per delivery. Keep it under
+	// the convert Trigger's timeout minus one page (default 20 s).
+	Slice time.Duration
 	// Recipe keys the job's result (content.IdempotencyKey) for reuse and
 	// failure traces.
 	Recipe content.Recipe
 }
+
+// DefaultSlice is the default Config.Slice.
+const DefaultSlice = 20 * time.Second
 
 // Stage is the convert stage.
 type Stage struct {
@@ -93,6 +102,9 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 	if cfg.OfficeMode == "" {
 		cfg.OfficeMode = office.ModeAuto
 	}
+	if cfg.Slice <= 0 {
+		cfg.Slice = DefaultSlice
+	}
 	return &Stage{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
 }
 
@@ -104,15 +116,28 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 // cannot be processed replies ocr.job.failed, after the content store's
 // failure trace (content.FailureRecorder); transient trouble is returned as
 // an error for the transport to retry.
+//
+// A document that takes longer than Config.Slice to convert is converted in
+// slices: the delivery publishes ocr.convert.continue naming the next page
+// and returns, and that event resumes the job (Handle serves both types).
 func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	j, err := job.Parse(e)
+	start := time.Now()
+	parent, next, err := e, 0, error(nil)
+	var j job.Job
+	if e.Type() == events.TypeConvertContinue {
+		parent, next, err = continuation(e)
+		j.ID, _ = e.Extensions()[events.ExtJob].(string)
+	}
+	if err == nil {
+		j, err = job.Parse(parent)
+	}
 	var reply *event.Event
 	handled := false
-	if err == nil {
-		reply, handled, err = s.reuse(ctx, e, j)
+	if err == nil && next == 0 {
+		reply, handled, err = s.reuse(ctx, parent, j)
 	}
 	if err == nil && !handled {
-		err = s.convert(ctx, e, j)
+		err = s.convert(ctx, parent, j, next, start)
 	}
 	if err == nil || failure.Retryable(err) {
 		return reply, err
@@ -120,7 +145,42 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	if !job.ValidID(j.ID) {
 		j.ID = ""
 	}
-	return s.fail(ctx, e, j, err)
+	return s.fail(ctx, parent, j, err)
+}
+
+// continuation unpacks an ocr.convert.continue event: the original job
+// event and the index of the next page.
+func continuation(e event.Event) (event.Event, int, error) {
+	var c events.ConvertContinue
+	if err := events.Decode(e, &c); err != nil {
+		return e, 0, failure.Validation("continuation %s: %v", e.ID(), err)
+	}
+	var orig event.Event
+	if err := json.Unmarshal(c.Job, &orig); err != nil {
+		return e, 0, failure.Validation("continuation %s: job event: %v", e.ID(), err)
+	}
+	if c.Next < 1 || orig.ID() != c.JobID {
+		return e, 0, failure.Validation("continuation %s: next page index %d of job %q does not resume job %q", e.ID(), c.Next, c.JobID, orig.ID())
+	}
+	return orig, c.Next, nil
+}
+
+// continueAt publishes the continuation that resumes job j at index next
+// of its page list.
+func (s *Stage) continueAt(ctx context.Context, parent event.Event, j job.Job, next int) error {
+	raw, err := json.Marshal(parent)
+	if err != nil {
+		return fmt.Errorf("continuation: %w", err)
+	}
+	ev, err := events.New(&parent, events.ContinueID(j.ID, next), events.TypeConvertContinue, Source, 0, j.ID,
+		events.ConvertContinue{JobID: j.ID, Next: next, Job: raw})
+	if err != nil {
+		return err
+	}
+	if err := s.send.Send(ctx, ev); err != nil {
+		return failure.As(failure.ErrTransient, fmt.Errorf("send continuation: %w", err))
+	}
+	return nil
 }
 
 func (s *Stage) fail(ctx context.Context, parent event.Event, j job.Job, cause error) (*event.Event, error) {
@@ -138,15 +198,18 @@ func (s *Stage) fail(ctx context.Context, parent event.Event, j job.Job, cause e
 	return scratch.End(ctx, s.blobs, j.ID, ev)
 }
 
-func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) error {
+// convert converts job j's pages from index next of its page list on,
+// until they are done or the slice that began at start is used up.
+func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job, next int, start time.Time) error {
 	if _, done, err := scratch.GetOutcome(ctx, s.blobs, j.ID); err != nil {
 		return failure.As(failure.ErrTransient, err)
 	} else if done {
 		s.log.Info("job already finished; ignoring redelivery", "job", j.ID)
 		return nil
 	}
-	j.LogUnknown(s.log)
-	start := time.Now().UTC()
+	if next == 0 {
+		j.LogUnknown(s.log)
+	}
 
 	dir, err := os.MkdirTemp(s.cfg.TempDir, "ocrflow-"+j.ID+"-")
 	if err != nil {
@@ -172,17 +235,25 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) erro
 	m := scratch.Manifest{
 		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID,
 		SourceName: src.Name, SourceFormat: string(doc.format()), SourceBytes: src.Size,
-		TotalPages: doc.pages(), Pages: pages, Hints: hintMap(j), StartedAt: start,
+		TotalPages: doc.pages(), Pages: pages, Hints: hintMap(j), StartedAt: start.UTC(),
 	}
 	// Keep the first manifest: a redelivered job must not move StartedAt or
 	// change the page set under a finalize that is already counting.
-	if err := scratch.CreateJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), m); err != nil && !errors.Is(err, blob.ErrExists) {
+	if err := scratch.CreateJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), m); errors.Is(err, blob.ErrExists) {
+		if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), &m); err != nil {
+			return failure.As(failure.ErrTransient, err)
+		}
+		pages = m.Pages
+	} else if err != nil {
 		return failure.As(failure.ErrTransient, err)
+	}
+	if next > 0 {
+		return s.convertFrom(ctx, parent, j, doc, pages, next, start)
 	}
 
 	started, err := events.New(&parent, events.StartedID(j.ID), events.TypeJobStarted, Source, 0, j.ID, events.JobStarted{
 		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, SourceFormat: m.SourceFormat,
-		Pages: len(pages), Timestamp: start.Format(time.RFC3339),
+		Pages: len(pages), Timestamp: start.UTC().Format(time.RFC3339),
 	})
 	if err != nil {
 		return err
@@ -191,12 +262,25 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job) erro
 		return failure.As(failure.ErrTransient, fmt.Errorf("send started: %w", err))
 	}
 
-	for _, n := range pages {
-		if err := doc.page(ctx, parent, j, n, len(pages)); err != nil {
+	return s.convertFrom(ctx, parent, j, doc, pages, 0, start)
+}
+
+// convertFrom converts pages[next:] in order, handing the rest to a
+// continuation once the slice that began at start is used up.
+func (s *Stage) convertFrom(ctx context.Context, parent event.Event, j job.Job, doc document, pages []int, next int, start time.Time) error {
+	if next >= len(pages) {
+		return nil // a continuation past the end: the job's pages are all out
+	}
+	for i := next; i < len(pages); i++ {
+		if i > next && time.Since(start) >= s.cfg.Slice {
+			s.log.Info("converted a slice; continuing", "job", j.ID, "pages", i-next, "next", pages[i], "ms", time.Since(start).Milliseconds())
+			return s.continueAt(ctx, parent, j, i)
+		}
+		if err := doc.page(ctx, parent, j, pages[i], len(pages)); err != nil {
 			return err
 		}
 	}
-	s.log.Info("converted", "job", j.ID, "format", doc.format(), "pages", len(pages), "ms", time.Since(start).Milliseconds())
+	s.log.Info("converted", "job", j.ID, "format", doc.format(), "pages", len(pages)-next, "ms", time.Since(start).Milliseconds())
 	return nil
 }
 

@@ -91,7 +91,7 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	switch e.Type() {
 	case events.TypePageRendered:
 		return s.deadPage(ctx, e, msg)
-	case events.TypeJob, events.TypePageRecognized:
+	case events.TypeJob, events.TypeConvertContinue, events.TypePageRecognized:
 		job, _ := e.Extensions()[events.ExtJob].(string)
 		if job == "" && e.Type() == events.TypeJob {
 			job = e.ID()

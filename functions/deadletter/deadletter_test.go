@@ -187,6 +187,21 @@ func TestHandle_dead_page_already_done_keeps_its_result(t *testing.T) {
 
 func TestHandle_dead_job(t *testing.T) {
 	ctx := context.Background()
+	t.Run("a_dead_continuation_fails_its_job", func(t *testing.T) {
+		stage, store := newStage(t)
+		cont, err := events.New(nil, events.ContinueID("job-9", 40), events.TypeConvertContinue, "/convert", 0, "job-9",
+			events.ConvertContinue{JobID: "job-9", Next: 40, Job: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, err := stage.Handle(ctx, withKnative(cont, int32(503), "http://ocrflow-convert.ocrflow.svc", "render timed out"))
+		if err != nil || reply == nil || reply.Type() != events.TypeJobFailed || reply.ID() != events.FailedID("job-9") {
+			t.Fatalf("Handle = %v, %v; want ocr.job.failed for job-9", reply, err)
+		}
+		if o, ok, err := scratch.GetOutcome(ctx, store, "job-9"); err != nil || !ok || o.Status != "failed" {
+			t.Errorf("outcome = %+v, %v, %v; want failed", o, ok, err)
+		}
+	})
 	t.Run("fails_the_job_once_per_terminal_event", func(t *testing.T) {
 		stage, store := newStage(t)
 		first, err := stage.Handle(ctx, deadJob(t, "job-3"))

@@ -57,6 +57,7 @@ type Config struct {
 	LibreOffice      string
 	LibreOfficeTime  time.Duration
 	LibreOfficeJobs  int
+	ConvertSlice     time.Duration
 	AutoOCRType      string
 	AutoOCRMIMETypes []string
 	AutoOCRTenants   []string
@@ -203,6 +204,7 @@ var Vars = []Var{
 	}},
 	{"RENDER_MEMORY_LIMIT", "2147483648", "Address-space limit of a render child in bytes (RENDER_ISOLATION=process).", i64(func(c *Config) *int64 { return &c.RenderMemory })},
 	{"RENDER_TIMEOUT", "60s", "Time limit of one render call in a child; the child is killed after it (RENDER_ISOLATION=process).", dur(func(c *Config) *time.Duration { return &c.RenderTimeout })},
+	{"CONVERT_SLICE", "20s", "How long one convert delivery renders before it hands the rest of a long document to an ocr.convert.continue event; keep it under the convert Trigger's 30 s timeout minus one page.", dur(func(c *Config) *time.Duration { return &c.ConvertSlice })},
 	{"CONVERT_WORKERS", "1", "Jobs one process converts at once (standalone runtime).", intv(func(c *Config) *int { return &c.ConvertWorkers })},
 	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
@@ -318,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if c.LibreOfficeJobs < 1 {
 		errs = append(errs, errors.New("LIBREOFFICE_PARALLEL: must be at least 1"))
+	}
+	if c.ConvertSlice <= 0 {
+		errs = append(errs, errors.New("CONVERT_SLICE: must be positive"))
 	}
 	if c.LibreOfficeTime <= 0 {
 		errs = append(errs, errors.New("LIBREOFFICE_TIMEOUT: must be positive"))

@@ -32,6 +32,9 @@ const (
 	TypeJobCompleted = "ocr.job.completed"
 	// TypeJobFailed is the terminal failure event of a job.
 	TypeJobFailed = "ocr.job.failed"
+	// TypeConvertContinue hands the rest of a long document from one
+	// convert delivery to the next, so no delivery outlives its timeout.
+	TypeConvertContinue = "ocr.convert.continue"
 )
 
 // UoW is the unit-of-work name that selects ocrflow in a simple-process job.
@@ -125,6 +128,18 @@ type JobStarted struct {
 	Timestamp    string `json:"timestamp"`
 }
 
+// ConvertContinue is the payload of ocr.convert.continue: the job event as
+// it arrived (structured CloudEvents JSON) and where in its page list
+// convert goes on.
+type ConvertContinue struct {
+	JobID string `json:"job_id"`
+	// Next is the 0-based index into the job's page list (the manifest's
+	// Pages) of the first page still to convert.
+	Next int `json:"next"`
+	// Job is the original simpleprocess.job event.
+	Job json.RawMessage `json:"job"`
+}
+
 // JobProgress is the payload of ocr.job.progress.
 type JobProgress struct {
 	JobID          string `json:"job_id"`
@@ -176,6 +191,10 @@ func PageRecognizedID(job string, n int) string {
 
 // StartedID is the id of the job's ocr.job.started event.
 func StartedID(job string) string { return job + "-started" }
+
+// ContinueID is the id of the continuation that resumes convert at index
+// next of the job's page list.
+func ContinueID(job string, next int) string { return job + "-continue-" + strconv.Itoa(next) }
 
 // ProgressID is the id of the progress event reporting done pages.
 func ProgressID(job string, done int) string { return job + "-progress-" + strconv.Itoa(done) }

@@ -94,6 +94,7 @@ func Build(cfg config.Config, p Ports) ([]Stage, error) {
 				TextLayer:      textlayer.Mode(cfg.TextLayer),
 				OfficeMode:     office.Mode(cfg.OfficeMode),
 				PDF:            pdf,
+				Slice:          cfg.ConvertSlice,
 				Recipe:         recipe,
 			}, p.Blobs, p.Content, p.Sender, log).Handle
 			workers = cfg.ConvertWorkers

@@ -109,7 +109,6 @@ var formatsByMIME = map[string]Format{
 	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         FormatXLSX,
 }
 
-
 // Supported lists the accepted MIME types, for error messages.
 const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, SVG, EPUB, CBZ, XPS, DOCX, PPTX, XLSX; with LibreOffice also DOC, XLS, PPT, ODT, ODS, ODP"
 
