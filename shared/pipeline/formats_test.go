@@ -19,6 +19,8 @@ func TestPipeline_mupdf_formats(t *testing.T) {
 		{"formats/guide.epub", 1, 0, "Chapter 1: Wells"},
 		{"formats/comic.cbz", 0, 2, "fake-ocr "},
 		{"formats/scan.xps", 0, 2, "fake-ocr "},
+		{"formats/page.avif", 0, 1, "fake-ocr "},
+		{"formats/photo.heic", 0, 1, "fake-ocr "},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			id := "fmt-" + strings.NewReplacer("/", "-", ".", "-").Replace(tc.file)

@@ -11,13 +11,16 @@ import (
 	"io"
 	"os"
 
-	_ "golang.org/x/image/bmp"  // register BMP
-	_ "golang.org/x/image/webp" // register WebP
+	_ "github.com/gen2brain/avif" // register AVIF (libavif as WebAssembly, or the system's libavif)
+	_ "github.com/gen2brain/heic" // register HEIC (libheif as WebAssembly, or the system's libheif)
+	_ "golang.org/x/image/bmp"    // register BMP
+	_ "golang.org/x/image/webp"   // register WebP
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
 
-// FromImage decodes an encoded raster image (PNG, JPEG, GIF, BMP, WebP),
+// FromImage decodes an encoded raster image (PNG, JPEG, GIF, BMP, WebP,
+// AVIF, HEIC),
 // refusing one over maxPixels before decoding, fits it to t and encodes it
 // like a rendered page.
 func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {

@@ -79,6 +79,11 @@ const (
 	FormatBMP  Format = "bmp"
 	FormatWebP Format = "webp"
 	FormatTIFF Format = "tiff"
+	// AVIF and HEIC decode through libavif and libheif compiled to
+	// WebAssembly (gen2brain/avif, gen2brain/heic): the first image in a
+	// process pays about a second to compile the module.
+	FormatAVIF Format = "avif"
+	FormatHEIC Format = "heic"
 	// MuPDF also reads these (each verified with a real file).
 	FormatSVG  Format = "svg"
 	FormatEPUB Format = "epub"
@@ -102,6 +107,9 @@ var formatsByMIME = map[string]Format{
 	"image/bmp":            FormatBMP,
 	"image/webp":           FormatWebP,
 	"image/tiff":           FormatTIFF,
+	"image/avif":           FormatAVIF,
+	"image/heic":           FormatHEIC,
+	"image/heif":           FormatHEIC,
 	"image/svg+xml":        FormatSVG,
 	"application/epub+zip": FormatEPUB,
 	"application/vnd.openxmlformats-officedocument.wordprocessingml.document":   FormatDOCX,
@@ -110,7 +118,7 @@ var formatsByMIME = map[string]Format{
 }
 
 // Supported lists the accepted MIME types, for error messages.
-const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, SVG, EPUB, CBZ, XPS, DOCX, PPTX, XLSX; with LibreOffice also DOC, XLS, PPT, ODT, ODS, ODP"
+const Supported = "application/pdf, image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff, image/avif, image/heic, SVG, EPUB, CBZ, XPS, DOCX, PPTX, XLSX; with LibreOffice also DOC, XLS, PPT, ODT, ODS, ODP"
 
 // Sniff detects the format of the file at path from its content (magic
 // bytes), never from its name.

@@ -139,6 +139,8 @@ func TestSniff(t *testing.T) {
 		{name: "png", path: fixed("page.png"), wantFormat: render.FormatPNG},
 		{name: "jpeg", path: fixed("page.jpg"), wantFormat: render.FormatJPEG},
 		{name: "xps_by_its_fdseq_part", path: fixed("formats/scan.xps"), wantFormat: render.FormatXPS},
+		{name: "avif", path: fixed("formats/page.avif"), wantFormat: render.FormatAVIF},
+		{name: "heic", path: fixed("formats/photo.heic"), wantFormat: render.FormatHEIC},
 		{name: "cbz_is_only_images", path: fixed("formats/comic.cbz"), wantFormat: render.FormatCBZ},
 		{name: "epub", path: fixed("formats/guide.epub"), wantFormat: render.FormatEPUB},
 		{name: "odt", path: fixed("office/legacy/report.odt"), wantFormat: render.FormatODT},
@@ -520,9 +522,9 @@ func inkShare(img image.Image) float64 {
 }
 
 // TestRender_mupdf_formats_draw_their_content: each sample of a format
-// MuPDF reads opens with the right page count and every page renders with
-// text on it (a handler that opens but draws nothing would pass a page
-// count check alone).
+// MuPDF (or a WebAssembly decoder) reads opens with the right page count
+// and every page renders with ink on it (a handler that opens but draws
+// nothing would pass a page count check alone).
 func TestRender_mupdf_formats_draw_their_content(t *testing.T) {
 	for _, tc := range []struct {
 		file   string
@@ -533,6 +535,8 @@ func TestRender_mupdf_formats_draw_their_content(t *testing.T) {
 		{"formats/comic.cbz", render.FormatCBZ, 2},
 		{"formats/guide.epub", render.FormatEPUB, 1},
 		{"formats/page.svg", render.FormatSVG, 1},
+		{"formats/page.avif", render.FormatAVIF, 1},
+		{"formats/photo.heic", render.FormatHEIC, 1},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			d, err := render.Open(context.Background(), testdata+tc.file, render.Limits{})
