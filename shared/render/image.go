@@ -20,9 +20,8 @@ import (
 )
 
 // FromImage decodes an encoded raster image (PNG, JPEG, GIF, BMP, WebP,
-// AVIF, HEIC),
-// refusing one over maxPixels before decoding, fits it to t and encodes it
-// like a rendered page.
+// AVIF, HEIC), refusing one over maxPixels before decoding, fits it to t
+// and encodes it like a rendered page.
 func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {
 	img, err := decode(bytes.NewReader(data), maxPixels)
 	if err != nil {
