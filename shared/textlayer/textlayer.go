@@ -227,19 +227,34 @@ func trimB64(s string) string {
 	return s[:len(s)/4*4]
 }
 
-// markdown rebuilds paragraphs, headings and list items from positioned
-// lines: a vertical gap larger than the line spacing starts a paragraph; a
-// line set in a font clearly larger than the body is a heading (#, ## or
-// ### by size rank); a line starting with a bullet or number is a list item.
+// markdown rebuilds paragraphs, headings, list items and simple tables
+// from positioned lines: a vertical gap larger than the line spacing starts
+// a paragraph; a line set in a font clearly larger than the body is a
+// heading (#, ## or ### by size rank); a line starting with a bullet or
+// number is a list item; short lines in aligned columns over two or more
+// rows are a table (findTables), written where its first line occurs.
 func markdown(lines []line) string {
 	if len(lines) == 0 {
 		return ""
 	}
+	lines = joinMarkers(lines)
 	body := bodySize(lines)
 	levels := headingLevels(lines, body)
+	inTable := map[int]*table{}
+	tables := findTables(lines, body)
+	for k := range tables {
+		for i := range tables[k].members {
+			inTable[i] = &tables[k]
+		}
+	}
 	var b strings.Builder
 	var para []string
+	inList := false
 	flush := func() {
+		if inList {
+			b.WriteString("\n") // a list ends before anything else starts
+			inList = false
+		}
 		if len(para) > 0 {
 			b.WriteString(strings.Join(para, " "))
 			b.WriteString("\n\n")
@@ -248,6 +263,14 @@ func markdown(lines []line) string {
 	}
 	prev := line{}
 	for i, l := range lines {
+		if t, ok := inTable[i]; ok {
+			if i == t.first {
+				flush()
+				b.WriteString(t.md + "\n\n")
+				prev = l
+			}
+			continue
+		}
 		if lvl, ok := levels[l.size]; ok {
 			flush()
 			b.WriteString(strings.Repeat("#", lvl) + " " + l.text + "\n\n")
@@ -255,16 +278,16 @@ func markdown(lines []line) string {
 			continue
 		}
 		if item, ok := listItem(l.text); ok {
-			flush()
-			b.WriteString(item + "\n")
-			prev = l
-			if i+1 == len(lines) {
-				b.WriteString("\n")
+			if !inList {
+				flush()
 			}
+			b.WriteString(item + "\n")
+			inList = true
+			prev = l
 			continue
 		}
 		gap := l.top - prev.top
-		if i > 0 && (gap > 1.6*math.Max(prev.height, 1) || gap < 0) {
+		if inList || (i > 0 && (gap > 1.6*math.Max(prev.height, 1) || gap < 0)) {
 			flush()
 		}
 		para = append(para, l.text)

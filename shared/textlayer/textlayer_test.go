@@ -2,6 +2,7 @@ package textlayer_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -179,4 +180,47 @@ func FuzzAnalyze(f *testing.F) {
 			t.Fatalf("score %v out of [0,1]", a.Score)
 		}
 	})
+}
+
+// TestAnalyze_tables: a table in a born-digital PDF (report.docx printed
+// by LibreOffice) becomes a markdown table, wrapped cell included, between
+// the text around it; the prose pages of report.pdf hold none.
+func TestAnalyze_tables(t *testing.T) {
+	pages := analyze(t, "table.pdf")
+	if len(pages) < 2 {
+		t.Fatalf("%d pages, want at least 2", len(pages))
+	}
+	want := "Regional results\n\n" +
+		"| Region | Revenue | Change |\n" +
+		"| --- | --- | --- |\n" +
+		"| North | 1,200 | +5% |\n" +
+		"| South | 950 (est.) | -2% |\n" +
+		"| Total \\| all regions | +3% |  |\n"
+	if md := pages[1].Markdown; !strings.Contains(md, want) {
+		t.Fatalf("page 2 markdown:\n%s\nwant it to contain:\n%s", md, want)
+	}
+	// Bullets LibreOffice sets apart from their text are list items, not
+	// a two-column table, and the list ends before the next paragraph.
+	if md := pages[0].Markdown; !strings.Contains(md, "- Revenue up 12%\n- Costs down 3%\n") ||
+		!strings.Contains(md, "- Headcount stable\n\nNext steps:") || strings.Contains(md, "| --- |") {
+		t.Errorf("page 1 markdown:\n%s\nwant its bullets as a list and no table", md)
+	}
+	for n, p := range analyze(t, "report.pdf") {
+		if strings.Contains(p.Markdown, "| --- |") {
+			t.Errorf("report.pdf page %d (prose) became a table:\n%s", n+1, p.Markdown)
+		}
+	}
+	// Two columns of prose sit side by side like cells, but their lines
+	// are too long to be cells.
+	col := func(top, left int, text string) string {
+		return fmt.Sprintf(`<p style="top:%dpt;left:%dpt;line-height:11pt"><span style="font-size:11pt">%s</span></p>`, top, left, text)
+	}
+	twoCol := `<div id="page0">` +
+		col(100, 72, "The plant ran at full capacity through the") + col(100, 320, "Customer calls fell by a fifth after the new") +
+		col(113, 72, "summer, and the second filter bank came on") + col(113, 320, "billing system replaced the paper statements") +
+		col(126, 72, "line two weeks ahead of the schedule set.") + col(126, 320, "that had caused most of last year's queries.") +
+		`</div>`
+	if md := textlayer.Analyze(twoCol, 595, 842).Markdown; strings.Contains(md, "|") {
+		t.Errorf("two-column prose became a table:\n%s", md)
+	}
 }

@@ -1,0 +1,245 @@
+package textlayer
+
+import (
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// Table detection thresholds, in points unless stated.
+const (
+	// rowTolerance: lines whose tops differ by at most this share a row.
+	rowTolerance = 2.0
+	// columnTolerance: cells whose left edges differ by at most this share
+	// a column.
+	columnTolerance = 4.0
+	// maxCellRunes: a longer line is prose, never a table cell. It keeps
+	// two-column text (lines side by side, like cells) out of tables.
+	maxCellRunes = 40
+	// minTableRows: rows with two or more cells a table needs.
+	minTableRows = 2
+)
+
+// table is a run of positioned lines that form a grid.
+type table struct {
+	first   int          // index of its first line in page order
+	members map[int]bool // indices of its lines
+	md      string       // the markdown table
+}
+
+// findTables finds simple tables among the lines: two or more consecutive
+// rows (lines sharing a top) of two or more short cells whose left edges
+// fall on common columns. A single line below a row, under any column but
+// the first, continues that row's cell (a wrapped cell). Headings are
+// never cells.
+func findTables(lines []line, body float64) []table {
+	rows := rowsOf(lines)
+	var out []table
+	for start := 0; start < len(rows); {
+		if !cellRow(lines, rows[start], body) {
+			start++
+			continue
+		}
+		cols := lefts(lines, rows[start])
+		end, multi := start+1, 1
+		for end < len(rows) {
+			r := rows[end]
+			if cellRow(lines, r, body) && aligned(lines, r, cols) {
+				cols = mergeColumns(cols, lefts(lines, r))
+				end, multi = end+1, multi+1
+				continue
+			}
+			if continuation(lines, r, rows[end-1], cols, body) {
+				end++
+				continue
+			}
+			break
+		}
+		if multi >= minTableRows {
+			out = append(out, buildTable(lines, rows[start:end], cols))
+		}
+		start = end
+	}
+	return out
+}
+
+// rowsOf groups line indices into rows by top, top to bottom, each row
+// sorted left to right.
+func rowsOf(lines []line) [][]int {
+	idx := make([]int, len(lines))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lines[idx[a]].top < lines[idx[b]].top })
+	var rows [][]int
+	for _, i := range idx {
+		if n := len(rows); n > 0 && math.Abs(lines[i].top-lines[rows[n-1][0]].top) <= rowTolerance {
+			rows[n-1] = append(rows[n-1], i)
+			continue
+		}
+		rows = append(rows, []int{i})
+	}
+	for _, r := range rows {
+		sort.SliceStable(r, func(a, b int) bool { return lines[r[a]].left < lines[r[b]].left })
+	}
+	return rows
+}
+
+// cellRow reports whether row r has two or more short, body-sized cells in
+// distinct columns.
+func cellRow(lines []line, r []int, body float64) bool {
+	if len(r) < 2 {
+		return false
+	}
+	for k, i := range r {
+		l := lines[i]
+		if !cellLine(l, body) {
+			return false
+		}
+		if k > 0 && l.left-lines[r[k-1]].left <= columnTolerance {
+			return false
+		}
+	}
+	return true
+}
+
+func cellLine(l line, body float64) bool {
+	return utf8.RuneCountInString(l.text) <= maxCellRunes && l.size < body*1.2
+}
+
+// continuation reports whether r is one short line just below prev, under
+// a column other than the first: the wrapped rest of a cell.
+func continuation(lines []line, r, prev []int, cols []float64, body float64) bool {
+	if len(r) != 1 || !cellLine(lines[r[0]], body) {
+		return false
+	}
+	l := lines[r[0]]
+	c := column(cols, l.left)
+	gap := l.top - lines[prev[0]].top
+	return c > 0 && gap > 0 && gap <= 1.6*math.Max(lines[prev[0]].height, 1)
+}
+
+func lefts(lines []line, r []int) []float64 {
+	out := make([]float64, len(r))
+	for k, i := range r {
+		out[k] = lines[i].left
+	}
+	return out
+}
+
+// aligned reports whether row r's first cell starts in the first column
+// and at least one more of its cells on a known column.
+func aligned(lines []line, r []int, cols []float64) bool {
+	if column(cols, lines[r[0]].left) != 0 {
+		return false
+	}
+	hits := 0
+	for _, i := range r[1:] {
+		if column(cols, lines[i].left) > 0 {
+			hits++
+		}
+	}
+	return hits >= 1
+}
+
+// column returns the index of the column at left, or -1.
+func column(cols []float64, left float64) int {
+	for k, c := range cols {
+		if math.Abs(c-left) <= columnTolerance {
+			return k
+		}
+	}
+	return -1
+}
+
+func mergeColumns(cols, add []float64) []float64 {
+	for _, l := range add {
+		if column(cols, l) < 0 {
+			cols = append(cols, l)
+		}
+	}
+	sort.Float64s(cols)
+	return cols
+}
+
+// buildTable lays the rows out on the columns; the first row is the
+// header. A continuation line joins the cell above it.
+func buildTable(lines []line, rows [][]int, cols []float64) table {
+	t := table{first: len(lines), members: map[int]bool{}}
+	var grid [][]string
+	for _, r := range rows {
+		if len(r) == 1 && len(grid) > 0 {
+			c := column(cols, lines[r[0]].left)
+			row := grid[len(grid)-1]
+			row[c] = strings.TrimSpace(row[c] + " " + lines[r[0]].text)
+		} else {
+			row := make([]string, len(cols))
+			for _, i := range r {
+				if c := column(cols, lines[i].left); c >= 0 {
+					row[c] = strings.TrimSpace(row[c] + " " + lines[i].text)
+				}
+			}
+			grid = append(grid, row)
+		}
+		for _, i := range r {
+			t.members[i] = true
+			t.first = min(t.first, i)
+		}
+	}
+	var b strings.Builder
+	for k, row := range grid {
+		b.WriteString("|")
+		for _, cell := range row {
+			b.WriteString(" " + strings.ReplaceAll(cell, "|", `\|`) + " |")
+		}
+		b.WriteString("\n")
+		if k == 0 {
+			b.WriteString("|" + strings.Repeat(" --- |", len(row)) + "\n")
+		}
+	}
+	t.md = strings.TrimSuffix(b.String(), "\n")
+	return t
+}
+
+// markerOnly matches a line that is nothing but a list marker: a bullet
+// glyph (word processors often set it apart from its text, and use "o" or
+// "§" from a symbol font for deeper levels) or a number.
+var markerOnly = regexp.MustCompile(`^(?:[•◦▪‣∙·○■□\-–*o§]|\(?[0-9]{1,3}[.)]|\(?[a-z][.)])$`)
+
+// joinMarkers joins each marker-only line to the text to its right on the
+// same row, so list items set as two positioned lines read as one
+// ("• Revenue up") instead of a two-column table.
+func joinMarkers(lines []line) []line {
+	drop := map[int]bool{}
+	out := make([]line, 0, len(lines))
+	for i, l := range lines {
+		if drop[i] {
+			continue
+		}
+		if markerOnly.MatchString(l.text) {
+			best := -1
+			for j, o := range lines {
+				if j == i || drop[j] || o.left <= l.left || math.Abs(o.top-l.top) > rowTolerance {
+					continue
+				}
+				if best < 0 || o.left < lines[best].left {
+					best = j
+				}
+			}
+			if best >= 0 && best > i {
+				drop[best] = true
+				marker := l.text
+				if !strings.ContainsAny(marker[len(marker)-1:], ".)") {
+					marker = "•"
+				}
+				l.text = marker + " " + lines[best].text
+				l.size = max(l.size, lines[best].size)
+				l.bold = lines[best].bold
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
