@@ -237,6 +237,9 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job, next
 		SourceName: src.Name, SourceFormat: string(doc.format()), SourceBytes: src.Size,
 		TotalPages: doc.pages(), Pages: pages, Hints: hintMap(j), StartedAt: start.UTC(),
 	}
+	if in, ok := doc.(inliner); ok {
+		m.Inline = in.inline()
+	}
 	// Keep the first manifest: a redelivered job must not move StartedAt or
 	// change the page set under a finalize that is already counting.
 	if err := scratch.CreateJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), m); errors.Is(err, blob.ErrExists) {

@@ -14,7 +14,14 @@ import (
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/scratch"
 )
+
+// inliner is a document whose picture pages belong inside other pages
+// (office documents); finalize folds them back (scratch.Manifest.Inline).
+type inliner interface {
+	inline() map[int]scratch.Inline
+}
 
 // document is a source split into pages, ready to fan out one by one.
 type document interface {
@@ -128,7 +135,7 @@ type officePage struct {
 
 // officeDoc is an extracted DOCX, PPTX or XLSX. Its text needs no engine;
 // each embedded picture becomes its own OCR page right after the page it
-// appears on.
+// appears on, which finalize folds back into that page (inline).
 type officeDoc struct {
 	s     *Stage
 	kind  render.Format
@@ -152,6 +159,21 @@ func (s *Stage) newOfficeDoc(pages []office.Page, format render.Format) (*office
 		return nil, failure.Validation("the %s has %d pages and pictures, more than MAX_PAGES=%d", format, len(d.items), lim)
 	}
 	return d, nil
+}
+
+// inline maps each picture page to the text page it appears on.
+func (d *officeDoc) inline() map[int]scratch.Inline {
+	out := map[int]scratch.Inline{}
+	host := 0
+	for i, it := range d.items {
+		switch {
+		case it.image == nil:
+			host = i + 1
+		case host > 0:
+			out[i+1] = scratch.Inline{Page: host, Name: it.image.Name}
+		}
+	}
+	return out
 }
 
 func (d *officeDoc) format() render.Format { return d.kind }

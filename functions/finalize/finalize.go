@@ -115,31 +115,53 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 	// primary, the fallback, or the text layer).
 	engineUsed := map[string]string{}
 	var failed []events.FailedPage
-	for i, n := range m.Pages {
+	// text returns page n's markdown, or the placeholder of a failed page.
+	text := func(n int) (string, error) {
+		r := recs[n]
+		if r.Status != events.PageOK {
+			return Placeholder(n, r.Reason), nil
+		}
+		md, err := scratch.GetBytes(ctx, s.blobs, r.MarkdownKey)
+		if err != nil {
+			return "", failure.As(failure.ErrTransient, fmt.Errorf("page %d markdown: %w", n, err))
+		}
+		return strings.TrimSpace(string(md)) + "\n", nil
+	}
+	inside := inlined(m, recs)
+	written := 0
+	for _, n := range m.Pages {
 		r := recs[n]
 		if r.Engine != "" {
 			engineUsed[strconv.Itoa(n)] = r.Engine
 		}
-		if i > 0 {
-			doc.WriteString(Separator)
-		}
-		doc.WriteString("<!-- page " + strconv.Itoa(n) + " -->\n\n")
-		if r.Status != events.PageOK {
+		switch {
+		case r.Status != events.PageOK:
 			failed = append(failed, events.FailedPage{Page: n, Reason: r.Reason})
-			doc.WriteString(Placeholder(n, r.Reason))
-			continue
-		}
-		md, err := scratch.GetBytes(ctx, s.blobs, r.MarkdownKey)
-		if err != nil {
-			return nil, failure.As(failure.ErrTransient, fmt.Errorf("page %d markdown: %w", n, err))
-		}
-		doc.WriteString(strings.TrimSpace(string(md)))
-		doc.WriteString("\n")
-		if r.Route == events.RouteText {
+		case r.Route == events.RouteText:
 			byRoute["text"]++
-		} else {
+		default:
 			byRoute["gpu"]++
 		}
+		if _, ok := inside.host[n]; ok {
+			continue // written inside its host page
+		}
+		md, err := text(n)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range inside.pictures[n] {
+			pic, err := text(p)
+			if err != nil {
+				return nil, err
+			}
+			md = placeInline(md, m.Inline[p].Name, pic)
+		}
+		if written > 0 {
+			doc.WriteString(Separator)
+		}
+		written++
+		doc.WriteString("<!-- page " + strconv.Itoa(n) + " -->\n\n")
+		doc.WriteString(md)
 	}
 	md := []byte(doc.String())
 	if err := s.blobs.Put(ctx, scratch.ResultKey(m.JobID), strings.NewReader(doc.String())); err != nil {
@@ -179,6 +201,56 @@ func (s *Stage) fail(ctx context.Context, e event.Event, job string, cause error
 		return nil, err
 	}
 	return scratch.End(ctx, s.blobs, job, ev)
+}
+
+// inline is where picture pages go: pictures[host] lists the picture pages
+// shown on host, in order; host[picture] is the reverse.
+type inline struct {
+	pictures map[int][]int
+	host     map[int]int
+}
+
+// inlined decides which picture pages fold into their host page: those
+// whose host is a page of the job that came out fine. A picture whose host
+// was left out (a page range) or failed stays a page of its own.
+func inlined(m scratch.Manifest, recs map[int]scratch.PageRecord) inline {
+	in := inline{pictures: map[int][]int{}, host: map[int]int{}}
+	if len(m.Inline) == 0 {
+		return in
+	}
+	selected := map[int]bool{}
+	for _, n := range m.Pages {
+		selected[n] = true
+	}
+	for _, n := range m.Pages {
+		ref, ok := m.Inline[n]
+		if !ok || !selected[ref.Page] || recs[ref.Page].Status != events.PageOK {
+			continue
+		}
+		in.pictures[ref.Page] = append(in.pictures[ref.Page], n)
+		in.host[n] = ref.Page
+	}
+	return in
+}
+
+// placeInline puts a picture's text right after its placeholder
+// "<!-- image: NAME -->" in the host page's markdown: as a paragraph, or
+// folded onto one line when the placeholder sits in a table cell. Without
+// a placeholder the text goes at the end of the page.
+func placeInline(md, name, text string) string {
+	ph := "<!-- image: " + name + " -->"
+	text = strings.TrimSpace(text)
+	i := strings.Index(md, ph)
+	if i < 0 {
+		return strings.TrimRight(md, "\n") + "\n\n" + ph + "\n\n" + text + "\n"
+	}
+	end := i + len(ph)
+	lineStart := strings.LastIndexByte(md[:i], '\n') + 1
+	if strings.HasPrefix(strings.TrimSpace(md[lineStart:i]), "|") {
+		cell := strings.ReplaceAll(strings.ReplaceAll(text, "|", `\|`), "\n", "<br>")
+		return md[:end] + " " + cell + md[end:]
+	}
+	return md[:end] + "\n\n" + text + md[end:]
 }
 
 // Separator goes between pages of the assembled document.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/ocrflow/ocrflow/shared/libreoffice"
 	"github.com/ocrflow/ocrflow/shared/pipeline"
 )
+
+var placeholderRe = regexp.MustCompile(`<!-- image: [^>]* -->`)
 
 // TestPipeline_office_documents_need_no_engine_for_their_text: DOCX, PPTX
 // and XLSX pages route `text` and their markdown is the office package's
@@ -53,10 +56,26 @@ func TestPipeline_office_documents_need_no_engine_for_their_text(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Each golden page is in the result with its pictures' text
+			// right after their placeholders (inline), not on pages of
+			// their own.
+			rest := string(md)
 			for i, p := range pages {
-				if !strings.Contains(string(md), strings.TrimSpace(p)) {
-					t.Errorf("page %d of the golden markdown is not in the result", i+1)
+				for k, seg := range placeholderRe.Split(strings.TrimSpace(p), -1) {
+					at := strings.Index(rest, seg)
+					if at < 0 {
+						t.Fatalf("page %d segment %d of the golden markdown is not in the result (in order):\n%q\nresult:\n%s", i+1, k, seg, md)
+					}
+					rest = rest[at+len(seg):]
 				}
+			}
+			for _, m := range placeholderRe.FindAllString(string(golden), -1) {
+				if !strings.Contains(string(md), m+"\n\nfake-ocr ") && !strings.Contains(string(md), m+" fake-ocr ") {
+					t.Errorf("%s is not followed by its picture's text:\n%s", m, md)
+				}
+			}
+			if got := strings.Count(string(md), "<!-- page "); got != len(pages) {
+				t.Errorf("%d page markers, want %d: pictures must not be pages of their own", got, len(pages))
 			}
 		})
 	}

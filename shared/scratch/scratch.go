@@ -55,6 +55,19 @@ type Manifest struct {
 	Pages        []int             `json:"pages"`
 	Hints        map[string]string `json:"hints,omitempty"`
 	StartedAt    time.Time         `json:"started_at"`
+	// Inline maps a picture page of an office document to the page that
+	// shows it: finalize puts the picture's text in place of its
+	// placeholder there instead of on a page of its own.
+	Inline map[int]Inline `json:"inline,omitempty"`
+}
+
+// Inline places a picture page inside its host page.
+type Inline struct {
+	// Page is the host page's number.
+	Page int `json:"page"`
+	// Name is the picture's name in the host page's
+	// "<!-- image: NAME -->" placeholder.
+	Name string `json:"name"`
 }
 
 // PageRecord is a finished page.
