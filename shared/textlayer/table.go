@@ -20,6 +20,10 @@ const (
 	maxCellRunes = 40
 	// minTableRows: rows with two or more cells a table needs.
 	minTableRows = 2
+	// minFill: the share of the grid's cells that must hold text. Cells
+	// that do not line up (right-aligned numbers, free layout) spread over
+	// more columns than any row fills, and such a grid is left as text.
+	minFill = 0.75
 )
 
 // table is a run of positioned lines that form a grid.
@@ -31,7 +35,7 @@ type table struct {
 
 // findTables finds simple tables among the lines: two or more consecutive
 // rows (lines sharing a top) of two or more short cells whose left edges
-// fall on common columns. A single line below a row, under any column but
+// all fall on the columns of the first row. A single line below a row, under any column but
 // the first, continues that row's cell (a wrapped cell). Headings are
 // never cells.
 func findTables(lines []line, body float64) []table {
@@ -47,7 +51,6 @@ func findTables(lines []line, body float64) []table {
 		for end < len(rows) {
 			r := rows[end]
 			if cellRow(lines, r, body) && aligned(lines, r, cols) {
-				cols = mergeColumns(cols, lefts(lines, r))
 				end, multi = end+1, multi+1
 				continue
 			}
@@ -58,7 +61,9 @@ func findTables(lines []line, body float64) []table {
 			break
 		}
 		if multi >= minTableRows {
-			out = append(out, buildTable(lines, rows[start:end], cols))
+			if t, ok := buildTable(lines, rows[start:end], cols); ok {
+				out = append(out, t)
+			}
 		}
 		start = end
 	}
@@ -129,19 +134,15 @@ func lefts(lines []line, r []int) []float64 {
 	return out
 }
 
-// aligned reports whether row r's first cell starts in the first column
-// and at least one more of its cells on a known column.
+// aligned reports whether every cell of row r starts on one of the
+// columns the table's first row set.
 func aligned(lines []line, r []int, cols []float64) bool {
-	if column(cols, lines[r[0]].left) != 0 {
-		return false
-	}
-	hits := 0
-	for _, i := range r[1:] {
-		if column(cols, lines[i].left) > 0 {
-			hits++
+	for _, i := range r {
+		if column(cols, lines[i].left) < 0 {
+			return false
 		}
 	}
-	return hits >= 1
+	return true
 }
 
 // column returns the index of the column at left, or -1.
@@ -154,19 +155,10 @@ func column(cols []float64, left float64) int {
 	return -1
 }
 
-func mergeColumns(cols, add []float64) []float64 {
-	for _, l := range add {
-		if column(cols, l) < 0 {
-			cols = append(cols, l)
-		}
-	}
-	sort.Float64s(cols)
-	return cols
-}
-
 // buildTable lays the rows out on the columns; the first row is the
-// header. A continuation line joins the cell above it.
-func buildTable(lines []line, rows [][]int, cols []float64) table {
+// header. A continuation line joins the cell above it. It reports false
+// when the grid is too sparse to be a table (minFill).
+func buildTable(lines []line, rows [][]int, cols []float64) (table, bool) {
 	t := table{first: len(lines), members: map[int]bool{}}
 	var grid [][]string
 	for _, r := range rows {
@@ -188,6 +180,17 @@ func buildTable(lines []line, rows [][]int, cols []float64) table {
 			t.first = min(t.first, i)
 		}
 	}
+	filled := 0
+	for _, row := range grid {
+		for _, cell := range row {
+			if cell != "" {
+				filled++
+			}
+		}
+	}
+	if float64(filled) < minFill*float64(len(grid)*len(cols)) {
+		return t, false
+	}
 	var b strings.Builder
 	for k, row := range grid {
 		b.WriteString("|")
@@ -200,7 +203,7 @@ func buildTable(lines []line, rows [][]int, cols []float64) table {
 		}
 	}
 	t.md = strings.TrimSuffix(b.String(), "\n")
-	return t
+	return t, true
 }
 
 // markerOnly matches a line that is nothing but a list marker: a bullet

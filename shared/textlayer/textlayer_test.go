@@ -223,4 +223,15 @@ func TestAnalyze_tables(t *testing.T) {
 	if md := textlayer.Analyze(twoCol, 595, 842).Markdown; strings.Contains(md, "|") {
 		t.Errorf("two-column prose became a table:\n%s", md)
 	}
+	// Right-aligned numbers start at a different left on every row: the
+	// columns do not line up, the grid is mostly holes, and it stays text
+	// rather than a table with cells in the wrong columns.
+	ragged := `<div id="page0">` +
+		col(100, 72, "Paper") + col(100, 200, "10") + col(100, 300, "4.50") +
+		col(113, 72, "Toner") + col(113, 196, "2") + col(113, 290, "79.90") +
+		col(126, 72, "Desk") + col(126, 207, "1") + col(126, 280, "1,249.00") +
+		`</div>`
+	if md := textlayer.Analyze(ragged, 595, 842).Markdown; strings.Contains(md, "| --- |") || !strings.Contains(md, "1,249.00") {
+		t.Errorf("ragged grid:\n%s\nwant its text, not a table", md)
+	}
 }
