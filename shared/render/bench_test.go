@@ -53,6 +53,53 @@ func BenchmarkRenderDocument(b *testing.B) {
 	}
 }
 
+// otherFormats are the non-PDF samples: per-format cost of open, decode or
+// render, and encode at the vision-model size (no pdftoppm baseline).
+var otherFormats = []struct{ name, file string }{
+	{"png", "../../testdata/page.png"},
+	{"jpeg", "../../testdata/page.jpg"},
+	{"avif", "../../testdata/formats/page.avif"},
+	{"heic", "../../testdata/formats/photo.heic"},
+	{"xps", "../../testdata/formats/scan.xps"},
+	{"cbz", "../../testdata/formats/comic.cbz"},
+	{"epub", "../../testdata/formats/guide.epub"},
+	{"svg", "../../testdata/formats/page.svg"},
+}
+
+// BenchmarkRenderFormat is BenchmarkRenderDocument for every other format,
+// at 1024 px.
+//
+//	go test -run '^$' -bench RenderFormat -benchtime 10x ./shared/render/
+func BenchmarkRenderFormat(b *testing.B) {
+	ctx := context.Background()
+	// AVIF and HEIC compile their WebAssembly decoder on first use: pay
+	// that once here, not in the first format's figure.
+	for _, f := range otherFormats[2:4] {
+		if d, err := render.Open(ctx, f.file, render.Limits{}); err == nil {
+			d.Close()
+		}
+	}
+	for _, f := range otherFormats {
+		b.Run(f.name, func(b *testing.B) {
+			pages := 0
+			for b.Loop() {
+				doc, err := render.Open(ctx, f.file, render.Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for n := 1; n <= doc.Pages(); n++ {
+					if _, err := doc.Render(ctx, n, render.Target{LongSide: 1024}); err != nil {
+						b.Fatal(err)
+					}
+					pages++
+				}
+				doc.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+		})
+	}
+}
+
 // BenchmarkPdftoppm renders the same documents with poppler's pdftoppm
 // (JPEG quality 90, one process per document), the baseline convert must
 // match or beat.
