@@ -25,29 +25,35 @@ var benchTargets = []struct {
 	{"144dpi", render.Target{DPI: 144}, []string{"-r", "144"}},
 }
 
+// renderLoop is the body of the render benchmarks: per iteration, open
+// file and render and encode every page at t; it reports ms/page.
+func renderLoop(b *testing.B, file string, lim render.Limits, t render.Target) {
+	ctx := context.Background()
+	pages := 0
+	for b.Loop() {
+		doc, err := render.Open(ctx, file, lim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 1; n <= doc.Pages(); n++ {
+			if _, err := doc.Render(ctx, n, t); err != nil {
+				b.Fatal(err)
+			}
+			pages++
+		}
+		doc.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+}
+
 // BenchmarkRenderDocument opens a document and renders and JPEG-encodes every
 // page, the whole of convert's CPU work per document. Compare it with
 // BenchmarkPdftoppm on the same pages (ms/page).
 func BenchmarkRenderDocument(b *testing.B) {
-	ctx := context.Background()
 	for _, d := range benchDocs {
 		for _, tg := range benchTargets {
 			b.Run(d.name+"/"+tg.name, func(b *testing.B) {
-				pages := 0
-				for b.Loop() {
-					doc, err := render.Open(ctx, d.file, render.Limits{})
-					if err != nil {
-						b.Fatal(err)
-					}
-					for n := 1; n <= doc.Pages(); n++ {
-						if _, err := doc.Render(ctx, n, tg.t); err != nil {
-							b.Fatal(err)
-						}
-						pages++
-					}
-					doc.Close()
-				}
-				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+				renderLoop(b, d.file, render.Limits{}, tg.t)
 			})
 		}
 	}
@@ -81,21 +87,7 @@ func BenchmarkRenderFormat(b *testing.B) {
 	}
 	for _, f := range otherFormats {
 		b.Run(f.name, func(b *testing.B) {
-			pages := 0
-			for b.Loop() {
-				doc, err := render.Open(ctx, f.file, render.Limits{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for n := 1; n <= doc.Pages(); n++ {
-					if _, err := doc.Render(ctx, n, render.Target{LongSide: 1024}); err != nil {
-						b.Fatal(err)
-					}
-					pages++
-				}
-				doc.Close()
-			}
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+			renderLoop(b, f.file, render.Limits{}, render.Target{LongSide: 1024})
 		})
 	}
 }

@@ -96,27 +96,12 @@ func TestIsolation(t *testing.T) {
 
 // BenchmarkIsolation measures what a child process costs per document.
 func BenchmarkIsolation(b *testing.B) {
-	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
 		iso  render.Isolation
 	}{{"in-process", render.Isolation{}}, {"child-process", render.Isolation{Enabled: true, ChildArgs: []string{}}}} {
 		b.Run(tc.name, func(b *testing.B) {
-			pages := 0
-			for b.Loop() {
-				doc, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{Isolation: tc.iso})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for n := 1; n <= doc.Pages(); n++ {
-					if _, err := doc.Render(ctx, n, render.Target{LongSide: 1024}); err != nil {
-						b.Fatal(err)
-					}
-					pages++
-				}
-				doc.Close()
-			}
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+			renderLoop(b, "../../testdata/report.pdf", render.Limits{Isolation: tc.iso}, render.Target{LongSide: 1024})
 		})
 	}
 }
