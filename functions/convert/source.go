@@ -59,7 +59,12 @@ func (s *Stage) open(ctx context.Context, j job.Job, path string, src content.So
 		}
 		if s.cfg.OfficeMode == office.ModeAuto && s.cfg.PDF != nil && office.MostlyImages(pages) {
 			s.log.Info("office document is mostly pictures; rendering it whole", "job", j.ID, "format", format)
-			return s.openThroughPDF(ctx, j, path, format)
+			doc, err := s.openThroughPDF(ctx, j, path, format)
+			if err == nil || failure.Retryable(err) {
+				return doc, err
+			}
+			// The native reading is still good: use it rather than fail.
+			s.log.Warn("libreoffice failed; using the native reading", "job", j.ID, "format", format, "error", err)
 		}
 		return s.newOfficeDoc(pages, format)
 	}

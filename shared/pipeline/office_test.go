@@ -113,6 +113,11 @@ func TestPipeline_office_through_libreoffice(t *testing.T) {
 		contains  string // in the result
 		failedMsg string // "" = completes
 	}
+	// A LibreOffice that starts and writes nothing: every conversion fails.
+	broken := filepath.Join(t.TempDir(), "soffice")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -142,6 +147,16 @@ func TestPipeline_office_through_libreoffice(t *testing.T) {
 			docs: map[string]want{
 				"office/legacy/slides.ppt": {failedMsg: "PowerPoint 97-2003 (.ppt) documents are read by converting them with LibreOffice, which is not installed here"},
 				"office/scan.docx":         {format: "docx", text: 2, gpu: 2, contains: "fake-ocr "},
+			},
+		},
+		{
+			// A picture-led DOCX falls back to its native reading when the
+			// conversion fails; a legacy file has no such fallback.
+			name: "auto_with_a_failing_libreoffice",
+			env:  map[string]string{"LIBREOFFICE_PATH": broken},
+			docs: map[string]want{
+				"office/scan.docx":         {format: "docx", text: 2, gpu: 2, contains: "fake-ocr "},
+				"office/legacy/report.doc": {failedMsg: "libreoffice could not convert the document"},
 			},
 		},
 		{
