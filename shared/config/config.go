@@ -57,6 +57,7 @@ type Config struct {
 	LibreOffice      string
 	LibreOfficeTime  time.Duration
 	LibreOfficeJobs  int
+	LibreOfficeMem   int64
 	ConvertSlice     time.Duration
 	AutoOCRType      string
 	AutoOCRMIMETypes []string
@@ -190,6 +191,7 @@ var Vars = []Var{
 	}},
 	{"LIBREOFFICE_PATH", "soffice", "LibreOffice executable (a path, or a name looked up in PATH) for OFFICE_MODE render and auto.", str(func(c *Config) *string { return &c.LibreOffice })},
 	{"LIBREOFFICE_TIMEOUT", "20s", "Time limit of one LibreOffice conversion; its process group is killed after it. Keep it under the convert Trigger's 30 s timeout.", dur(func(c *Config) *time.Duration { return &c.LibreOfficeTime })},
+	{"LIBREOFFICE_MEMORY_LIMIT", "2147483648", "Address-space limit (RLIMIT_AS) of a LibreOffice conversion in bytes; a document that needs more fails instead of exhausting the machine.", i64(func(c *Config) *int64 { return &c.LibreOfficeMem })},
 	{"LIBREOFFICE_PARALLEL", "2", "LibreOffice conversions one process runs at once (each takes about 200 MB and a core).", intv(func(c *Config) *int { return &c.LibreOfficeJobs })},
 	{"AUTOOCR_EVENT_TYPE", "content.uploaded", "CloudEvent type the optional autoocr stage turns into OCR jobs (standalone routing; edit eventing/optional/autoocr.yaml for Knative).", str(func(c *Config) *string { return &c.AutoOCRType })},
 	{"AUTOOCR_MIME_TYPES", "application/pdf,image/*", "MIME types autoocr accepts (comma list; image/* matches every image).", list(func(c *Config) *[]string { return &c.AutoOCRMIMETypes })},
@@ -323,6 +325,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConvertSlice <= 0 {
 		errs = append(errs, errors.New("CONVERT_SLICE: must be positive"))
+	}
+	if c.LibreOfficeMem < 256<<20 {
+		errs = append(errs, errors.New("LIBREOFFICE_MEMORY_LIMIT: must be at least 268435456 (LibreOffice needs about 1 GiB)"))
 	}
 	if c.LibreOfficeTime <= 0 {
 		errs = append(errs, errors.New("LIBREOFFICE_TIMEOUT: must be positive"))

@@ -15,9 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
@@ -36,12 +39,22 @@ type Config struct {
 	// Parallel caps the conversions running at once in this process
 	// (default 2): each soffice needs about 200 MB and a core.
 	Parallel int
+	// MemoryBytes caps the address space of soffice and everything it
+	// starts (RLIMIT_AS; default 2 GiB). A document that needs more fails
+	// to convert instead of exhausting the machine. LibreOffice needs
+	// about 1 GiB of address space for an ordinary document.
+	MemoryBytes uint64
 }
 
 // Converter runs conversions. It is safe for concurrent use.
 type Converter struct {
 	bin     string
 	timeout time.Duration
+	memory  uint64
+	// prlimit is util-linux's prlimit, when installed: it sets the memory
+	// limit on itself and then becomes soffice, so no process of the
+	// conversion ever runs without it.
+	prlimit string
 	slots   chan struct{}
 }
 
@@ -57,18 +70,23 @@ func New(cfg Config) (*Converter, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 2
 	}
+	if cfg.MemoryBytes == 0 {
+		cfg.MemoryBytes = 2 << 30
+	}
 	bin, err := exec.LookPath(cfg.Binary)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q not found (install libreoffice-writer-nogui, -calc-nogui and -impress-nogui, or set LIBREOFFICE_PATH)", ErrNotInstalled, cfg.Binary)
 	}
-	return &Converter{bin: bin, timeout: cfg.Timeout, slots: make(chan struct{}, cfg.Parallel)}, nil
+	prlimit, _ := exec.LookPath("prlimit")
+	return &Converter{bin: bin, timeout: cfg.Timeout, memory: cfg.MemoryBytes, prlimit: prlimit, slots: make(chan struct{}, cfg.Parallel)}, nil
 }
 
 // ToPDF converts the document at src into a PDF inside dir and returns the
 // PDF's path. LibreOffice detects the type from the content, so src needs
 // no extension. Scratch files (the profile) are made in dir and removed.
 //
-// A document LibreOffice cannot load gives an error wrapping
+// A document LibreOffice cannot load, or cannot convert within the memory
+// limit ("Unspecified Application Error"), gives an error wrapping
 // failure.ErrValidation; a conversion that outlives the timeout gives one
 // wrapping failure.ErrPermanent (a retry would take as long); a cancelled
 // ctx gives ctx's error.
@@ -89,16 +107,34 @@ func (c *Converter) ToPDF(ctx context.Context, src, dir string) (string, error) 
 
 	runCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, c.bin, "--headless", "--invisible", "--norestore", "--nologo",
-		"--nodefault", "--nolockcheck", "-env:UserInstallation=file://"+profile,
-		"--convert-to", "pdf", "--outdir", out, src)
+	args := []string{c.bin, "--headless", "--invisible", "--norestore", "--nologo",
+		"--nodefault", "--nolockcheck", "-env:UserInstallation=file://" + profile,
+		"--convert-to", "pdf", "--outdir", out, src}
+	if c.prlimit != "" {
+		args = append([]string{c.prlimit, "--as=" + strconv.FormatUint(c.memory, 10), "--"}, args...)
+	}
+	cmd := exec.CommandContext(runCtx, args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "HOME="+profile, "SAL_USE_VCLPLUGIN=svp")
 	var log tail
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	runErr := cmd.Run()
+	runErr := cmd.Start()
+	if runErr == nil && c.prlimit == "" {
+		// Without prlimit the limit is set on the process just started,
+		// before soffice (a shell script at first) forks soffice.bin,
+		// which inherits it.
+		lim := unix.Rlimit{Cur: c.memory, Max: c.memory}
+		if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &lim, nil); err != nil {
+			_ = cmd.Cancel()
+			_ = cmd.Wait()
+			return "", fmt.Errorf("libreoffice: memory limit: %w", err)
+		}
+	}
+	if runErr == nil {
+		runErr = cmd.Wait()
+	}
 	if cmd.Process != nil {
 		// soffice hands the work to soffice.bin: make sure no part of the
 		// group outlives the conversion, whatever the exit status.

@@ -197,3 +197,32 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// TestToPDF_memory_limit_reaches_the_conversion: a stand-in soffice
+// records the address-space limit a child of it sees (soffice.bin is such
+// a child), which must be the configured one.
+func TestToPDF_memory_limit_reaches_the_conversion(t *testing.T) {
+	dir := t.TempDir()
+	seen := filepath.Join(dir, "limit")
+	script := filepath.Join(dir, "soffice")
+	body := "#!/bin/sh\nsh -c 'ulimit -v' > " + seen + "\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 768 << 20
+	c, err := libreoffice.New(libreoffice.Config{Binary: script, MemoryBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, work := copyAs(t, "office/legacy/report.doc")
+	if _, err := c.ToPDF(context.Background(), src, work); !errors.Is(err, failure.ErrValidation) {
+		t.Fatalf("err = %v, want validation (the stand-in writes no PDF)", err)
+	}
+	b, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(limit>>10) {
+		t.Fatalf("child saw ulimit -v %s KiB, want %d", got, limit>>10)
+	}
+}

@@ -128,7 +128,9 @@ func officeConverter(cfg config.Config, log *slog.Logger) (convert.PDFConverter,
 	if office.Mode(cfg.OfficeMode) == office.ModeNative {
 		return nil, nil
 	}
-	conv, err := libreoffice.New(libreoffice.Config{Binary: cfg.LibreOffice, Timeout: cfg.LibreOfficeTime, Parallel: cfg.LibreOfficeJobs})
+	conv, err := libreoffice.New(libreoffice.Config{
+		Binary: cfg.LibreOffice, Timeout: cfg.LibreOfficeTime, Parallel: cfg.LibreOfficeJobs, MemoryBytes: uint64(cfg.LibreOfficeMem),
+	})
 	switch {
 	case err == nil:
 		return conv, nil
