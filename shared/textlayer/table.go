@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -206,10 +207,24 @@ func buildTable(lines []line, rows [][]int, cols []float64) (table, bool) {
 	return t, true
 }
 
-// markerOnly matches a line that is nothing but a list marker: a bullet
-// glyph (word processors often set it apart from its text, and use "o" or
-// "§" from a symbol font for deeper levels) or a number.
-var markerOnly = regexp.MustCompile(`^(?:[•◦▪‣∙·○■□\-–*o§]|\(?[0-9]{1,3}[.)]|\(?[a-z][.)])$`)
+// numberMarker matches a list number standing alone: "1.", "2)", "(a)".
+var numberMarker = regexp.MustCompile(`^\(?(?:[0-9]{1,3}|[a-z])[.)]$`)
+
+// markerOnly reports whether a line is nothing but a list marker: a number,
+// or one bullet character — a symbol or punctuation mark, the letter "o"
+// (a deeper level in Word), or a private-use glyph (bullets from the Symbol
+// and Wingdings fonts, such as U+F0B7, have no Unicode meaning of their
+// own). Word processors often set the marker apart from its text.
+func markerOnly(text string) bool {
+	if numberMarker.MatchString(text) {
+		return true
+	}
+	r, n := utf8.DecodeRuneInString(text)
+	if n == 0 || n != len(text) || strings.ContainsRune(".,:;", r) {
+		return false
+	}
+	return r == 'o' || unicode.Is(unicode.Co, r) || unicode.IsSymbol(r) || unicode.IsPunct(r)
+}
 
 // joinMarkers joins each marker-only line to the text to its right on the
 // same row, so list items set as two positioned lines read as one
@@ -221,7 +236,7 @@ func joinMarkers(lines []line) []line {
 		if drop[i] {
 			continue
 		}
-		if markerOnly.MatchString(l.text) {
+		if markerOnly(l.text) {
 			best := -1
 			for j, o := range lines {
 				if j == i || drop[j] || o.left <= l.left || math.Abs(o.top-l.top) > rowTolerance {

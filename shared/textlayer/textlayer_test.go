@@ -223,6 +223,16 @@ func TestAnalyze_tables(t *testing.T) {
 	if md := textlayer.Analyze(twoCol, 595, 842).Markdown; strings.Contains(md, "|") {
 		t.Errorf("two-column prose became a table:\n%s", md)
 	}
+	// Bullets from a symbol font arrive as private-use glyphs (U+F0B7 in
+	// Word's Symbol bullet), set apart from their text: still a list.
+	symbolBullets := `<div id="page0">` +
+		col(100, 90, "\uf0b7") + col(100, 108, "Revenue up 12%") +
+		col(113, 90, "\uf0b7") + col(113, 108, "Costs down 3%") +
+		col(126, 108, "o") + col(126, 126, "Mainly energy") +
+		`</div>`
+	if md := textlayer.Analyze(symbolBullets, 595, 842).Markdown; md != "- Revenue up 12%\n- Costs down 3%\n- Mainly energy\n" {
+		t.Errorf("symbol-font bullets:\n%q\nwant a three-item list", md)
+	}
 	// Right-aligned numbers start at a different left on every row: the
 	// columns do not line up, the grid is mostly holes, and it stays text
 	// rather than a table with cells in the wrong columns.
