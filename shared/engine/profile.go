@@ -216,11 +216,17 @@ func interpretDeepSeek(content string, finish openai.FinishReason, page, width, 
 		return answer{verdict: verdictLoop, why: "finish_reason length"}
 	}
 	g := ParseGrounding(content, page, width, height)
-	if looping(g.Markdown) {
+	return judge(Result{Markdown: g.Markdown, Raw: content, Blocks: g.Blocks})
+}
+
+// judge applies the checks every profile shares to a parsed answer: a
+// repeating tail is a loop, an answer without text is empty, anything
+// else is the page's result.
+func judge(res Result) answer {
+	if looping(res.Markdown) {
 		return answer{verdict: verdictLoop, why: "repeating tail"}
 	}
-	res := Result{Markdown: g.Markdown, Raw: content, Blocks: g.Blocks}
-	if strings.TrimSpace(g.Markdown) == "" {
+	if strings.TrimSpace(res.Markdown) == "" {
 		return answer{verdict: verdictEmpty, result: res, why: "empty answer"}
 	}
 	return answer{result: res}
@@ -257,13 +263,7 @@ func interpretOlmOCR(content string, finish openai.FinishReason, _, _, _ int) an
 	if ok && !fm.rotationValid && fm.rotationCorrection != 0 {
 		return answer{verdict: verdictRotate, result: res, rotate: fm.rotationCorrection, why: fmt.Sprintf("rotation_correction %d", fm.rotationCorrection)}
 	}
-	if looping(md) {
-		return answer{verdict: verdictLoop, why: "repeating tail"}
-	}
-	if md == "" {
-		return answer{verdict: verdictEmpty, result: res, why: "empty answer"}
-	}
-	return answer{result: res}
+	return judge(res)
 }
 
 // genericProfile drives any OpenAI-compatible vision model with a plain
@@ -284,15 +284,7 @@ func genericProfile() *Profile {
 			if finish == openai.FinishReasonLength {
 				return answer{verdict: verdictLoop, why: "finish_reason length"}
 			}
-			md := strings.TrimSpace(cleanText(unfence(content)))
-			if looping(md) {
-				return answer{verdict: verdictLoop, why: "repeating tail"}
-			}
-			res := Result{Markdown: md, Raw: content}
-			if md == "" {
-				return answer{verdict: verdictEmpty, result: res, why: "empty answer"}
-			}
-			return answer{result: res}
+			return judge(Result{Markdown: strings.TrimSpace(cleanText(unfence(content))), Raw: content})
 		},
 	}
 }
