@@ -485,17 +485,9 @@ func (a *archive) rels(source string) (map[string]rel, error) {
 		return nil, err
 	}
 	defer p.close()
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok || se.Name.Local != "Relationship" {
-			continue
+	err = p.stream(func(se xml.StartElement) error {
+		if se.Name.Local != "Relationship" {
+			return nil
 		}
 		r := rel{typ: attr(se, "Type"), target: attr(se, "Target")}
 		if strings.EqualFold(attr(se, "TargetMode"), "External") {
@@ -503,14 +495,19 @@ func (a *archive) rels(source string) (map[string]rel, error) {
 		} else if t, ok := resolveTarget(source, r.target); ok {
 			r.target = t
 		} else {
-			continue // points outside the package: ignore
+			return nil // points outside the package: ignore
 		}
 		if id := attr(se, "Id"); id != "" {
 			if _, dup := out[id]; !dup {
 				out[id] = r
 			}
 		}
+		return nil
+	}, func(xml.EndElement) {})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // resolveTarget resolves a relationship target against its source part,

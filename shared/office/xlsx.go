@@ -236,56 +236,51 @@ func drawingPictures(a *archive, part string) ([]sheetPicture, error) {
 		inFrom   bool
 		inPic    int
 	)
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "twoCellAnchor", "oneCellAnchor", "absoluteAnchor":
-				row, col = 0, 0
-			case "from":
-				inFrom = true
-			case "row", "col":
-				if !inFrom {
-					break
-				}
-				s, err := p.text()
-				if err != nil {
-					return nil, err
-				}
-				if t.Name.Local == "row" {
-					row = atoi(s, 0)
-				} else {
-					col = atoi(s, 0)
-				}
-			case "pic":
-				inPic++
-			case "blip":
-				r, ok := rels[nsAttr(t, "embed")]
-				if inPic == 0 || !ok || r.external {
-					break
-				}
-				img, err := a.image(r.target)
-				if err != nil {
-					return nil, err
-				}
-				if img != nil {
-					out = append(out, sheetPicture{row, col, img})
-				}
+	err = p.stream(func(t xml.StartElement) error {
+		switch t.Name.Local {
+		case "twoCellAnchor", "oneCellAnchor", "absoluteAnchor":
+			row, col = 0, 0
+		case "from":
+			inFrom = true
+		case "row", "col":
+			if !inFrom {
+				return nil
 			}
-		case xml.EndElement:
-			switch t.Name.Local {
-			case "from":
-				inFrom = false
-			case "pic":
-				inPic = max(inPic-1, 0)
+			s, err := p.text()
+			if err != nil {
+				return err
+			}
+			if t.Name.Local == "row" {
+				row = atoi(s, 0)
+			} else {
+				col = atoi(s, 0)
+			}
+		case "pic":
+			inPic++
+		case "blip":
+			r, ok := rels[nsAttr(t, "embed")]
+			if inPic == 0 || !ok || r.external {
+				return nil
+			}
+			img, err := a.image(r.target)
+			if err != nil {
+				return err
+			}
+			if img != nil {
+				out = append(out, sheetPicture{row, col, img})
 			}
 		}
+		return nil
+	}, func(t xml.EndElement) {
+		switch t.Name.Local {
+		case "from":
+			inFrom = false
+		case "pic":
+			inPic = max(inPic-1, 0)
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
