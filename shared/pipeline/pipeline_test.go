@@ -72,7 +72,6 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	ctx := t.Context()
 	dir := o.workdir
 	if dir == "" {
 		dir = t.TempDir()
@@ -102,24 +101,6 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	store := &countingStore{Dir: cd, stores: map[string]int{}}
-	triggers, err := pipeline.Triggers(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := standalone.New(ctx, standalone.Config{
-		URL: o.url, Server: standalone.ServerConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
-		Triggers: triggers, BackoffScale: 0.001, FetchWait: 100 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Close(ctx); err != nil {
-			t.Errorf("close runtime: %v", err)
-		}
-	})
 	fake := o.fake
 	if fake == nil {
 		fake = &engine.Fake{}
@@ -129,24 +110,8 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		eng = o.engine
 		cfg.Engine = eng.Name()
 	}
-	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng, Sender: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	followCtx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	lc, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dlq, err := rt.Follow(followCtx, standalone.DeadLetterSubject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, rt: rt, blobs: blobs, content: store, journal: newJournal(lc), dlq: dlq}
+	sv := serve(t, cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng}, o.url)
+	return &harness{t: t, rt: sv.rt, blobs: blobs, content: store, journal: sv.journal, dlq: sv.dlq}
 }
 
 func (h *harness) submit(id, file string, hints map[string]string) {

@@ -28,7 +28,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/tendant/simple-process/pkg/contracts"
 
-	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
@@ -176,43 +175,12 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := standalone.New(ctx, standalone.Config{
-		Server:   standalone.ServerConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
-		Triggers: triggers, BackoffScale: 0.001, FetchWait: 100 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Close(ctx); err != nil {
-			t.Errorf("close runtime: %v", err)
-		}
-	})
-	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: &engine.Fake{}, Sender: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: rt}
-	for _, s := range stages {
+	sv := serve(t, cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: &engine.Fake{}}, "")
+	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: sv.rt, journal: sv.journal}
+	for _, s := range sv.stages {
 		if s.Name == config.StageConvert {
 			h.convert = s.Handler
 		}
-	}
-	followCtx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	lifecycle, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.journal = newJournal(lifecycle)
-	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
-		t.Fatal(err)
 	}
 	return h
 }

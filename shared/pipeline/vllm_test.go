@@ -68,38 +68,8 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	triggers, err := pipeline.Triggers(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := standalone.New(ctx, standalone.Config{
-		Server: standalone.ServerConfig{StoreDir: filepath.Join(dir, "nats")}, Triggers: triggers,
-		BackoffScale: 0.001, FetchWait: 100 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Close(ctx); err != nil {
-			t.Errorf("close runtime: %v", err)
-		}
-	})
-	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng, Sender: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	followCtx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	lc, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
-		t.Fatal(err)
-	}
-	return &vllmRun{t: t, rt: rt, blobs: blobs, docs: docs, journal: newJournal(lc)}
+	sv := serve(t, cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng}, "")
+	return &vllmRun{t: t, rt: sv.rt, blobs: blobs, docs: docs, journal: sv.journal}
 }
 
 // submit writes a document of n marked pages (document tag) and submits it.
