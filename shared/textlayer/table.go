@@ -230,32 +230,37 @@ func markerOnly(text string) bool {
 // same row, so list items set as two positioned lines read as one
 // ("• Revenue up") instead of a two-column table.
 func joinMarkers(lines []line) []line {
-	drop := map[int]bool{}
-	out := make([]line, 0, len(lines))
+	// In a row sorted left to right, a marker's text is the next line.
+	partner := map[int]int{}
+	for _, r := range rowsOf(lines) {
+		for k := 0; k+1 < len(r); k++ {
+			i, j := r[k], r[k+1]
+			if j > i && markerOnly(lines[i].text) && lines[j].left > lines[i].left {
+				partner[i] = j
+				k++ // the text line is taken
+			}
+		}
+	}
+	if len(partner) == 0 {
+		return lines
+	}
+	taken := map[int]bool{}
+	for _, j := range partner {
+		taken[j] = true
+	}
+	out := make([]line, 0, len(lines)-len(partner))
 	for i, l := range lines {
-		if drop[i] {
+		if taken[i] {
 			continue
 		}
-		if markerOnly(l.text) {
-			best := -1
-			for j, o := range lines {
-				if j == i || drop[j] || o.left <= l.left || math.Abs(o.top-l.top) > rowTolerance {
-					continue
-				}
-				if best < 0 || o.left < lines[best].left {
-					best = j
-				}
+		if j, ok := partner[i]; ok {
+			marker := l.text
+			if !strings.ContainsAny(marker[len(marker)-1:], ".)") {
+				marker = "•"
 			}
-			if best >= 0 && best > i {
-				drop[best] = true
-				marker := l.text
-				if !strings.ContainsAny(marker[len(marker)-1:], ".)") {
-					marker = "•"
-				}
-				l.text = marker + " " + lines[best].text
-				l.size = max(l.size, lines[best].size)
-				l.bold = lines[best].bold
-			}
+			l.text = marker + " " + lines[j].text
+			l.size = max(l.size, lines[j].size)
+			l.bold = lines[j].bold
 		}
 		out = append(out, l)
 	}
