@@ -2,7 +2,6 @@ package office
 
 import (
 	"encoding/xml"
-	"io"
 	"strings"
 )
 
@@ -99,20 +98,18 @@ func slideIDs(a *archive, part string) ([]string, error) {
 	}
 	defer p.close()
 	var ids []string
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			return ids, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "sldId" {
+	err = p.stream(func(se xml.StartElement) error {
+		if se.Name.Local == "sldId" {
 			if id := nsAttr(se, "id"); id != "" {
 				ids = append(ids, id)
 			}
 		}
+		return nil
+	}, func(xml.EndElement) {})
+	if err != nil {
+		return nil, err
 	}
+	return ids, nil
 }
 
 func readSlide(a *archive, part string) (Page, error) {

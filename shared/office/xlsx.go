@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 
@@ -173,20 +172,16 @@ func xlsxPictures(a *archive, workbook string) (map[string][]sheetPicture, error
 	if err != nil {
 		return nil, err
 	}
-	for {
-		tok, err := p.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			p.close()
-			return nil, err
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "sheet" {
+	err = p.stream(func(se xml.StartElement) error {
+		if se.Name.Local == "sheet" {
 			sheets = append(sheets, sheetRef{attr(se, "name"), nsAttr(se, "id")})
 		}
-	}
+		return nil
+	}, func(xml.EndElement) {})
 	p.close()
+	if err != nil {
+		return nil, err
+	}
 
 	out := map[string][]sheetPicture{}
 	for _, sh := range sheets {
