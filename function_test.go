@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,15 +22,14 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	ce "knative.dev/func-go/cloudevents"
 
-	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/internal/funchost"
 	"github.com/ocrflow/ocrflow/internal/leaktest"
-	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
+	"github.com/ocrflow/ocrflow/shared/knative"
+	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
 func TestMain(m *testing.M) { leaktest.Main(m) }
@@ -69,7 +66,7 @@ func testEnv(t *testing.T, stages, sinkURL string) map[string]string {
 		"LOG_LEVEL":     "error",
 	}
 	if sinkURL != "" {
-		env[EnvSink] = sinkURL
+		env[knative.EnvSink] = sinkURL
 	}
 	return env
 }
@@ -217,81 +214,6 @@ func decode[T any](t *testing.T, e *event.Event) T {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func TestResult_maps_error_classes_to_http_status(t *testing.T) {
-	long := strings.Repeat("é", 2000) // multi-byte: the cut must stay on a rune boundary
-	for _, tc := range []struct {
-		name       string
-		err        error
-		wantStatus int // 0: no result at all (200)
-		wantBody   string
-	}{
-		{name: "success", err: nil},
-		{name: "transient is retried: 503", err: failure.Transient("engine busy"), wantStatus: 503, wantBody: "transient: engine busy"},
-		{name: "unclassified counts as transient: 503", err: errors.New("connection reset"), wantStatus: 503, wantBody: "connection reset"},
-		{name: "permanent without a reply is retried then dead-lettered: 500", err: failure.Permanent("no manifest"), wantStatus: 500, wantBody: "permanent: no manifest"},
-		{name: "validation without a reply: 500", err: failure.Validation("bad job"), wantStatus: 500, wantBody: "validation: bad job"},
-		{name: "not served here is a deployment error: 400", err: fmt.Errorf("%w: %w: type x", failure.ErrPermanent, errNotServed), wantStatus: 400, wantBody: "permanent: not served here: type x"},
-		{name: "long bodies are cut below 768 bytes", err: failure.Transient("%s", long), wantStatus: 503},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			res := result(tc.err)
-			if tc.wantStatus == 0 {
-				if res != nil {
-					t.Fatalf("result(nil) = %v, want nil", res)
-				}
-				return
-			}
-			var r *cehttp.Result
-			if !protocol.ResultAs(res, &r) {
-				t.Fatalf("result(%v) = %T, want *cehttp.Result", tc.err, res)
-			}
-			if r.StatusCode != tc.wantStatus {
-				t.Errorf("status = %d, want %d", r.StatusCode, tc.wantStatus)
-			}
-			body := fmt.Errorf(r.Format, r.Args...).Error() // what sdk-go writes as the body
-			if tc.wantBody != "" && body != tc.wantBody {
-				t.Errorf("body = %q, want %q", body, tc.wantBody)
-			}
-			if len(body) >= 768 || len(body) > maxErrorBody {
-				t.Errorf("body is %d bytes, want at most %d", len(body), maxErrorBody)
-			}
-			if !strings.HasPrefix(body, "transient") && !strings.HasPrefix(body, "permanent") &&
-				!strings.HasPrefix(body, "validation") && !strings.HasPrefix(body, "connection") {
-				t.Errorf("body %q lost the error's start", body)
-			}
-		})
-	}
-}
-
-// The function routes by event type exactly as the Trigger manifests do:
-// every Trigger that feeds a stage's Service filters on the type that stage
-// consumes here, and every consumed type has such a Trigger.
-func TestConsumers_agree_with_the_Triggers(t *testing.T) {
-	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	routed := map[string]string{} // type → stage, from the manifests
-	for _, tr := range triggers {
-		for _, s := range config.AllStages {
-			if tr.Subscriber == pipeline.ServiceName(s) && tr.Exact["type"] != "" {
-				routed[tr.Exact["type"]] = s
-			}
-		}
-	}
-	want := consumers()
-	for typ, s := range routed {
-		if want[typ] != s {
-			t.Errorf("Trigger routes %s to %s; the function sends it to %q", typ, s, want[typ])
-		}
-	}
-	for typ, s := range want {
-		if routed[typ] != s {
-			t.Errorf("the function sends %s to %s; no Trigger routes it there", typ, s)
-		}
-	}
 }
 
 func TestFunction_is_ready_only_between_Start_and_Stop(t *testing.T) {
@@ -475,7 +397,7 @@ func TestFunction_Handle_answers_by_outcome(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sinkURL := ""
-			if strings.Contains(tc.stages, config.StageConvert) {
+			if strings.Contains(tc.stages, stage.Convert) {
 				sinkURL = newCollector(t).srv.URL
 			}
 			srv := serve(t, started(t, testEnv(t, tc.stages, sinkURL)))

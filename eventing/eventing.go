@@ -84,6 +84,45 @@ func (t Trigger) Matches(attr func(name string) (string, bool)) bool {
 	return true
 }
 
+// ServicePrefix starts the name of every ocrflow Knative Service: a stage
+// named s is served by the Service ocrflow-<s>.
+const ServicePrefix = "ocrflow-"
+
+// ServiceName returns the Knative Service name of a stage, as the Trigger
+// manifests reference it.
+func ServiceName(stage string) string { return ServicePrefix + stage }
+
+// StageOf returns the stage a Service name serves ("" for a name that is
+// not an ocrflow stage Service).
+func StageOf(service string) string {
+	s, ok := strings.CutPrefix(service, ServicePrefix)
+	if !ok {
+		return ""
+	}
+	return s
+}
+
+// Routing returns the routing of a deployment: the Triggers of the
+// embedded manifests, plus the optional autoocr Trigger — with its type
+// filter set to autoOCRType — when autoOCR is on.
+func Routing(autoOCR bool, autoOCRType string) ([]Trigger, error) {
+	ts, err := Triggers()
+	if err != nil || !autoOCR {
+		return ts, err
+	}
+	opt, err := OptionalTriggers()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range opt {
+		if StageOf(t.Subscriber) == "autoocr" && autoOCRType != "" {
+			t.Exact["type"] = autoOCRType
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
 // Triggers returns the Triggers of the embedded manifests, sorted by name.
 func Triggers() ([]Trigger, error) { return triggersIn(manifests) }
 

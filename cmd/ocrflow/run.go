@@ -18,13 +18,13 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
+	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -80,7 +80,7 @@ Flags:
 	if _, set := os.LookupEnv("LOG_LEVEL"); !set {
 		cfg.LogLevel = "warn"
 	}
-	cfg.Stages = config.AllStages
+	cfg.Stages = stage.Pipeline()
 	cfg.OutputDir = *out
 	log := newLogger(stderr, cfg.LogLevel)
 
@@ -91,59 +91,46 @@ Flags:
 		return err
 	}
 	defer os.RemoveAll(work)
-	cfg.NATSURL = ""
+	cfg.NATSURL, cfg.NATSListen = "", ""
 	cfg.NATSStoreDir = filepath.Join(work, "nats")
-	rt, err := startRuntime(ctx, cfg, log, "")
-	if err != nil {
-		return err
-	}
-	blobs, err := blob.NewDir(filepath.Join(work, "blobs"))
-	if err != nil {
-		return closeAfter(rt, cfg, err)
-	}
-	var store pipeline.ContentStore
+	cfg.BlobURL = "file://" + filepath.Join(work, "blobs")
+	var opts app.Options
 	var local *localContent // the embedded simple-content, with --content simple-content
 	if *contentStore == config.ContentDir {
 		roots := make([]string, 0, len(files))
 		for _, f := range files {
 			roots = append(roots, filepath.Dir(f))
 		}
-		if store, err = pipeline.NewDirContent(cfg, roots...); err != nil {
-			return closeAfter(rt, cfg, err)
+		if opts.Content, err = app.OpenDir(cfg, roots...); err != nil {
+			return err
 		}
 	} else {
 		// simple-content's handlers log every request on the default logger.
 		slog.SetDefault(log)
 		if err := os.MkdirAll(*out, 0o755); err != nil {
-			return closeAfter(rt, cfg, err)
+			return err
 		}
 		if local, err = startLocalContent(ctx, cfg, log); err != nil {
-			return closeAfter(rt, cfg, err)
+			return err
 		}
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
 			_ = local.close(cctx)
 		}()
-		store = local.store
+		opts.Content = local.store
 	}
-	engine, err := pipeline.NewEngine(ctx, cfg)
+	p, err := startPipeline(ctx, cfg, log, opts)
 	if err != nil {
-		return closeAfter(rt, cfg, err)
-	}
-	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: engine, Sender: rt, Log: log})
-	if err != nil {
-		return closeAfter(rt, cfg, err)
+		return err
 	}
 	followCtx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
-	lifecycle, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
+	lifecycle, err := p.rt.Follow(followCtx, standalone.LifecycleSubjects)
 	if err != nil {
-		return closeAfter(rt, cfg, err)
+		return errors.Join(err, p.stop())
 	}
-	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
-		return closeAfter(rt, cfg, err)
-	}
+	rt := p.rt
 
 	start := time.Now()
 	jobs := map[string]*runJob{}
@@ -155,21 +142,21 @@ Flags:
 		if local != nil {
 			id, err := local.upload(ctx, f)
 			if err != nil {
-				return closeAfter(rt, cfg, fmt.Errorf("upload %s to simple-content: %w", j.name, err))
+				return errors.Join(fmt.Errorf("upload %s to simple-content: %w", j.name, err), p.stop())
 			}
 			spec = job.Spec{ID: j.id, ContentID: id, Name: j.name, TenantID: localTenant, OwnerID: localOwner, Source: "ocrflow/run"}
 		}
 		e, err := job.NewEvent(spec)
 		if err != nil {
-			return closeAfter(rt, cfg, err)
+			return errors.Join(err, p.stop())
 		}
 		if err := rt.Send(ctx, e); err != nil {
-			return closeAfter(rt, cfg, err)
+			return errors.Join(err, p.stop())
 		}
 		jobs[j.id] = j
 		order = append(order, j)
 	}
-	fmt.Fprintf(stdout, "ocrflow: %d document(s), engine %s, content store %s\n", len(files), engine.Name(), *contentStore)
+	fmt.Fprintf(stdout, "ocrflow: %d document(s), engine %s, content store %s\n", len(files), p.app.Engine().Name(), *contentStore)
 	if local != nil {
 		fmt.Fprintf(stdout, "  simple-content (embedded): %s%s\n", local.srv.URL(), simplecontent.APIPrefix)
 	}
@@ -179,11 +166,11 @@ Flags:
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(stderr, "ocrflow run: interrupted")
-			_ = closeAfter(rt, cfg, nil)
+			_ = p.stop()
 			return exitError(130)
 		case e, ok := <-lifecycle:
 			if !ok {
-				return closeAfter(rt, cfg, errors.New("lifecycle stream closed"))
+				return errors.Join(errors.New("lifecycle stream closed"), p.stop())
 			}
 			id, _ := e.Extensions()[events.ExtJob].(string)
 			j := jobs[id]
@@ -200,7 +187,7 @@ Flags:
 		}
 	}
 	stopFollow()
-	if err := closeAfter(rt, cfg, nil); err != nil {
+	if err := p.stop(); err != nil {
 		return err
 	}
 	return summary(stdout, order, time.Since(start))

@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/egress"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
 	"github.com/ocrflow/ocrflow/shared/simplecontent/embedded"
@@ -38,7 +38,7 @@ func startLocalContent(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	cfg.SimpleContentURL, cfg.SimpleContentAPIKey = srv.URL(), srv.APIKey()
 	cfg.S3Endpoint, cfg.S3PathStyle = srv.S3URL(), true
-	store, err := pipeline.NewSimpleContent(ctx, cfg, log, egress.HostOf(srv.URL()), egress.HostOf(srv.S3URL()))
+	store, err := app.OpenSimpleContent(ctx, cfg, log, egress.HostOf(srv.URL()), egress.HostOf(srv.S3URL()))
 	if err != nil {
 		return nil, errors.Join(err, srv.Close(ctx))
 	}

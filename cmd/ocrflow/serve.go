@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
-	"github.com/ocrflow/ocrflow/shared/engine"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -33,61 +33,62 @@ The blob store (BLOB_URL) must be shared by all of them.
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	rt, err := startRuntime(ctx, cfg, log, cfg.NATSListen)
+	p, err := startPipeline(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err
 	}
-	if url := rt.ClientURL(); url != "" {
+	if url := p.rt.ClientURL(); url != "" {
 		log.Info("embedded nats-server", "url", url, "store", cfg.NATSStoreDir)
-	}
-	blobs, err := pipeline.OpenBlobs(ctx, cfg)
-	if err != nil {
-		return closeAfter(rt, cfg, err)
-	}
-	store, err := pipeline.NewContent(ctx, cfg, log)
-	if err != nil {
-		return closeAfter(rt, cfg, err)
-	}
-	var eng engine.Engine
-	if cfg.Serves(config.StageRecognize) {
-		if eng, err = pipeline.NewEngine(ctx, cfg); err != nil {
-			return closeAfter(rt, cfg, err)
-		}
-	}
-	stages, err := pipeline.Build(cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng, Sender: rt, Log: log})
-	if err != nil {
-		return closeAfter(rt, cfg, err)
-	}
-	if err := rt.Serve(ctx, pipeline.Services(stages)...); err != nil {
-		return closeAfter(rt, cfg, err)
 	}
 	log.Info("serving", "stages", cfg.Stages, "engine", cfg.Engine, "blobs", cfg.BlobURL, "content", cfg.Content())
 	<-ctx.Done()
 	log.Info("stopping: finishing in-flight work", "timeout", cfg.ShutdownTimeout)
-	return closeAfter(rt, cfg, nil)
+	return p.stop()
 }
 
-// startRuntime connects to NATS_URL or starts the embedded server (with
-// listen as its client address; "" for in-process only).
-func startRuntime(ctx context.Context, cfg config.Config, log *slog.Logger, listen string) (*standalone.Runtime, error) {
-	triggers, err := pipeline.Triggers(cfg)
+// pipeline is the standalone runtime with the pipeline assembled on it.
+type pipeline struct {
+	cfg config.Config
+	rt  *standalone.Runtime
+	app *app.App
+}
+
+// startRuntime connects to NATS_URL or starts the embedded server with
+// the configuration's routing (listening on NATS_LISTEN; "" for
+// in-process connections only).
+func startRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*standalone.Runtime, error) {
+	rcfg, err := standalone.ConfigFrom(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	return standalone.New(ctx, standalone.Config{
-		URL:        cfg.NATSURL,
-		Server:     standalone.ServerConfig{StoreDir: cfg.NATSStoreDir, Listen: listen},
-		JobSubject: cfg.JobSubject,
-		Triggers:   triggers,
-		Log:        log,
-	})
+	return standalone.New(ctx, rcfg)
 }
 
-func closeAfter(rt *standalone.Runtime, cfg config.Config, err error) error {
+// startPipeline starts the standalone runtime and assembles the pipeline
+// of cfg on it (app.Open; o supplies ports the command has opened itself).
+func startPipeline(ctx context.Context, cfg config.Config, log *slog.Logger, o app.Options) (*pipeline, error) {
+	rt, err := startRuntime(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	o.Transport, o.Log = rt, log
+	a, err := app.Open(ctx, cfg, o)
+	if err != nil {
+		return nil, errors.Join(err, closeRuntime(rt, cfg))
+	}
+	return &pipeline{cfg: cfg, rt: rt, app: a}, nil
+}
+
+// stop drains the runtime within SHUTDOWN_TIMEOUT, then closes the ports.
+func (p *pipeline) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(p.rt.Close(ctx), p.app.Close(ctx))
+}
+
+// closeRuntime drains rt within SHUTDOWN_TIMEOUT.
+func closeRuntime(rt *standalone.Runtime, cfg config.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if cerr := rt.Close(ctx); err == nil {
-		err = cerr
-	}
-	return err
+	return rt.Close(ctx)
 }

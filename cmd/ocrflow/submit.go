@@ -91,11 +91,11 @@ func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		url = "nats://" + cfg.NATSListen
 	}
 	cfg.NATSURL = url
-	rt, err := startRuntime(ctx, cfg, newLogger(stderr, "error"), "")
+	rt, err := startRuntime(ctx, cfg, newLogger(stderr, "error"))
 	if err != nil {
 		return err
 	}
-	defer closeAfter(rt, cfg, nil)
+	defer closeRuntime(rt, cfg)
 	var lifecycle <-chan event.Event
 	followCtx, stop := context.WithTimeout(ctx, *timeout)
 	defer stop()

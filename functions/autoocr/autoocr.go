@@ -75,20 +75,20 @@ func (p Policy) Accepts(u Upload) (bool, string) {
 	return false, "mime type " + mt + " is not OCRed automatically"
 }
 
-// Stage is the autoocr stage.
-type Stage struct {
+// Submitter is the autoocr stage.
+type Submitter struct {
 	policy Policy
 	log    *slog.Logger
 }
 
 // New returns the autoocr stage.
-func New(p Policy, log *slog.Logger) *Stage { return &Stage{policy: p, log: log} }
+func New(p Policy, log *slog.Logger) *Submitter { return &Submitter{policy: p, log: log} }
 
 // Handle replies a simpleprocess.job for an accepted upload and nothing
 // otherwise. The job id is derived from the content id, so a redelivered
 // upload event makes the same job (and the pipeline's idempotency does the
 // rest).
-func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+func (s *Submitter) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var u Upload
 	if err := events.Decode(e, &u); err != nil {
 		return nil, failure.As(failure.ErrPermanent, err)

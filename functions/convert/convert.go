@@ -17,7 +17,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -82,8 +81,8 @@ type Config struct {
 // DefaultSlice is the default Config.Slice.
 const DefaultSlice = 20 * time.Second
 
-// Stage is the convert stage.
-type Stage struct {
+// Converter is the convert stage.
+type Converter struct {
 	cfg     Config
 	blobs   scratch.Store
 	fetcher Fetcher
@@ -92,7 +91,7 @@ type Stage struct {
 }
 
 // New returns the convert stage.
-func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slog.Logger) *Stage {
+func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slog.Logger) *Converter {
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
 	}
@@ -105,7 +104,7 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 	if cfg.Slice <= 0 {
 		cfg.Slice = DefaultSlice
 	}
-	return &Stage{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
+	return &Converter{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
 }
 
 // Handle converts one simpleprocess.job. It publishes ocr.job.started and
@@ -120,7 +119,7 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 // A document that takes longer than Config.Slice to convert is converted in
 // slices: the delivery publishes ocr.convert.continue naming the next page
 // and returns, and that event resumes the job (Handle serves both types).
-func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+func (s *Converter) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	start := time.Now()
 	parent, next, err := e, 0, error(nil)
 	var j job.Job
@@ -167,7 +166,7 @@ func continuation(e event.Event) (event.Event, int, error) {
 
 // continueAt publishes the continuation that resumes job j at index next
 // of its page list.
-func (s *Stage) continueAt(ctx context.Context, parent event.Event, j job.Job, next int) error {
+func (s *Converter) continueAt(ctx context.Context, parent event.Event, j job.Job, next int) error {
 	raw, err := json.Marshal(parent)
 	if err != nil {
 		return fmt.Errorf("continuation: %w", err)
@@ -178,14 +177,14 @@ func (s *Stage) continueAt(ctx context.Context, parent event.Event, j job.Job, n
 		return err
 	}
 	if err := s.send.Send(ctx, ev); err != nil {
-		return failure.As(failure.ErrTransient, fmt.Errorf("send continuation: %w", err))
+		return fmt.Errorf("send continuation: %w", err)
 	}
 	return nil
 }
 
-func (s *Stage) fail(ctx context.Context, parent event.Event, j job.Job, cause error) (*event.Event, error) {
+func (s *Converter) fail(ctx context.Context, parent event.Event, j job.Job, cause error) (*event.Event, error) {
 	ev, err := events.Failed(&parent, Source, j.ID, j.ContentID, string(failure.Classify(cause)),
-		failure.Message(cause, 700), stage.Attempt(ctx)-1)
+		failure.Text(cause), stage.Attempt(ctx)-1)
 	if err != nil {
 		return nil, err
 	}
@@ -200,9 +199,9 @@ func (s *Stage) fail(ctx context.Context, parent event.Event, j job.Job, cause e
 
 // convert converts job j's pages from index next of its page list on,
 // until they are done or the slice that began at start is used up.
-func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job, next int, start time.Time) error {
+func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, next int, start time.Time) error {
 	if _, done, err := scratch.GetOutcome(ctx, s.blobs, j.ID); err != nil {
-		return failure.As(failure.ErrTransient, err)
+		return err
 	} else if done {
 		s.log.Info("job already finished; ignoring redelivery", "job", j.ID)
 		return nil
@@ -242,13 +241,13 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job, next
 	}
 	// Keep the first manifest: a redelivered job must not move StartedAt or
 	// change the page set under a finalize that is already counting.
-	if err := scratch.CreateJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), m); errors.Is(err, blob.ErrExists) {
+	if err := scratch.CreateJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), m); errors.Is(err, scratch.ErrExists) {
 		if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(j.ID), &m); err != nil {
-			return failure.As(failure.ErrTransient, err)
+			return err
 		}
 		pages = m.Pages
 	} else if err != nil {
-		return failure.As(failure.ErrTransient, err)
+		return err
 	}
 	if next > 0 {
 		return s.convertFrom(ctx, parent, j, doc, pages, next, start)
@@ -262,7 +261,7 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job, next
 		return err
 	}
 	if err := s.send.Send(ctx, started); err != nil {
-		return failure.As(failure.ErrTransient, fmt.Errorf("send started: %w", err))
+		return fmt.Errorf("send started: %w", err)
 	}
 
 	return s.convertFrom(ctx, parent, j, doc, pages, 0, start)
@@ -270,7 +269,7 @@ func (s *Stage) convert(ctx context.Context, parent event.Event, j job.Job, next
 
 // convertFrom converts pages[next:] in order, handing the rest to a
 // continuation once the slice that began at start is used up.
-func (s *Stage) convertFrom(ctx context.Context, parent event.Event, j job.Job, doc document, pages []int, next int, start time.Time) error {
+func (s *Converter) convertFrom(ctx context.Context, parent event.Event, j job.Job, doc document, pages []int, next int, start time.Time) error {
 	if next >= len(pages) {
 		return nil // a continuation past the end: the job's pages are all out
 	}
@@ -290,7 +289,7 @@ func (s *Stage) convertFrom(ctx context.Context, parent event.Event, j job.Job, 
 // page routes page n: a trustworthy text layer becomes the page's markdown
 // and the page skips the engine; otherwise the page is rendered and its
 // image stored. Either way one ocr.page.rendered fans it out.
-func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *render.Document, n, total int) error {
+func (s *Converter) page(ctx context.Context, parent event.Event, j job.Job, doc *render.Document, n, total int) error {
 	mode := s.cfg.TextLayer
 	if m, ok := textlayer.ParseMode(j.Hints.TextLayer); ok {
 		mode = m
@@ -320,10 +319,10 @@ func (s *Stage) page(ctx context.Context, parent event.Event, j job.Job, doc *re
 }
 
 // imagePage stores a rendered page image and fans it out on route ocr.
-func (s *Stage) imagePage(ctx context.Context, parent event.Event, j job.Job, n, total int, p render.Page, score float64) error {
+func (s *Converter) imagePage(ctx context.Context, parent event.Event, j job.Job, n, total int, p render.Page, score float64) error {
 	key := scratch.PageKey(j.ID, n, "jpg")
 	if err := s.blobs.Put(ctx, key, bytes.NewReader(p.Data)); err != nil {
-		return failure.As(failure.ErrTransient, err)
+		return err
 	}
 	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
 		JobID: j.ID, Page: n, Pages: total, Route: events.RouteOCR, ImageKey: key,
@@ -333,17 +332,17 @@ func (s *Stage) imagePage(ctx context.Context, parent event.Event, j job.Job, n,
 		return err
 	}
 	if err := s.send.Send(ctx, ev); err != nil {
-		return failure.As(failure.ErrTransient, fmt.Errorf("send page %d: %w", n, err))
+		return fmt.Errorf("send page %d: %w", n, err)
 	}
 	return nil
 }
 
 // textPage stores the page's text layer as its markdown and fans it out on
 // route text.
-func (s *Stage) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, markdown string, score float64) error {
+func (s *Converter) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, markdown string, score float64) error {
 	key := scratch.PageKey(j.ID, n, "text.md")
 	if err := s.blobs.Put(ctx, key, strings.NewReader(markdown)); err != nil {
-		return failure.As(failure.ErrTransient, err)
+		return err
 	}
 	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
 		JobID: j.ID, Page: n, Pages: total, Route: events.RouteText, TextKey: key, TextScore: score,
@@ -352,7 +351,7 @@ func (s *Stage) textPage(ctx context.Context, parent event.Event, j job.Job, n, 
 		return err
 	}
 	if err := s.send.Send(ctx, ev); err != nil {
-		return failure.As(failure.ErrTransient, fmt.Errorf("send page %d: %w", n, err))
+		return fmt.Errorf("send page %d: %w", n, err)
 	}
 	return nil
 }
@@ -360,21 +359,21 @@ func (s *Stage) textPage(ctx context.Context, parent event.Event, j job.Job, n, 
 // failedPage records a page that cannot be rendered (a damaged page in an
 // otherwise readable document) and reports it straight to finalize, so the
 // job completes with a placeholder instead of losing the other pages.
-func (s *Stage) failedPage(ctx context.Context, parent event.Event, j job.Job, n, total int, cause error) error {
+func (s *Converter) failedPage(ctx context.Context, parent event.Event, j job.Job, n, total int, cause error) error {
 	rec := scratch.PageRecord{
 		Page: n, Status: events.PageFailed, Route: events.RouteOCR, EventID: events.PageRenderedID(j.ID, n),
-		Reason: string(failure.Classify(cause)) + ": " + failure.Message(cause, 500),
+		Reason: failure.Reason(cause),
 	}
 	s.log.Warn("page cannot be rendered", "job", j.ID, "page", n, "reason", rec.Reason)
 	if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(j.ID, n, "json"), rec); err != nil {
-		return failure.As(failure.ErrTransient, err)
+		return err
 	}
 	ev, err := scratch.RecognizedEvent(&parent, Source, j.ID, total, rec)
 	if err != nil {
 		return err
 	}
 	if err := s.send.Send(ctx, *ev); err != nil {
-		return failure.As(failure.ErrTransient, fmt.Errorf("send failed page %d: %w", n, err))
+		return fmt.Errorf("send failed page %d: %w", n, err)
 	}
 	return nil
 }

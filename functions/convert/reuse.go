@@ -18,13 +18,13 @@ import (
 // conversion: it was completed here (reply is ocr.job.completed with
 // reused: true, recorded through scratch.End so the job still ends exactly
 // once) or had already ended.
-func (s *Stage) reuse(ctx context.Context, parent event.Event, j job.Job) (reply *event.Event, handled bool, err error) {
+func (s *Converter) reuse(ctx context.Context, parent event.Event, j job.Job) (reply *event.Event, handled bool, err error) {
 	r, ok := s.fetcher.(content.Reuser)
 	if !ok || j.Hints.Force || j.ContentID == "" {
 		return nil, false, nil
 	}
 	if _, done, err := scratch.GetOutcome(ctx, s.blobs, j.ID); err != nil {
-		return nil, false, failure.As(failure.ErrTransient, err)
+		return nil, false, err
 	} else if done {
 		return nil, false, nil // convert logs and ignores the redelivery
 	}
@@ -49,7 +49,7 @@ func (s *Stage) reuse(ctx context.Context, parent event.Event, j job.Job) (reply
 // without retry (content.FailureRecorder). A transient error is returned
 // so the job is retried rather than left without its trace; any other is
 // logged.
-func (s *Stage) recordFailure(ctx context.Context, j job.Job, cause error) error {
+func (s *Converter) recordFailure(ctx context.Context, j job.Job, cause error) error {
 	r, ok := s.fetcher.(content.FailureRecorder)
 	if !ok || j.ID == "" || j.ContentID == "" {
 		return nil
@@ -57,7 +57,7 @@ func (s *Stage) recordFailure(ctx context.Context, j job.Job, cause error) error
 	err := r.RecordFailure(ctx, content.Failure{
 		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID,
 		IdempotencyKey: s.cfg.Recipe.Key(j.ContentID, j.Hints.Resolution),
-		ErrorType:      string(failure.Classify(cause)), Message: failure.Message(cause, 700),
+		ErrorType:      string(failure.Classify(cause)), Message: failure.Text(cause),
 	})
 	if err != nil && failure.Retryable(err) {
 		return err

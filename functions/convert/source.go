@@ -35,7 +35,7 @@ type document interface {
 // open sniffs the fetched source and opens it: office documents are
 // extracted (text pages, with embedded pictures as OCR pages), everything
 // else is rendered.
-func (s *Stage) open(ctx context.Context, j job.Job, path string, src content.Source) (document, error) {
+func (s *Converter) open(ctx context.Context, j job.Job, path string, src content.Source) (document, error) {
 	format, sniffed, err := render.Sniff(path)
 	if err != nil {
 		return nil, err
@@ -77,7 +77,7 @@ func (s *Stage) open(ctx context.Context, j job.Job, path string, src content.So
 
 // canRender explains why a legacy or OpenDocument file cannot be read when
 // OFFICE_MODE or a missing LibreOffice rules out the conversion.
-func (s *Stage) canRender(format render.Format) error {
+func (s *Converter) canRender(format render.Format) error {
 	switch {
 	case s.cfg.OfficeMode == office.ModeNative:
 		return failure.Validation("%s documents are read by converting them with LibreOffice, which OFFICE_MODE=native turns off: "+
@@ -93,7 +93,7 @@ func (s *Stage) canRender(format render.Format) error {
 // the job's temp dir, next to the source) and opens the PDF: its pages
 // then take their text layer or are OCRed like any PDF's, with the page
 // layout LibreOffice gives them.
-func (s *Stage) openThroughPDF(ctx context.Context, j job.Job, path string, format render.Format) (document, error) {
+func (s *Converter) openThroughPDF(ctx context.Context, j job.Job, path string, format render.Format) (document, error) {
 	if s.cfg.PDF == nil {
 		return nil, s.canRender(format)
 	}
@@ -112,7 +112,7 @@ func (s *Stage) openThroughPDF(ctx context.Context, j job.Job, path string, form
 
 // rendered is a PDF or image: pages take their text layer or are rendered.
 type rendered struct {
-	s   *Stage
+	s   *Converter
 	doc *render.Document
 	// as is the source format when doc is a conversion of it (an office
 	// document rendered through LibreOffice); "" when doc is the source.
@@ -142,14 +142,14 @@ type officePage struct {
 // each embedded picture becomes its own OCR page right after the page it
 // appears on, which finalize folds back into that page (inline).
 type officeDoc struct {
-	s     *Stage
+	s     *Converter
 	kind  render.Format
 	items []officePage
 }
 
 // newOfficeDoc lays out extracted pages: each page's text, then each of its
 // pictures as a page of its own.
-func (s *Stage) newOfficeDoc(pages []office.Page, format render.Format) (*officeDoc, error) {
+func (s *Converter) newOfficeDoc(pages []office.Page, format render.Format) (*officeDoc, error) {
 	d := &officeDoc{s: s, kind: format}
 	for _, p := range pages {
 		d.items = append(d.items, officePage{markdown: p.Markdown})

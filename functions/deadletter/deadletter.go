@@ -24,15 +24,15 @@ import (
 // Source is the event source of events deadletter emits.
 const Source = "/ocrflow/deadletter"
 
-// Stage is the dead-letter stage.
-type Stage struct {
+// Sink is the dead-letter stage.
+type Sink struct {
 	blobs scratch.Store
 	log   *slog.Logger
 }
 
 // New returns the dead-letter stage.
-func New(blobs scratch.Store, log *slog.Logger) *Stage {
-	return &Stage{blobs: blobs, log: log}
+func New(blobs scratch.Store, log *slog.Logger) *Sink {
+	return &Sink{blobs: blobs, log: log}
 }
 
 // Record is a kept dead letter.
@@ -70,7 +70,7 @@ func Reason(e event.Event) (code int, dest, reason string) {
 }
 
 // Handle keeps the dead event and replies the outcome it implies.
-func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	code, dest, reason := Reason(e)
 	msg := fmt.Sprintf("retries exhausted (last status %d at %s): %s", code, dest, reason)
 	s.log.Warn("dead letter", "type", e.Type(), "id", e.ID(), "reason", msg)
@@ -86,7 +86,7 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 		rec.Event = raw
 	}
 	if err := scratch.PutJSON(ctx, s.blobs, scratch.DeadLetterKey(e.ID()), rec); err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	switch e.Type() {
 	case events.TypePageRendered:
@@ -105,29 +105,29 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	}
 }
 
-func (s *Stage) deadPage(ctx context.Context, e event.Event, msg string) (*event.Event, error) {
+func (s *Sink) deadPage(ctx context.Context, e event.Event, msg string) (*event.Event, error) {
 	var p events.PageRendered
 	if err := events.Decode(e, &p); err != nil || p.JobID == "" {
 		return nil, nil // kept above; nothing to account it to
 	}
 	rec, done, err := scratch.GetRecord(ctx, s.blobs, p.JobID, p.Page)
 	if err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	if !done {
 		rec = scratch.PageRecord{
 			Page: p.Page, Status: events.PageFailed, Route: p.Route,
-			Reason: string(failure.TypeTransient) + ": " + failure.Message(errors.New(msg), 500), EventID: e.ID(),
+			Reason: failure.Reason(errors.New(msg)), EventID: e.ID(),
 		}
 		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
-			return nil, failure.As(failure.ErrTransient, err)
+			return nil, err
 		}
 	}
 	return scratch.RecognizedEvent(&e, Source, p.JobID, p.Pages, rec)
 }
 
-func (s *Stage) deadJob(ctx context.Context, e event.Event, job, msg string) (*event.Event, error) {
-	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), failure.Message(errors.New(msg), 700), 0)
+func (s *Sink) deadJob(ctx context.Context, e event.Event, job, msg string) (*event.Event, error) {
+	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), failure.Text(errors.New(msg)), 0)
 	if err != nil {
 		return nil, err
 	}

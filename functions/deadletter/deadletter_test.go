@@ -22,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) { leaktest.Main(m) }
 
-func newStage(t *testing.T) (*deadletter.Stage, *blob.Dir) {
+func newStage(t *testing.T) (*deadletter.Sink, *blob.Dir) {
 	t.Helper()
 	d, err := blob.NewDir(t.TempDir())
 	if err != nil {

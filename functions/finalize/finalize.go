@@ -14,7 +14,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -29,8 +28,8 @@ type Storer interface {
 	Store(ctx context.Context, r content.Result) (string, error)
 }
 
-// Stage is the finalize stage.
-type Stage struct {
+// Finalizer is the finalize stage.
+type Finalizer struct {
 	blobs  scratch.Store
 	store  Storer
 	recipe content.Recipe
@@ -40,8 +39,8 @@ type Stage struct {
 
 // New returns the finalize stage. The recipe (engine, model, mode,
 // pipeline version) is recorded in the result's metadata and keys it.
-func New(blobs scratch.Store, store Storer, recipe content.Recipe, log *slog.Logger) *Stage {
-	return &Stage{blobs: blobs, store: store, recipe: recipe, log: log, now: time.Now}
+func New(blobs scratch.Store, store Storer, recipe content.Recipe, log *slog.Logger) *Finalizer {
+	return &Finalizer{blobs: blobs, store: store, recipe: recipe, log: log, now: time.Now}
 }
 
 // Handle counts the job's finished pages after one ocr.page.recognized.
@@ -49,7 +48,7 @@ func New(blobs scratch.Store, store Storer, recipe content.Recipe, log *slog.Log
 // instance that wins the lock (a conditional create) assembles and stores
 // the document and replies ocr.job.completed. Losers, and events for jobs
 // that already ended, reply nothing.
-func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+func (s *Finalizer) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var pr events.PageRecognized
 	if err := events.Decode(e, &pr); err != nil {
 		return nil, failure.As(failure.ErrPermanent, err)
@@ -61,22 +60,22 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	return s.fail(ctx, e, pr.JobID, err)
 }
 
-func (s *Stage) handle(ctx context.Context, e event.Event, pr events.PageRecognized) (*event.Event, error) {
+func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRecognized) (*event.Event, error) {
 	if _, ended, err := scratch.GetOutcome(ctx, s.blobs, pr.JobID); err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	} else if ended {
 		return nil, nil
 	}
 	var m scratch.Manifest
 	if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(pr.JobID), &m); err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
+		if errors.Is(err, scratch.ErrNotFound) {
 			return nil, failure.Permanent("job %s has no manifest: its scratch state is gone", pr.JobID)
 		}
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	recs, err := scratch.Records(ctx, s.blobs, pr.JobID)
 	if err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	done := 0
 	for _, n := range m.Pages {
@@ -94,12 +93,12 @@ func (s *Stage) handle(ctx context.Context, e event.Event, pr events.PageRecogni
 	// Every page is done: exactly one instance assembles. The lock holds the
 	// winning event's id, so a redelivery of that event resumes the work.
 	if err := s.blobs.Create(ctx, scratch.LockKey(pr.JobID), strings.NewReader(e.ID())); err != nil {
-		if !errors.Is(err, blob.ErrExists) {
-			return nil, failure.As(failure.ErrTransient, err)
+		if !errors.Is(err, scratch.ErrExists) {
+			return nil, err
 		}
 		owner, err := scratch.GetBytes(ctx, s.blobs, scratch.LockKey(pr.JobID))
 		if err != nil {
-			return nil, failure.As(failure.ErrTransient, err)
+			return nil, err
 		}
 		if string(owner) != e.ID() {
 			return nil, nil
@@ -108,7 +107,7 @@ func (s *Stage) handle(ctx context.Context, e event.Event, pr events.PageRecogni
 	return s.complete(ctx, e, m, recs)
 }
 
-func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest, recs map[int]scratch.PageRecord) (*event.Event, error) {
+func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manifest, recs map[int]scratch.PageRecord) (*event.Event, error) {
 	var doc strings.Builder
 	byRoute := map[string]int{"gpu": 0, "text": 0}
 	// engineUsed records, per page, the engine that answered it (the
@@ -123,7 +122,7 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 		}
 		md, err := scratch.GetBytes(ctx, s.blobs, r.MarkdownKey)
 		if err != nil {
-			return "", failure.As(failure.ErrTransient, fmt.Errorf("page %d markdown: %w", n, err))
+			return "", fmt.Errorf("page %d markdown: %w", n, err)
 		}
 		return strings.TrimSpace(string(md)) + "\n", nil
 	}
@@ -165,7 +164,7 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 	}
 	md := []byte(doc.String())
 	if err := s.blobs.Put(ctx, scratch.ResultKey(m.JobID), strings.NewReader(doc.String())); err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	elapsed := s.now().Sub(m.StartedAt)
 	ref, err := s.store.Store(ctx, content.Result{
@@ -192,8 +191,8 @@ func (s *Stage) complete(ctx context.Context, e event.Event, m scratch.Manifest,
 	return scratch.End(ctx, s.blobs, m.JobID, ev)
 }
 
-func (s *Stage) fail(ctx context.Context, e event.Event, job string, cause error) (*event.Event, error) {
-	ev, err := events.Failed(&e, Source, job, "", string(failure.Classify(cause)), failure.Message(cause, 700), 0)
+func (s *Finalizer) fail(ctx context.Context, e event.Event, job string, cause error) (*event.Event, error) {
+	ev, err := events.Failed(&e, Source, job, "", string(failure.Classify(cause)), failure.Text(cause), 0)
 	if err != nil {
 		return nil, err
 	}

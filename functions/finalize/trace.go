@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -15,22 +14,22 @@ import (
 // says about its source. Without a manifest there is nothing to attach a
 // trace to. A transient error is returned so the job is retried rather
 // than left without its trace; any other is logged.
-func (s *Stage) recordFailure(ctx context.Context, job string, cause error) error {
+func (s *Finalizer) recordFailure(ctx context.Context, job string, cause error) error {
 	r, ok := s.store.(content.FailureRecorder)
 	if !ok {
 		return nil
 	}
 	var m scratch.Manifest
 	if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(job), &m); err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
+		if errors.Is(err, scratch.ErrNotFound) {
 			return nil
 		}
-		return failure.As(failure.ErrTransient, err)
+		return err
 	}
 	err := r.RecordFailure(ctx, content.Failure{
 		JobID: job, ContentID: m.ContentID, TenantID: m.TenantID, OwnerID: m.OwnerID,
 		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
-		ErrorType:      string(failure.Classify(cause)), Message: failure.Message(cause, 700),
+		ErrorType:      string(failure.Classify(cause)), Message: failure.Text(cause),
 	})
 	if err != nil && failure.Retryable(err) {
 		return err

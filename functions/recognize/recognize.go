@@ -14,7 +14,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -48,8 +47,8 @@ type Config struct {
 	RetryWindow time.Duration
 }
 
-// Stage is the recognize stage.
-type Stage struct {
+// Recognizer is the recognize stage.
+type Recognizer struct {
 	cfg    Config
 	blobs  scratch.Store
 	engine Engine
@@ -57,11 +56,11 @@ type Stage struct {
 }
 
 // New returns the recognize stage.
-func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Stage {
+func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Recognizer {
 	if cfg.PageTimeout <= 0 {
 		cfg.PageTimeout = 30 * time.Second
 	}
-	return &Stage{cfg: cfg, blobs: blobs, engine: eng, log: log}
+	return &Recognizer{cfg: cfg, blobs: blobs, engine: eng, log: log}
 }
 
 // Handle recognizes the page of one ocr.page.rendered event and replies
@@ -70,7 +69,7 @@ func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Stage {
 // read (a permanent failure) is recorded as failed, so the job still
 // finishes with an explicit placeholder; transient failures are returned
 // for the transport to retry.
-func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var p events.PageRendered
 	if err := events.Decode(e, &p); err != nil {
 		return nil, failure.As(failure.ErrPermanent, err)
@@ -80,7 +79,7 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	}
 	rec, done, err := scratch.GetRecord(ctx, s.blobs, p.JobID, p.Page)
 	if err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	if !done {
 		if stage.MaxAttempts(ctx) == 0 && s.cfg.RetryWindow > 0 && !e.Time().IsZero() && time.Since(e.Time()) >= s.cfg.RetryWindow {
@@ -99,27 +98,27 @@ func (s *Stage) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 			s.log.Warn("page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
 		}
 		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
-			return nil, failure.As(failure.ErrTransient, err)
+			return nil, err
 		}
 	}
 	return scratch.RecognizedEvent(&e, Source, p.JobID, p.Pages, rec)
 }
 
-func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {
+func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {
 	rec := scratch.PageRecord{Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID(), TextScore: p.TextScore}
 	var res engine.Result
 	switch p.Route {
 	case events.RouteText:
 		md, err := scratch.GetBytes(ctx, s.blobs, p.TextKey)
 		if err != nil {
-			return rec, failure.As(failure.ErrTransient, err)
+			return rec, err
 		}
 		res = engine.Result{Markdown: string(md)}
 		rec.Engine = EngineTextLayer
 	default:
 		img, err := scratch.GetBytes(ctx, s.blobs, p.ImageKey)
 		if err != nil {
-			return rec, failure.As(failure.ErrTransient, fmt.Errorf("page image: %w", err))
+			return rec, fmt.Errorf("page image: %w", err)
 		}
 		timeout := s.cfg.PageTimeout
 		if p.TimeoutSeconds > 0 {
@@ -138,7 +137,7 @@ func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRende
 		cancel()
 		if err != nil {
 			if deadline && ctx.Err() == nil {
-				err = failure.As(failure.ErrTransient, fmt.Errorf("engine deadline %s: %w", timeout, err))
+				err = fmt.Errorf("engine deadline %s: %w", timeout, err)
 			}
 			return rec, fmt.Errorf("recognize page %d: %w", p.Page, err)
 		}
@@ -148,18 +147,18 @@ func (s *Stage) recognize(ctx context.Context, e event.Event, p events.PageRende
 		}
 		s.log.Debug("recognized", "job", p.JobID, "page", p.Page, "engine", rec.Engine, "ms", time.Since(start).Milliseconds())
 		if err := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(res.Raw)); err != nil {
-			return rec, failure.As(failure.ErrTransient, err)
+			return rec, err
 		}
 		if len(res.Blocks) > 0 || len(res.Meta) > 0 {
 			side := Sidecar{Page: p.Page, Engine: rec.Engine, Width: p.Width, Height: p.Height, Blocks: res.Blocks, Meta: res.Meta}
 			if err := scratch.PutJSON(ctx, s.blobs, scratch.BlocksKey(p.JobID, p.Page), side); err != nil {
-				return rec, failure.As(failure.ErrTransient, err)
+				return rec, err
 			}
 		}
 	}
 	key := scratch.PageKey(p.JobID, p.Page, "md")
 	if err := s.blobs.Put(ctx, key, bytes.NewReader([]byte(res.Markdown))); err != nil {
-		return rec, failure.As(failure.ErrTransient, err)
+		return rec, err
 	}
 	rec.MarkdownKey = key
 	return rec, nil
@@ -182,15 +181,15 @@ type Sidecar struct {
 // class and message ("permanent: …").
 func failedReason(err error) string {
 	if _, msg, ok := engine.ReasonOf(err); ok {
-		return failure.Message(errors.New(msg), 500)
+		return failure.Message(errors.New(msg), failure.MaxReason)
 	}
-	return string(failure.Classify(err)) + ": " + failure.Message(err, 500)
+	return failure.Reason(err)
 }
 
 // keepRaw stores the model's last answer for a page the engine gave up
 // on (e.g. the looping text), so the failure can be inspected. Best
 // effort: the page fails either way.
-func (s *Stage) keepRaw(ctx context.Context, p events.PageRendered, err error) {
+func (s *Recognizer) keepRaw(ctx context.Context, p events.PageRendered, err error) {
 	var g *engine.GiveUpError
 	if !errors.As(err, &g) || g.Raw == "" {
 		return
@@ -202,14 +201,14 @@ func (s *Stage) keepRaw(ctx context.Context, p events.PageRendered, err error) {
 
 // modeHint returns the job's resolution/mode hint from its manifest ("" if
 // none). A job without a manifest has no hint.
-func (s *Stage) modeHint(ctx context.Context, job string) (string, error) {
+func (s *Recognizer) modeHint(ctx context.Context, job string) (string, error) {
 	var m scratch.Manifest
 	err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(job), &m)
-	if errors.Is(err, blob.ErrNotFound) {
+	if errors.Is(err, scratch.ErrNotFound) {
 		return "", nil
 	}
 	if err != nil {
-		return "", failure.As(failure.ErrTransient, fmt.Errorf("manifest: %w", err))
+		return "", fmt.Errorf("manifest: %w", err)
 	}
 	return m.Hints["resolution"], nil
 }

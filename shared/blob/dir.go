@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
 // Dir is a Store on a local directory. Several processes on one host may
@@ -35,7 +37,7 @@ func NewDir(dir string) (*Dir, error) {
 func (d *Dir) Root() string { return d.root }
 
 func (d *Dir) path(key string) (string, error) {
-	if !ValidKey(key) {
+	if !scratch.ValidKey(key) {
 		return "", fmt.Errorf("blob key %q is not a clean relative key", key)
 	}
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
@@ -59,7 +61,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) error {
 }
 
 // Create stores r under key only if key does not exist yet; otherwise it
-// returns ErrExists. The object appears atomically and complete.
+// returns scratch.ErrExists. The object appears atomically and complete.
 func (d *Dir) Create(ctx context.Context, key string, r io.Reader) error {
 	p, err := d.path(key)
 	if err != nil {
@@ -74,7 +76,7 @@ func (d *Dir) Create(ctx context.Context, key string, r io.Reader) error {
 	// never exposes a partly written object.
 	if err := os.Link(tmp, p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create %s: %w", key, ErrExists)
+			return fmt.Errorf("create %s: %w", key, scratch.ErrExists)
 		}
 		return fmt.Errorf("create %s: %w", key, err)
 	}
@@ -114,7 +116,7 @@ func (d *Dir) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("get %s: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("get %s: %w", key, scratch.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
@@ -149,7 +151,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	start := d.root
 	if dir != "" {
-		if !ValidKey(dir) {
+		if !scratch.ValidKey(dir) {
 			return nil, fmt.Errorf("list %q: not a clean prefix", prefix)
 		}
 		start = filepath.Join(d.root, filepath.FromSlash(dir))
@@ -186,7 +188,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 // scratch space).
 func (d *Dir) DeletePrefix(ctx context.Context, prefix string) error {
 	prefix = strings.TrimSuffix(prefix, "/")
-	if !ValidKey(prefix) {
+	if !scratch.ValidKey(prefix) {
 		return fmt.Errorf("delete %q: not a clean prefix", prefix)
 	}
 	if err := os.RemoveAll(filepath.Join(d.root, filepath.FromSlash(prefix))); err != nil {

@@ -4,11 +4,11 @@ import (
 	"testing"
 
 	"github.com/ocrflow/ocrflow/shared/blob"
-	"github.com/ocrflow/ocrflow/shared/blob/blobtest"
+	"github.com/ocrflow/ocrflow/shared/scratch/scratchtest"
 )
 
 func TestDirConformance(t *testing.T) {
-	blobtest.Run(t, func(t *testing.T) blobtest.Store {
+	scratchtest.Run(t, func(t *testing.T) scratchtest.Store {
 		d, err := blob.NewDir(t.TempDir())
 		if err != nil {
 			t.Fatal(err)

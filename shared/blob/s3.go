@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
 // S3Options configure the S3 client of an s3:// store or source.
@@ -68,7 +70,7 @@ func ParseS3URL(rawURL string) (bucket, prefix string, err error) {
 	}
 	prefix = strings.Trim(u.Path, "/")
 	if prefix != "" {
-		if !ValidKey(prefix) {
+		if !scratch.ValidKey(prefix) {
 			return "", "", fmt.Errorf("s3 url %q: prefix is not a clean key", rawURL)
 		}
 		prefix += "/"
@@ -93,14 +95,14 @@ func NewS3(client *s3.Client, bucket, prefix string) (*S3, error) {
 	if client == nil || bucket == "" {
 		return nil, errors.New("s3 store: a client and a bucket are required")
 	}
-	if prefix != "" && (!strings.HasSuffix(prefix, "/") || !ValidKey(strings.TrimSuffix(prefix, "/"))) {
+	if prefix != "" && (!strings.HasSuffix(prefix, "/") || !scratch.ValidKey(strings.TrimSuffix(prefix, "/"))) {
 		return nil, fmt.Errorf("s3 store: prefix %q must be a clean key ending in /", prefix)
 	}
 	return &S3{client: client, uploader: transfermanager.New(client), bucket: bucket, prefix: prefix}, nil
 }
 
 func (s *S3) key(key string) (string, error) {
-	if !ValidKey(key) {
+	if !scratch.ValidKey(key) {
 		return "", fmt.Errorf("blob key %q is not a clean relative key", key)
 	}
 	return s.prefix + key, nil
@@ -120,7 +122,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 }
 
 // Create stores r under key only if key is absent, else returns
-// ErrExists. S3 decides atomically: of concurrent creators exactly one
+// scratch.ErrExists. S3 decides atomically: of concurrent creators exactly one
 // succeeds, the others get 412 Precondition Failed.
 func (s *S3) Create(ctx context.Context, key string, r io.Reader) error {
 	k, err := s.key(key)
@@ -147,7 +149,7 @@ func (s *S3) Create(ctx context.Context, key string, r io.Reader) error {
 		case err == nil:
 			return nil
 		case httpStatus(err) == http.StatusPreconditionFailed:
-			return fmt.Errorf("create %s: %w", key, ErrExists)
+			return fmt.Errorf("create %s: %w", key, scratch.ErrExists)
 		case httpStatus(err) == http.StatusConflict && attempt < 5:
 			select {
 			case <-ctx.Done():
@@ -173,7 +175,7 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) || httpStatus(err) == http.StatusNotFound {
-			return nil, fmt.Errorf("get %s: %w", key, ErrNotFound)
+			return nil, fmt.Errorf("get %s: %w", key, scratch.ErrNotFound)
 		}
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}

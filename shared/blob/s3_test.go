@@ -17,7 +17,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ocrflow/ocrflow/shared/blob"
-	"github.com/ocrflow/ocrflow/shared/blob/blobtest"
+	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/scratch/scratchtest"
 )
 
 // fakeS3 starts an in-process S3 server with one bucket and returns a
@@ -41,7 +42,7 @@ func fakeS3(t *testing.T, bucket string) (*s3.Client, string) {
 func TestS3Conformance(t *testing.T) {
 	for _, prefix := range []string{"", "ocrflow/scratch/"} {
 		t.Run("prefix="+strings.TrimSuffix(prefix, "/"), func(t *testing.T) {
-			blobtest.Run(t, func(t *testing.T) blobtest.Store {
+			scratchtest.Run(t, func(t *testing.T) scratchtest.Store {
 				client, _ := fakeS3(t, "scratch")
 				s, err := blob.NewS3(client, "scratch", prefix)
 				if err != nil {
@@ -65,7 +66,7 @@ func TestS3_create_is_a_real_conditional_put(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := b.Create(ctx, "jobs/j/final.lock", strings.NewReader("b"))
-	if !errors.Is(err, blob.ErrExists) {
+	if !errors.Is(err, scratch.ErrExists) {
 		t.Fatalf("second create = %v, want ErrExists", err)
 	}
 	_, raw := client.PutObject(ctx, &s3.PutObjectInput{

@@ -18,22 +18,9 @@ import (
 
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/office"
+	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
-
-// Stage names.
-const (
-	StageConvert    = "convert"
-	StageRecognize  = "recognize"
-	StageFinalize   = "finalize"
-	StageDeadLetter = "deadletter"
-	// StageAutoOCR turns content-uploaded events into jobs (optional: not
-	// in the default OCR_STAGES).
-	StageAutoOCR = "autoocr"
-)
-
-// AllStages lists every stage in pipeline order.
-var AllStages = []string{StageConvert, StageRecognize, StageFinalize, StageDeadLetter}
 
 // Config is the whole configuration.
 type Config struct {
@@ -104,14 +91,14 @@ type Var struct {
 
 // Vars declares every variable ocrflow reads.
 var Vars = []Var{
-	{"OCR_STAGES", strings.Join(AllStages, ","), "Stages this process serves (comma list of convert, recognize, finalize, deadletter).", func(c *Config, v string) error {
+	{"OCR_STAGES", strings.Join(stage.Pipeline(), ","), "Stages this process serves (comma list of convert, recognize, finalize, deadletter).", func(c *Config, v string) error {
 		c.Stages = nil
 		for s := range strings.SplitSeq(v, ",") {
 			if s = strings.TrimSpace(s); s == "" {
 				continue
 			}
-			if !slices.Contains(AllStages, s) && s != StageAutoOCR {
-				return fmt.Errorf("unknown stage %q (known: %s, %s)", s, strings.Join(AllStages, ", "), StageAutoOCR)
+			if !stage.Known(s) {
+				return fmt.Errorf("unknown stage %q (known: %s, %s)", s, strings.Join(stage.Pipeline(), ", "), stage.AutoOCR)
 			}
 			c.Stages = append(c.Stages, s)
 		}
@@ -120,7 +107,7 @@ var Vars = []Var{
 		}
 		return nil
 	}},
-	{"OCR_ENGINE", "tesseract", "Recognition engine: tesseract (CPU), vllm (an OpenAI-compatible model server, see docs/engines.md) or fake (tests only).", str(func(c *Config) *string { return &c.Engine })},
+	{"OCR_ENGINE", engine.NameTesseract, "Recognition engine: tesseract (CPU), vllm (an OpenAI-compatible model server, see docs/engines.md) or fake (tests only).", str(func(c *Config) *string { return &c.Engine })},
 	{"OCR_ENGINE_URL", "", "OCR_ENGINE=vllm: base URL of the OpenAI-compatible API, e.g. http://vllm:8000/v1, or http://ISVC-predictor.NAMESPACE.svc.cluster.local/openai/v1 for KServe's Hugging Face runtime.", str(func(c *Config) *string { return &c.EngineURL })},
 	{"OCR_MODEL", "", "Served model name sent with each request; empty = the profile's default (deepseek-ai/DeepSeek-OCR for deepseek-ocr).", str(func(c *Config) *string { return &c.Model })},
 	{"OCR_API_KEY", "", "Bearer token for the model server (vllm serve --api-key); empty sends none.", str(func(c *Config) *string { return &c.APIKey })},
@@ -303,8 +290,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 func (c Config) Validate() error {
 	var errs []error
 	switch c.Engine {
-	case "tesseract", "fake":
-	case "vllm":
+	case engine.NameTesseract, engine.NameFake:
+	case engine.NameVLLM:
 		errs = append(errs, c.validateModelServer()...)
 	default:
 		errs = append(errs, fmt.Errorf("OCR_ENGINE: %q is unknown (known: tesseract, vllm, fake)", c.Engine))
@@ -360,7 +347,7 @@ func (c Config) validateModelServer() []error {
 		errs = append(errs, errors.New("OCR_MAX_INFLIGHT: must be at least 1"))
 	}
 	switch c.FallbackEngine {
-	case "", "tesseract", "fake":
+	case "", engine.NameTesseract, engine.NameFake:
 	default:
 		errs = append(errs, fmt.Errorf("OCR_FALLBACK_ENGINE: %q is not tesseract, fake or empty", c.FallbackEngine))
 	}
@@ -396,7 +383,7 @@ func (c Config) Recognizers() int {
 	if c.RecognizeWorkers > 0 {
 		return c.RecognizeWorkers
 	}
-	if c.Engine == "vllm" && c.MaxInflight > 0 {
+	if c.Engine == engine.NameVLLM && c.MaxInflight > 0 {
 		return c.MaxInflight
 	}
 	return runtime.NumCPU()

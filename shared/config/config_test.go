@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
 // lookup returns a lookup function over m.
@@ -77,7 +78,7 @@ func TestFromLookup_defaults_match_Vars(t *testing.T) {
 		})
 	}
 	t.Run("serves_every_stage_by_default", func(t *testing.T) {
-		for _, s := range config.AllStages {
+		for _, s := range stage.Pipeline() {
 			if !c.Serves(s) {
 				t.Errorf("default config does not serve %s", s)
 			}
@@ -116,7 +117,7 @@ func TestFromLookup_overrides(t *testing.T) {
 				if !slices.Equal(c.Stages, []string{"recognize", "finalize"}) {
 					t.Errorf("Stages = %v", c.Stages)
 				}
-				if c.Serves(config.StageConvert) || !c.Serves(config.StageRecognize) {
+				if c.Serves(stage.Convert) || !c.Serves(stage.Recognize) {
 					t.Errorf("Serves wrong for %v", c.Stages)
 				}
 			},

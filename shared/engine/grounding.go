@@ -13,7 +13,7 @@ import (
 //
 // followed by its content (markdown, an HTML <table>, \[…\] LaTeX) up to
 // the next block. Coordinates are normalised to 0–999 of the image the
-// model saw (platform.md §5.5).
+// model saw, as DeepSeek-OCR's own run_dpsk_ocr_pdf.py reads them (docs/engines.md).
 const (
 	refOpen  = "<|ref|>"
 	refClose = "<|/ref|>"

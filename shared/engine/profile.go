@@ -32,7 +32,8 @@ const (
 	ModeGundam = "gundam"
 )
 
-// Prompts, as the models' authors give them (platform.md §5.2, §5.8).
+// Prompts, as the models' authors give them (DeepSeek-OCR's config.py, olmOCR's
+// build_no_anchoring_v4_yaml_prompt; docs/engines.md).
 const (
 	// PromptDeepSeekDocument is the DeepSeek-OCR document prompt; the chat
 	// API adds the <image> placeholder itself.

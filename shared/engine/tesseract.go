@@ -64,7 +64,7 @@ func (t *Tesseract) Recognize(ctx context.Context, p Page) (Result, error) {
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return Result{}, failure.As(failure.ErrTransient, fmt.Errorf("tesseract page %d: %w", p.Number, ctx.Err()))
+			return Result{}, fmt.Errorf("tesseract page %d: %w", p.Number, ctx.Err())
 		}
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {

@@ -201,19 +201,19 @@ func (v *VLLM) complete(ctx context.Context, img prepared, r rung) (string, open
 	}
 	resp, err := v.client.Do(req)
 	if err != nil {
-		return "", "", failure.As(failure.ErrTransient, fmt.Errorf("post %s: %w", v.endpoint, err))
+		return "", "", fmt.Errorf("post %s: %w", v.endpoint, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return "", "", failure.As(failure.ErrTransient, fmt.Errorf("read answer: %w", err))
+		return "", "", fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", "", statusError(resp.StatusCode, resp.Header, b)
 	}
 	var out openai.ChatCompletionResponse
 	if err := json.Unmarshal(b, &out); err != nil {
-		return "", "", failure.As(failure.ErrTransient, fmt.Errorf("decode answer: %w", err))
+		return "", "", fmt.Errorf("decode answer: %w", err)
 	}
 	if len(out.Choices) == 0 {
 		return "", "", failure.Transient("answer has no choices")

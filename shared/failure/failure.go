@@ -107,3 +107,23 @@ func Message(err error, n int) string {
 	}
 	return s[:cut] + ell
 }
+
+// Bounds on the error text carried in events and HTTP bodies.
+const (
+	// MaxMessage bounds a job's error message (ocr.job.failed, the
+	// knativeerrordata of a dead letter, an HTTP error body): the NATS
+	// channel dispatcher panics on error bodies over ~768 bytes.
+	MaxMessage = 700
+	// MaxReason bounds the reason of a failed page, which is repeated per
+	// page in ocr.job.completed and in the result's metadata.
+	MaxReason = 500
+)
+
+// Text returns err's message cut to MaxMessage bytes.
+func Text(err error) string { return Message(err, MaxMessage) }
+
+// Reason returns the reason recorded for a failed page: err's class and
+// its message cut to MaxReason bytes ("permanent: page 3: …").
+func Reason(err error) string {
+	return string(Classify(err)) + ": " + Message(err, MaxReason)
+}

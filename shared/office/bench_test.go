@@ -17,7 +17,7 @@ import (
 
 // BenchmarkExtract measures whole-file extraction per kind: the small
 // samples, plus a 50× report.docx (about 60 pages) and a 600-row ledger
-// comparable to the measurements in conversion.md §6.
+// comparable to the LibreOffice figures in docs/performance.md.
 //
 //	go test -run '^$' -bench Extract -benchmem ./shared/office/
 func BenchmarkExtract(b *testing.B) {

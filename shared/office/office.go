@@ -2,9 +2,9 @@
 // markdown pages without OCR.
 //
 // DOCX and PPTX are read with the standard library only (archive/zip plus
-// streaming encoding/xml tokens), XLSX cell values with excelize. The
-// reference measurements (shared/reference/conversion.md §6) show this is
-// exact and takes 2–24 ms per file, against 1–1.6 s for a LibreOffice render.
+// streaming encoding/xml tokens), XLSX cell values with excelize. This is
+// exact and takes 2–24 ms per file, against 1–1.6 s for a LibreOffice
+// render (BenchmarkExtract; docs/performance.md).
 //
 // Every file is treated as hostile: the zip container is checked before any
 // part is read (entry count, entry names, declared sizes), every part is

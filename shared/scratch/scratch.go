@@ -26,21 +26,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/events"
-	"github.com/ocrflow/ocrflow/shared/failure"
 )
-
-// Store is the blob store behaviour the pipeline needs.
-type Store interface {
-	Put(ctx context.Context, key string, r io.Reader) error
-	// Create stores r only if key is absent, else returns blob.ErrExists.
-	Create(ctx context.Context, key string, r io.Reader) error
-	// Get returns blob.ErrNotFound for a missing key.
-	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	Exists(ctx context.Context, key string) (bool, error)
-	List(ctx context.Context, prefix string) ([]string, error)
-}
 
 // Manifest is what convert learnt about a job.
 type Manifest struct {
@@ -95,11 +82,14 @@ type Outcome struct {
 
 // Keys.
 
+// JobPrefix returns the key prefix of a job's scratch objects.
+func JobPrefix(job string) string { return "jobs/" + job + "/" }
+
 // ManifestKey is the key of the job's manifest.
-func ManifestKey(job string) string { return blob.JobPrefix(job) + "manifest.json" }
+func ManifestKey(job string) string { return JobPrefix(job) + "manifest.json" }
 
 // PagesPrefix is the prefix of the job's page objects.
-func PagesPrefix(job string) string { return blob.JobPrefix(job) + "pages/" }
+func PagesPrefix(job string) string { return JobPrefix(job) + "pages/" }
 
 // PageKey is the key of page n's object with the given extension.
 func PageKey(job string, n int, ext string) string {
@@ -109,17 +99,17 @@ func PageKey(job string, n int, ext string) string {
 // BlocksKey is the key of page n's layout sidecar. It lives outside
 // pages/, where every *.json is a page record.
 func BlocksKey(job string, n int) string {
-	return blob.JobPrefix(job) + "blocks/" + strconv.Itoa(n) + ".json"
+	return JobPrefix(job) + "blocks/" + strconv.Itoa(n) + ".json"
 }
 
 // LockKey is the key of the finalize lock.
-func LockKey(job string) string { return blob.JobPrefix(job) + "final.lock" }
+func LockKey(job string) string { return JobPrefix(job) + "final.lock" }
 
 // ResultKey is the key of the assembled document.
-func ResultKey(job string) string { return blob.JobPrefix(job) + "result.md" }
+func ResultKey(job string) string { return JobPrefix(job) + "result.md" }
 
 // OutcomeKey is the key of the job's terminal outcome.
-func OutcomeKey(job string) string { return blob.JobPrefix(job) + "outcome.json" }
+func OutcomeKey(job string) string { return JobPrefix(job) + "outcome.json" }
 
 // DeadLetterKey is the key a dead event is kept under.
 func DeadLetterKey(id string) string {
@@ -144,7 +134,7 @@ func CreateJSON(ctx context.Context, s Store, key string, v any) error {
 	return s.Create(ctx, key, bytes.NewReader(b))
 }
 
-// GetJSON reads key into v. A missing key is blob.ErrNotFound.
+// GetJSON reads key into v. A missing key is ErrNotFound.
 func GetJSON(ctx context.Context, s Store, key string, v any) error {
 	b, err := GetBytes(ctx, s, key)
 	if err != nil {
@@ -183,7 +173,7 @@ func Records(ctx context.Context, s Store, job string) (map[int]PageRecord, erro
 		}
 		var r PageRecord
 		if err := GetJSON(ctx, s, k, &r); err != nil {
-			if errors.Is(err, blob.ErrNotFound) {
+			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			return nil, err
@@ -197,7 +187,7 @@ func Records(ctx context.Context, s Store, job string) (map[int]PageRecord, erro
 func GetRecord(ctx context.Context, s Store, job string, n int) (PageRecord, bool, error) {
 	var r PageRecord
 	err := GetJSON(ctx, s, PageKey(job, n, "json"), &r)
-	if errors.Is(err, blob.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return r, false, nil
 	}
 	return r, err == nil, err
@@ -207,7 +197,7 @@ func GetRecord(ctx context.Context, s Store, job string, n int) (PageRecord, boo
 func GetOutcome(ctx context.Context, s Store, job string) (Outcome, bool, error) {
 	var o Outcome
 	err := GetJSON(ctx, s, OutcomeKey(job), &o)
-	if errors.Is(err, blob.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return o, false, nil
 	}
 	return o, err == nil, err
@@ -230,7 +220,7 @@ func Conclude(ctx context.Context, s Store, job string, e eventJSON) (bool, erro
 	if err == nil {
 		return true, nil
 	}
-	if !errors.Is(err, blob.ErrExists) {
+	if !errors.Is(err, ErrExists) {
 		return false, err
 	}
 	o, ok, err := GetOutcome(ctx, s, job)
@@ -253,7 +243,7 @@ type eventJSON interface {
 func End(ctx context.Context, s Store, job string, ev event.Event) (*event.Event, error) {
 	emit, err := Conclude(ctx, s, job, ev)
 	if err != nil {
-		return nil, failure.As(failure.ErrTransient, err)
+		return nil, err
 	}
 	if !emit {
 		return nil, nil

@@ -251,8 +251,8 @@ func TestGetRecord(t *testing.T) {
 func TestGetJSON_missing_is_ErrNotFound(t *testing.T) {
 	var v map[string]any
 	err := scratch.GetJSON(context.Background(), newStore(t), "jobs/x/manifest.json", &v)
-	if !errors.Is(err, blob.ErrNotFound) {
-		t.Fatalf("GetJSON err = %v, want blob.ErrNotFound", err)
+	if !errors.Is(err, scratch.ErrNotFound) {
+		t.Fatalf("GetJSON err = %v, want scratch.ErrNotFound", err)
 	}
 }
 
@@ -272,7 +272,7 @@ func TestKeys_are_valid_blob_keys(t *testing.T) {
 		{"dead_letter_dots_only", scratch.DeadLetterKey("..")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !blob.ValidKey(tc.key) {
+			if !scratch.ValidKey(tc.key) {
 				t.Errorf("%q is not a valid blob key", tc.key)
 			}
 		})

@@ -149,15 +149,15 @@ func retryable(status int) bool {
 	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
 }
 
-// classify wraps err with its failure class.
+// classify marks an answer that retrying cannot change as permanent; any
+// other error stays unclassified, which package failure treats as
+// transient.
 func classify(err error) error {
 	var ae *APIError
-	switch {
-	case errors.As(err, &ae) && !retryable(ae.Status):
+	if errors.As(err, &ae) && !retryable(ae.Status) {
 		return failure.As(failure.ErrPermanent, err)
-	default:
-		return failure.As(failure.ErrTransient, err)
 	}
+	return err
 }
 
 // call is one API request.
@@ -206,7 +206,7 @@ func (cl *Client) do(ctx context.Context, c call) error {
 			return nil
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(c.out); err != nil {
-			return failure.As(failure.ErrTransient, fmt.Errorf("decode %s %s: %w", c.method, c.path, err))
+			return fmt.Errorf("decode %s %s: %w", c.method, c.path, err)
 		}
 		return nil
 	})
@@ -232,7 +232,7 @@ func (cl *Client) retry(ctx context.Context, idempotent bool, attempt func(ctx c
 		jitter := time.Duration(rand.Int64N(int64(wait)/4 + 1))
 		select {
 		case <-ctx.Done():
-			return failure.As(failure.ErrTransient, fmt.Errorf("%w (while backing off after: %w)", ctx.Err(), err))
+			return fmt.Errorf("%w (while backing off after: %w)", ctx.Err(), err)
 		case <-time.After(wait + jitter):
 		}
 		wait = min(wait*2, 5*time.Second)
@@ -249,15 +249,15 @@ func refused(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// transportError turns a client error into a classified error whose text
-// has no presigned query string. Refused egress is permanent; everything
-// else (timeouts, resets, refused connections) is transient.
+// transportError turns a client error into an error whose text has no
+// presigned query string. Refused egress is permanent; everything else
+// (timeouts, resets, refused connections) stays unclassified: transient.
 func transportError(method, where string, err error) error {
 	err = fmt.Errorf("%s %s: %w", method, where, unwrapURL(err))
 	if errors.Is(err, egress.ErrRefused) {
 		return failure.As(failure.ErrPermanent, err)
 	}
-	return failure.As(failure.ErrTransient, err)
+	return err
 }
 
 // unwrapURL drops net/http's *url.Error wrapper (its text repeats the full

@@ -122,6 +122,12 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 // Client returns the store's API client.
 func (s *Store) Client() *Client { return s.api }
 
+// Close drops the store's idle connections. The store stays usable.
+func (s *Store) Close() error {
+	s.api.CloseIdleConnections()
+	return nil
+}
+
 // source reads the job's content and checks that the job may use it.
 func (s *Store) source(ctx context.Context, j job.Job) (Content, error) {
 	if j.ContentID == "" {
@@ -181,7 +187,7 @@ func (s *Store) Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64
 	h := sha256.New()
 	n, err := content.CopyLimited(ctx, dst, io.TeeReader(resp.Body, h), maxBytes)
 	if err != nil {
-		return content.Source{}, failure.As(failure.ErrTransient, fmt.Errorf("download source (%s): %w", via, err))
+		return content.Source{}, fmt.Errorf("download source (%s): %w", via, err)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		os.Remove(dst)
@@ -231,7 +237,7 @@ func (s *Store) presign(ctx context.Context, loc string) (string, error) {
 	req, err := s.cfg.S3.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key},
 		s3.WithPresignExpires(s.cfg.PresignExpiry))
 	if err != nil {
-		return "", failure.As(failure.ErrTransient, fmt.Errorf("presign %s: %w", loc, err))
+		return "", fmt.Errorf("presign %s: %w", loc, err)
 	}
 	return req.URL, nil
 }
@@ -441,7 +447,7 @@ func (s *Store) holds(ctx context.Context, id, digest string) (bool, error) {
 	defer resp.Body.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, io.LimitReader(resp.Body, 64<<20)); err != nil {
-		return false, failure.As(failure.ErrTransient, fmt.Errorf("check derived content %s: %w", id, err))
+		return false, fmt.Errorf("check derived content %s: %w", id, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)) == digest, nil
 }
@@ -526,7 +532,7 @@ func (s *Store) Download(ctx context.Context, id string, w io.Writer) error {
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return failure.As(failure.ErrTransient, fmt.Errorf("download content %s: %w", id, err))
+		return fmt.Errorf("download content %s: %w", id, err)
 	}
 	return nil
 }

@@ -1,11 +1,12 @@
-// Package stage holds what every stage handler shares: the handler
-// signature, the middleware that wraps it, and the delivery metadata a
-// transport passes in.
+// Package stage is what every stage of the pipeline shares. A stage is one
+// step of the pipeline — convert, recognize, finalize, deadletter and the
+// optional autoocr — and this package holds its name, its handler
+// signature, the middleware that wraps every handler, the built Stage a
+// transport serves, and the delivery metadata a transport passes in.
 package stage
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -15,7 +16,40 @@ import (
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
 
-// Handler is a stage: it handles one CloudEvent and may return a reply.
+// The stages, by name (OCR_STAGES, the Knative Service ocrflow-<name>).
+const (
+	Convert    = "convert"
+	Recognize  = "recognize"
+	Finalize   = "finalize"
+	DeadLetter = "deadletter"
+	// AutoOCR turns content-uploaded events into jobs (optional: not in
+	// the default OCR_STAGES).
+	AutoOCR = "autoocr"
+)
+
+// Pipeline lists the stages every deployment runs, in pipeline order.
+func Pipeline() []string { return []string{Convert, Recognize, Finalize, DeadLetter} }
+
+// Known reports whether name is a stage.
+func Known(name string) bool {
+	switch name {
+	case Convert, Recognize, Finalize, DeadLetter, AutoOCR:
+		return true
+	}
+	return false
+}
+
+// Stage is a built stage, ready for a transport to serve: its name, its
+// handler (with the standard middleware), and how many of its events one
+// process handles at once.
+type Stage struct {
+	Name    string
+	Handler Handler
+	// Workers is how many events one process handles at once (at least 1).
+	Workers int
+}
+
+// Handler is a stage's handler: it handles one CloudEvent and may return a reply.
 // A returned error is classified with package failure: transient errors are
 // retried by the transport; a stage turns its own validation and permanent
 // failures into reply events (e.g. ocr.job.failed) instead of errors.
@@ -45,25 +79,6 @@ func Recover(log *slog.Logger) Middleware {
 				}
 			}()
 			return next(ctx, e)
-		}
-	}
-}
-
-// Timeout bounds each call with d unless the caller's deadline is sooner.
-// A handler that runs out of time returns a transient error.
-func Timeout(d time.Duration) Middleware {
-	return func(next Handler) Handler {
-		if d <= 0 {
-			return next
-		}
-		return func(ctx context.Context, e event.Event) (*event.Event, error) {
-			ctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
-			reply, err := next(ctx, e)
-			if err != nil && ctx.Err() != nil {
-				return reply, failure.As(failure.ErrTransient, fmt.Errorf("%s timed out after %s: %w", e.Type(), d, err))
-			}
-			return reply, err
 		}
 	}
 }

@@ -1,11 +1,14 @@
 package standalone
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
+	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
@@ -15,70 +18,38 @@ import (
 // ContentTypeStructured marks a structured-mode CloudEvent body.
 const ContentTypeStructured = "application/cloudevents+json"
 
-// Encode builds the NATS message for e on subject: a structured-mode JSON
-// CloudEvent (what the simple-* family publishes), with the event id as
+// Encode builds the NATS message for e on subject through sdk-go's
+// JetStream binding: a structured-mode JSON CloudEvent (what the simple-*
+// family publishes and reads), with the event's type and id as
 // Nats-Msg-Id so JetStream drops a duplicate publish of the same event.
-func Encode(subject string, e event.Event) (*nats.Msg, error) {
-	body, err := json.Marshal(e)
-	if err != nil {
+func Encode(ctx context.Context, subject string, e event.Event) (*nats.Msg, error) {
+	var body bytes.Buffer
+	if _, err := cejs.WriteMsg(binding.WithForceStructured(ctx), binding.ToMessage(&e), &body); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", e.Type(), err)
 	}
 	m := nats.NewMsg(subject)
-	m.Data = body
+	m.Data = body.Bytes()
 	m.Header.Set("Content-Type", ContentTypeStructured)
 	m.Header.Set(nats.MsgIdHdr, e.Type()+"/"+e.ID())
 	return m, nil
 }
 
-// Decode reads a CloudEvent from a NATS message in binary mode (ce-*
-// headers, as sdk-go's JetStream sender writes) or structured mode (a JSON
-// body). A simple-process job published without a uow extension gets one
-// from its data, so the family's own producers are routed too.
+// Decode reads a CloudEvent from a NATS message through sdk-go's JetStream
+// binding, in binary mode (ce-* headers, as sdk-go's JetStream sender
+// writes them) or structured mode (a JSON body), and validates it. Header
+// names are matched regardless of case: NATS headers are case-sensitive,
+// and producers that bridge HTTP write "Ce-Id" and "Content-Type" where the
+// binding reads "ce-id" and "content-type". A simple-process job published
+// without a uow extension gets one from its data, so the family's own
+// producers are routed too.
 func Decode(h nats.Header, data []byte) (event.Event, error) {
-	var e event.Event
-	if sv := header(h, "ce-specversion"); sv != "" {
-		e = event.New(sv)
-		for k, vs := range h {
-			lk := strings.ToLower(k)
-			if !strings.HasPrefix(lk, "ce-") || len(vs) == 0 {
-				continue
-			}
-			name, v := strings.TrimPrefix(lk, "ce-"), vs[0]
-			switch name {
-			case "specversion":
-			case "id":
-				e.SetID(v)
-			case "source":
-				e.SetSource(v)
-			case "type":
-				e.SetType(v)
-			case "subject":
-				e.SetSubject(v)
-			case "dataschema":
-				e.SetDataSchema(v)
-			case "datacontenttype":
-				e.SetDataContentType(v)
-			case "time":
-				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
-					return e, fmt.Errorf("decode event: time %q: %w", v, err)
-				}
-				e.SetTime(t)
-			default:
-				e.SetExtension(name, v)
-			}
-		}
-		if e.DataContentType() == "" {
-			if ct := header(h, "content-type"); ct != "" {
-				e.SetDataContentType(ct)
-			}
-		}
-		e.DataEncoded = data
-	} else if err := json.Unmarshal(data, &e); err != nil {
-		return e, fmt.Errorf("decode event: %w", err)
+	msg := &nats.Msg{Header: lowerCE(h), Data: data}
+	e, err := binding.ToEvent(context.Background(), cejs.NewMessage(msg))
+	if err != nil {
+		return event.Event{}, fmt.Errorf("decode event: %w", err)
 	}
 	if err := e.Validate(); err != nil {
-		return e, fmt.Errorf("decode event: %w", err)
+		return *e, fmt.Errorf("decode event: %w", err)
 	}
 	if e.Type() == events.TypeJob {
 		if _, ok := e.Extensions()[events.ExtUoW]; !ok {
@@ -90,18 +61,20 @@ func Decode(h nats.Header, data []byte) (event.Event, error) {
 			}
 		}
 	}
-	return e, nil
+	return *e, nil
 }
 
-// header returns the first value of the header named key, ignoring case
-// (NATS headers are case-sensitive; producers differ).
-func header(h nats.Header, key string) string {
+// lowerCE returns h with the CloudEvents binding's header names (ce-* and
+// content-type) in lower case, the spelling sdk-go's binding reads.
+func lowerCE(h nats.Header) nats.Header {
+	out := make(nats.Header, len(h))
 	for k, vs := range h {
-		if strings.EqualFold(k, key) && len(vs) > 0 {
-			return vs[0]
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "ce-") || lk == "content-type" {
+			k = lk
 		}
+		out[k] = vs
 	}
-	return ""
+	return out
 }
 
 // attr returns the value of a context attribute or extension of e as a

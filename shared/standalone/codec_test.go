@@ -33,7 +33,7 @@ func TestEncode_Decode_round_trip(t *testing.T) {
 		{"job_with_uow", jobEv},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := standalone.Encode("ocr.subject", tc.e)
+			m, err := standalone.Encode(t.Context(), "ocr.subject", tc.e)
 			if err != nil {
 				t.Fatal(err)
 			}

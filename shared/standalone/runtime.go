@@ -111,15 +111,6 @@ type Runtime struct {
 	once     sync.Once
 }
 
-// Service routes one stage: the handler for a Knative Service name.
-type Service struct {
-	// Name is the Service name Triggers reference (e.g. ocrflow-recognize).
-	Name    string
-	Handler stage.Handler
-	// Workers is how many events this process handles at once (default 1).
-	Workers int
-}
-
 // New connects to NATS (starting the embedded server when cfg.URL is
 // empty) and makes sure the stream exists. Events can be sent at once;
 // call Serve to start consuming.
@@ -194,7 +185,7 @@ func (r *Runtime) Send(ctx context.Context, e event.Event) error {
 }
 
 func (r *Runtime) publish(ctx context.Context, subject string, e event.Event, hdr map[string]string) error {
-	m, err := Encode(subject, e)
+	m, err := Encode(ctx, subject, e)
 	if err != nil {
 		return err
 	}
@@ -217,24 +208,25 @@ type subscription struct {
 	cons     jetstream.Consumer
 }
 
-// Serve starts consuming for the given services: every Trigger whose
-// subscriber is one of them gets a durable consumer, and a service that is
-// some Trigger's dead-letter sink also consumes ocr.dlq. It returns once
-// the consumers exist; work continues until Close.
-func (r *Runtime) Serve(ctx context.Context, services ...Service) error {
-	byName := map[string]Service{}
-	for _, s := range services {
+// Serve starts consuming for the given stages: every Trigger whose
+// subscriber is a stage's Service (eventing.ServiceName) gets a durable
+// consumer, and a stage that is some Trigger's dead-letter sink also
+// consumes ocr.dlq. It returns once the consumers exist; work continues
+// until Close.
+func (r *Runtime) Serve(ctx context.Context, stages ...stage.Stage) error {
+	byName := map[string]stage.Stage{}
+	for _, s := range stages {
 		if s.Workers < 1 {
 			s.Workers = 1
 		}
-		byName[s.Name] = s
+		byName[eventing.ServiceName(s.Name)] = s
 	}
 	var subs []*subscription
 	sinks := map[string]stage.Handler{}
 	for i := range r.cfg.Triggers {
 		t := &r.cfg.Triggers[i]
 		if s, ok := byName[t.Delivery.DeadLetterSink]; ok {
-			sinks[s.Name] = s.Handler
+			sinks[t.Delivery.DeadLetterSink] = s.Handler
 		}
 		s, ok := byName[t.Subscriber]
 		if !ok {
@@ -349,7 +341,7 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 	}
 	maxAttempts := sub.delivery.Retry + 1
 	if attempt > maxAttempts {
-		r.giveUp(sub, msg, e, 500, errors.New("delivery attempts exhausted (the last attempt did not finish)"))
+		r.giveUp(sub, msg, e, failure.Transient("delivery attempts exhausted (the last attempt did not finish)"))
 		return
 	}
 
@@ -358,39 +350,39 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 	cancel()
 	if herr == nil && reply != nil {
 		if err := r.Send(r.work, *reply); err != nil {
-			herr = failure.As(failure.ErrTransient, fmt.Errorf("publish reply: %w", err))
+			herr = fmt.Errorf("publish reply: %w", err)
 		}
 	}
-	switch {
-	case herr == nil:
+	switch failure.Decide(herr, attempt, maxAttempts) {
+	case failure.Ack:
 		if err := msg.DoubleAck(r.work); err != nil {
 			r.log.Warn("ack failed; the event will be redelivered", "trigger", sub.name, "id", e.ID(), "error", err)
 		}
-	case !failure.Retryable(herr):
-		// A stage that cannot turn a failure into an event returns it as
-		// permanent; retrying cannot help, so it is dead-lettered at once.
-		r.giveUp(sub, msg, e, 400, herr)
-	case attempt >= maxAttempts:
-		r.giveUp(sub, msg, e, 503, herr)
-	default:
+	case failure.Retry:
 		delay := time.Duration(float64(sub.delivery.Backoff(attempt)) * r.cfg.BackoffScale)
 		r.log.Info("retrying", "trigger", sub.name, "id", e.ID(), "attempt", attempt, "of", maxAttempts, "in", delay, "error", herr)
 		_ = msg.NakWithDelay(delay)
+	case failure.Discard:
+		r.log.Error("event not served here; discarding it", "trigger", sub.name, "id", e.ID(), "error", herr)
+		_ = msg.TermWithReason("unroutable")
+	default:
+		r.giveUp(sub, msg, e, herr)
 	}
 }
 
 // giveUp dead-letters e (or, for the dead-letter consumer itself, logs and
 // terminates it; the event stays in the stream on ocr.dlq for replay).
-func (r *Runtime) giveUp(sub *subscription, msg jetstream.Msg, e event.Event, code int, cause error) {
+func (r *Runtime) giveUp(sub *subscription, msg jetstream.Msg, e event.Event, cause error) {
 	if sub.trigger == nil {
 		r.log.Error("dead-letter sink failed for good; event kept on "+DeadLetterSubject, "id", e.ID(), "error", cause)
 		_ = msg.TermWithReason("dead-letter sink failed")
 		return
 	}
 	dead := e.Clone()
+	code := failure.Status(cause)
 	dead.SetExtension(events.ExtErrorCode, int32(code))
 	dead.SetExtension(events.ExtErrorDest, "ocrflow://"+sub.trigger.Subscriber)
-	dead.SetExtension(events.ExtErrorData, base64.StdEncoding.EncodeToString([]byte(failure.Message(cause, 700))))
+	dead.SetExtension(events.ExtErrorData, base64.StdEncoding.EncodeToString([]byte(failure.Text(cause))))
 	// A distinct Nats-Msg-Id: the stream would drop a copy under e's own id.
 	dead.SetID(e.ID() + "-dead-" + sub.trigger.Name)
 	err := r.publish(r.work, DeadLetterSubject, dead, map[string]string{headerDeadLetterSink: sub.trigger.Delivery.DeadLetterSink})

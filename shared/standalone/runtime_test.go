@@ -13,6 +13,7 @@ import (
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -78,11 +79,11 @@ func TestRuntime_routing_equals_the_trigger_manifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := newRuntime(t, "")
-	var services []standalone.Service
+	var services []stage.Stage
 	for _, tr := range triggers {
-		services = append(services, standalone.Service{Name: tr.Subscriber, Handler: func(context.Context, event.Event) (*event.Event, error) { return nil, nil }})
+		services = append(services, stage.Stage{Name: eventing.StageOf(tr.Subscriber), Handler: func(context.Context, event.Event) (*event.Event, error) { return nil, nil }})
 	}
-	services = append(services, standalone.Service{Name: "ocrflow-deadletter", Handler: func(context.Context, event.Event) (*event.Event, error) { return nil, nil }})
+	services = append(services, stage.Stage{Name: "deadletter", Handler: func(context.Context, event.Event) (*event.Event, error) { return nil, nil }})
 	if err := rt.Serve(t.Context(), services...); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestRuntime_routing_equals_the_trigger_manifests(t *testing.T) {
 func TestRuntime_filters_on_every_trigger_attribute(t *testing.T) {
 	rt := newRuntime(t, "")
 	got := make(chan string, 4)
-	if err := rt.Serve(t.Context(), standalone.Service{Name: "ocrflow-convert", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
+	if err := rt.Serve(t.Context(), stage.Stage{Name: "convert", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
 		got <- e.ID()
 		return nil, nil
 	}}); err != nil {
@@ -144,11 +145,11 @@ func TestRuntime_permanent_error_is_dead_lettered_at_once(t *testing.T) {
 	var calls atomic.Int32
 	dead := make(chan string, 1)
 	err := rt.Serve(t.Context(),
-		standalone.Service{Name: "ocrflow-recognize", Handler: func(context.Context, event.Event) (*event.Event, error) {
+		stage.Stage{Name: "recognize", Handler: func(context.Context, event.Event) (*event.Event, error) {
 			calls.Add(1)
 			return nil, failure.Permanent("page event is malformed")
 		}},
-		standalone.Service{Name: "ocrflow-deadletter", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
+		stage.Stage{Name: "deadletter", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
 			dead <- e.ID()
 			return nil, nil
 		}},
@@ -188,7 +189,7 @@ func TestRuntime_shutdown(t *testing.T) {
 			a := newRuntime(t, srv.ClientURL())
 			started, release := make(chan struct{}), make(chan struct{})
 			finished := make(chan error, 1)
-			err = a.Serve(t.Context(), standalone.Service{Name: "ocrflow-recognize", Handler: func(ctx context.Context, e event.Event) (*event.Event, error) {
+			err = a.Serve(t.Context(), stage.Stage{Name: "recognize", Handler: func(ctx context.Context, e event.Event) (*event.Event, error) {
 				close(started)
 				select {
 				case <-release:
@@ -222,7 +223,7 @@ func TestRuntime_shutdown(t *testing.T) {
 
 			b := newRuntime(t, srv.ClientURL())
 			again := make(chan string, 1)
-			if err := b.Serve(t.Context(), standalone.Service{Name: "ocrflow-recognize", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
+			if err := b.Serve(t.Context(), stage.Stage{Name: "recognize", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
 				again <- e.ID()
 				return nil, nil
 			}}); err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 // Profiles the fake server checks requests against. Each states the
-// contract of one model family as vLLM serves it (platform.md §5), written
+// contract of one model family as vLLM serves it (docs/engines.md), written
 // down independently of the engine so that a test against the fake checks
 // the engine rather than restating it.
 const (

@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 import (
 	"errors"
@@ -9,11 +9,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ocrflow/ocrflow/internal/app"
+	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/contentdir"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/knative"
 	"github.com/ocrflow/ocrflow/shared/libreoffice"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 )
 
 var placeholderRe = regexp.MustCompile(`<!-- image: [^>]* -->`)
@@ -218,8 +221,19 @@ func TestBuild_render_mode_needs_libreoffice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = pipeline.Build(cfg, pipeline.Ports{})
+	tr, err := knative.New(knative.Config{Sink: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := contentdir.New([]string{t.TempDir()}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = app.Open(t.Context(), cfg, app.Options{Transport: tr, Scratch: blob.NewMemory(), Content: store})
 	if !errors.Is(err, libreoffice.ErrNotInstalled) || !strings.Contains(err.Error(), "OFFICE_MODE=render") {
-		t.Fatalf("Build = %v, want ErrNotInstalled naming OFFICE_MODE=render", err)
+		t.Fatalf("Open = %v, want ErrNotInstalled naming OFFICE_MODE=render", err)
+	}
+	if tr.Ready() {
+		t.Error("the transport serves stages of a pipeline that failed to open")
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 // Contract tests of the pipeline on simple-content: the real v5 handlers
 // of github.com/tendant/simple-content run in-process (package embedded:
@@ -28,6 +28,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/tendant/simple-process/pkg/contracts"
 
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
@@ -36,7 +37,6 @@ import (
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
 	"github.com/ocrflow/ocrflow/shared/simplecontent/embedded"
 	"github.com/ocrflow/ocrflow/shared/stage"
@@ -154,7 +154,7 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := pipeline.NewContent(ctx, cfg, nil)
+	store, err := app.OpenContent(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +175,10 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv := serve(t, cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: &engine.Fake{}}, "")
+	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: &engine.Fake{}}, "")
 	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: sv.rt, journal: sv.journal}
-	for _, s := range sv.stages {
-		if s.Name == config.StageConvert {
+	for _, s := range sv.app.Stages() {
+		if s.Name == stage.Convert {
 			h.convert = s.Handler
 		}
 	}

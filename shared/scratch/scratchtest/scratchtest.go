@@ -1,5 +1,6 @@
-// Package blobtest is the conformance suite every blob store must pass.
-package blobtest
+// Package scratchtest is the conformance suite of the scratch-store port:
+// every adapter of scratch.Store (package blob) must pass it.
+package scratchtest
 
 import (
 	"bytes"
@@ -11,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
@@ -59,7 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("get_missing_is_ErrNotFound", func(t *testing.T) {
 		s := newStore(t)
 		_, err := s.Get(ctx, "jobs/none/x")
-		if !errors.Is(err, blob.ErrNotFound) {
+		if !errors.Is(err, scratch.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
 		ok, err := s.Exists(ctx, "jobs/none/x")
@@ -95,7 +95,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 			case err == nil:
 				winners++
 				winner = fmt.Sprint("owner-", i)
-			case !errors.Is(err, blob.ErrExists):
+			case !errors.Is(err, scratch.ErrExists):
 				t.Fatalf("Create #%d: %v, want nil or ErrExists", i, err)
 			}
 		}

@@ -1,13 +1,14 @@
-package pipeline_test
+package app_test
 
 import (
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
+	"github.com/ocrflow/ocrflow/shared/contentdir"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
 )
 
@@ -34,9 +35,9 @@ func TestNewContent_selects_the_store(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := load(t, tc.env)
-			var store pipeline.ContentStore
+			var store app.ContentStore
 			if err == nil {
-				store, err = pipeline.NewContent(t.Context(), cfg, nil)
+				store, err = app.OpenContent(t.Context(), cfg, nil)
 			}
 			if tc.wantErr {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -52,7 +53,7 @@ func TestNewContent_selects_the_store(t *testing.T) {
 				if tc.want != "simple-content" {
 					t.Fatalf("got the simple-content store, want %s", tc.want)
 				}
-			case *content.Dir:
+			case *contentdir.Store:
 				if tc.want != "dir" {
 					t.Fatalf("got the directory store, want %s", tc.want)
 				}
@@ -85,7 +86,7 @@ func TestSourcePolicy_defaults_to_the_configured_endpoints(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := pipeline.SourcePolicy(cfg)
+			p, err := app.SourcePolicy(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +107,7 @@ func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := pipeline.RecipeFor(cfg, "")
+	r := app.RecipeFor(cfg, "")
 	if r.Engine != "tesseract" || r.Model != "tesseract:eng+deu" || r.PipelineVersion != content.PipelineVersion {
 		t.Fatalf("recipe = %+v", r)
 	}
@@ -115,8 +116,8 @@ func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 		env             map[string]string
 		model, wantMode string
 	}{
-		{"vllm_profile_defaults", map[string]string{"OCR_ENGINE": "vllm", "OCR_ENGINE_URL": "http://vllm:8000/v1"}, "deepseek-ocr:deepseek-ai/DeepSeek-OCR", "gundam"},
-		{"vllm_configured", map[string]string{"OCR_ENGINE": "vllm", "OCR_ENGINE_URL": "http://vllm:8000/v1", "OCR_MODEL": "ocr-small", "OCR_MODE": "base"}, "deepseek-ocr:ocr-small", "base"},
+		{"vllm_profile_defaults", map[string]string{"OCR_ENGINE": "vllm", "OCR_ENGINE_URL": "http://vllm:8000/v1"}, "deepseek-ai/DeepSeek-OCR", "gundam"},
+		{"vllm_configured", map[string]string{"OCR_ENGINE": "vllm", "OCR_ENGINE_URL": "http://vllm:8000/v1", "OCR_MODEL": "ocr-small", "OCR_MODE": "base"}, "ocr-small", "base"},
 		{"fake", map[string]string{"OCR_ENGINE": "fake"}, "fake", content.DefaultMode},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +125,7 @@ func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r := pipeline.RecipeFor(c, ""); r.Model != tc.model || r.Mode != tc.wantMode {
+			if r := app.RecipeFor(c, ""); r.Model != tc.model || r.Mode != tc.wantMode {
 				t.Fatalf("recipe = %+v, want model %s, mode %s", r, tc.model, tc.wantMode)
 			}
 		})
@@ -133,7 +134,7 @@ func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 	for name, other := range map[string]string{
 		"mode_hint":  r.Key("c1", "gundam"),
 		"content":    r.Key("c2", ""),
-		"engine":     pipeline.RecipeFor(cfg, "fake").Key("c1", ""),
+		"engine":     app.RecipeFor(cfg, "fake").Key("c1", ""),
 		"pipeline_v": content.IdempotencyKey("c1", "2", r.Model, content.DefaultMode),
 	} {
 		if other == base {

@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 // End-to-end tests of the vllm engine: the whole pipeline (convert →
 // recognize → finalize, on embedded NATS with the Trigger manifests'
@@ -19,15 +19,16 @@ import (
 
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/functions/recognize"
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
-	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/contentdir"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/engine/vllmtest"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -52,7 +53,7 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := pipeline.NewEngine(ctx, cfg)
+	eng, err := app.OpenEngine(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +65,11 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 	if err := os.MkdirAll(docs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	store, err := content.NewDir([]string{docs}, filepath.Join(dir, "out"))
+	store, err := contentdir.New([]string{docs}, filepath.Join(dir, "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv := serve(t, cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng}, "")
+	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: eng}, "")
 	return &vllmRun{t: t, rt: sv.rt, blobs: blobs, docs: docs, journal: sv.journal}
 }
 
@@ -219,7 +220,7 @@ func TestVLLM_jobs_complete_through_503s_and_timeouts(t *testing.T) {
 	}
 	attempts := 0
 	for _, tr := range triggers {
-		if tr.Subscriber == pipeline.ServiceName(config.StageRecognize) {
+		if tr.Subscriber == eventing.ServiceName(stage.Recognize) {
 			attempts = tr.Delivery.Retry + 1
 		}
 	}
@@ -303,7 +304,7 @@ func TestVLLM_engine_down_for_the_whole_run_uses_the_fallback(t *testing.T) {
 	}
 	attempts := 0
 	for _, tr := range triggers {
-		if tr.Subscriber == pipeline.ServiceName(config.StageRecognize) {
+		if tr.Subscriber == eventing.ServiceName(stage.Recognize) {
 			attempts = tr.Delivery.Retry + 1
 		}
 	}

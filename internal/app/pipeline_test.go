@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 import (
 	"context"
@@ -15,16 +15,18 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/ocrflow/ocrflow/eventing"
+	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/contentdir"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
-	"github.com/ocrflow/ocrflow/shared/pipeline"
 	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -34,16 +36,20 @@ const testdata = "../../testdata"
 
 // countingStore counts Store calls per job (assembly must happen once).
 type countingStore struct {
-	*content.Dir
+	dir    *contentdir.Store
 	mu     sync.Mutex
 	stores map[string]int
+}
+
+func (c *countingStore) Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64) (content.Source, error) {
+	return c.dir.Fetch(ctx, j, dst, maxBytes)
 }
 
 func (c *countingStore) Store(ctx context.Context, r content.Result) (string, error) {
 	c.mu.Lock()
 	c.stores[r.JobID]++
 	c.mu.Unlock()
-	return c.Dir.Store(ctx, r)
+	return c.dir.Store(ctx, r)
 }
 
 func (c *countingStore) count(job string) int {
@@ -96,11 +102,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cd, err := content.NewDir([]string{abs}, filepath.Join(dir, "out"))
+	cd, err := contentdir.New([]string{abs}, filepath.Join(dir, "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &countingStore{Dir: cd, stores: map[string]int{}}
+	store := &countingStore{dir: cd, stores: map[string]int{}}
 	fake := o.fake
 	if fake == nil {
 		fake = &engine.Fake{}
@@ -110,7 +116,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		eng = o.engine
 		cfg.Engine = eng.Name()
 	}
-	sv := serve(t, cfg, pipeline.Ports{Blobs: blobs, Content: store, Engine: eng}, o.url)
+	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: eng}, o.url)
 	return &harness{t: t, rt: sv.rt, blobs: blobs, content: store, journal: sv.journal, dlq: sv.dlq}
 }
 
@@ -298,7 +304,7 @@ func TestPipeline_poisoned_page_exhausts_retries_and_is_dead_lettered(t *testing
 	}
 	var retry int
 	for _, tr := range triggers {
-		if tr.Subscriber == pipeline.ServiceName(config.StageRecognize) {
+		if tr.Subscriber == eventing.ServiceName(stage.Recognize) {
 			retry = tr.Delivery.Retry
 		}
 	}

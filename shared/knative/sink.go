@@ -1,10 +1,4 @@
-// Package sink publishes CloudEvents to a Knative sink: the broker ingress
-// named by K_SINK. It is the stages' Sender when ocrflow runs as Knative
-// functions. Fan-out (convert's one ocr.page.rendered per page) cannot be a
-// single reply, and events must enter through the broker ingress, never
-// straight onto the NATS stream: the broker filter drops events that lack
-// the TTL extension the ingress adds.
-package sink
+package knative
 
 import (
 	"context"
@@ -25,22 +19,22 @@ import (
 // DefaultTimeout bounds one Send whose context carries no deadline.
 const DefaultTimeout = 10 * time.Second
 
-// HTTP posts events to one sink URL in binary mode (Ce-* headers, the data
+// Sink posts events to one sink URL in binary mode (Ce-* headers, the data
 // as the body). It is safe for concurrent use.
 //
 // Send makes one attempt and does not retry: every ocrflow event has a
 // deterministic id, so the caller's transport redelivering the whole
 // handler call is harmless, and retrying here would only spend the handler's
 // 30-second budget.
-type HTTP struct {
+type Sink struct {
 	target    string
 	client    cloudevents.Client
 	transport *http.Transport
 }
 
-// NewHTTP returns a sender for the sink at target, an absolute http or
+// NewSink returns a sender for the sink at target, an absolute http or
 // https URL such as http://broker-ingress.knative-eventing.svc.cluster.local/ns/broker.
-func NewHTTP(target string) (*HTTP, error) {
+func NewSink(target string) (*Sink, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("sink url %q: %w", target, err)
@@ -55,11 +49,11 @@ func NewHTTP(target string) (*HTTP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink client: %w", err)
 	}
-	return &HTTP{target: u.String(), client: c, transport: tr}, nil
+	return &Sink{target: u.String(), client: c, transport: tr}, nil
 }
 
 // Target returns the sink URL.
-func (h *HTTP) Target() string { return h.target }
+func (h *Sink) Target() string { return h.target }
 
 // Send posts e to the sink and classifies the outcome with package failure:
 //   - a 2xx answer is success (the broker ingress answers 202);
@@ -69,7 +63,7 @@ func (h *HTTP) Target() string { return h.target }
 //     it again cannot change that;
 //   - an event that fails CloudEvents validation is permanent and is not
 //     sent.
-func (h *HTTP) Send(ctx context.Context, e event.Event) error {
+func (h *Sink) Send(ctx context.Context, e event.Event) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
@@ -81,7 +75,7 @@ func (h *HTTP) Send(ctx context.Context, e event.Event) error {
 }
 
 // Close drops the sender's idle connections. The sender stays usable.
-func (h *HTTP) Close() error {
+func (h *Sink) Close() error {
 	h.transport.CloseIdleConnections()
 	return nil
 }
@@ -98,13 +92,13 @@ func classify(e event.Event, res protocol.Result) error {
 		if permanentStatus(hr.StatusCode) {
 			return failure.As(failure.ErrPermanent, err)
 		}
-		return failure.As(failure.ErrTransient, err)
+		return err // transient: the broker may be scaling or overloaded
 	}
 	err := fmt.Errorf("send %s %s: %w", e.Type(), e.ID(), res)
 	if cloudevents.IsNACK(res) || errors.Is(res, context.DeadlineExceeded) || errors.Is(res, context.Canceled) {
 		// The request did not get an answer: connection refused, reset,
-		// timed out.
-		return failure.As(failure.ErrTransient, err)
+		// timed out. Transient, like every unclassified error.
+		return err
 	}
 	// Neither ACK nor NACK: the sdk refused the event before sending it
 	// (validation, encoding).

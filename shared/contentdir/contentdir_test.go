@@ -1,0 +1,267 @@
+package contentdir_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ocrflow/ocrflow/shared/content"
+	"github.com/ocrflow/ocrflow/shared/contentdir"
+	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
+)
+
+// fixture is a content root holding a copy of testdata/report.pdf, a
+// subdirectory, and a symlink out of the root.
+type fixture struct {
+	root, outside, out string
+	report             []byte
+	dir                *contentdir.Store
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	report, err := os.ReadFile("../../testdata/report.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	f := fixture{
+		root:    filepath.Join(base, "root"),
+		outside: filepath.Join(base, "outside"),
+		out:     filepath.Join(base, "out"),
+		report:  report,
+	}
+	for _, d := range []string{filepath.Join(f.root, "docs", "sub"), f.outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string, b []byte) {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(f.root, "docs", "report.pdf"), report)
+	write(filepath.Join(f.outside, "secret.pdf"), []byte("%PDF-1.4 secret"))
+	if err := os.Symlink(filepath.Join(f.outside, "secret.pdf"), filepath.Join(f.root, "escape.pdf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(f.root, "docs", "report.pdf"), filepath.Join(f.root, "inside-link.pdf")); err != nil {
+		t.Fatal(err)
+	}
+	f.dir, err = contentdir.New([]string{f.root}, f.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestStore_Fetch(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name     string
+		job      func(f fixture) job.Job
+		maxBytes int64
+		wantErr  error
+		wantMsg  string
+		wantName string
+	}{
+		{
+			name:     "relative_path_under_root",
+			job:      func(fixture) job.Job { return job.Job{ID: "j1", Location: "docs/report.pdf"} },
+			wantName: "report.pdf",
+		},
+		{
+			name:     "content_id_as_path_when_no_location",
+			job:      func(fixture) job.Job { return job.Job{ID: "j2", ContentID: "docs/report.pdf", Name: "Quarterly.pdf"} },
+			wantName: "Quarterly.pdf",
+		},
+		{
+			name: "file_url",
+			job: func(f fixture) job.Job {
+				u := url.URL{Scheme: "file", Path: filepath.Join(f.root, "docs", "report.pdf")}
+				return job.Job{ID: "j3", Location: u.String()}
+			},
+			wantName: "report.pdf",
+		},
+		{
+			name: "absolute_path_under_root",
+			job: func(f fixture) job.Job {
+				return job.Job{ID: "j4", Location: filepath.Join(f.root, "docs", "report.pdf")}
+			},
+			wantName: "report.pdf",
+		},
+		{
+			name:     "symlink_inside_root",
+			job:      func(fixture) job.Job { return job.Job{ID: "j5", Location: "inside-link.pdf"} },
+			wantName: "report.pdf",
+		},
+		{
+			name:     "exactly_max_bytes_is_allowed",
+			job:      func(fixture) job.Job { return job.Job{ID: "j6", Location: "docs/report.pdf"} },
+			maxBytes: -1, // replaced by len(report)
+			wantName: "report.pdf",
+		},
+		{
+			name:    "missing_file",
+			job:     func(fixture) job.Job { return job.Job{ID: "j7", Location: "docs/absent.pdf"} },
+			wantErr: failure.ErrValidation, wantMsg: "does not exist",
+		},
+		{
+			name:    "no_reference",
+			job:     func(fixture) job.Job { return job.Job{ID: "j8"} },
+			wantErr: failure.ErrValidation, wantMsg: "names no file",
+		},
+		{
+			name:    "symlink_pointing_outside_root",
+			job:     func(fixture) job.Job { return job.Job{ID: "j9", Location: "escape.pdf"} },
+			wantErr: failure.ErrPermanent, wantMsg: "outside the allowed content roots",
+		},
+		{
+			name:    "dot_dot_escape",
+			job:     func(fixture) job.Job { return job.Job{ID: "j10", Location: "../outside/secret.pdf"} },
+			wantErr: failure.ErrPermanent, wantMsg: "outside",
+		},
+		{
+			name:    "absolute_path_outside_root",
+			job:     func(f fixture) job.Job { return job.Job{ID: "j11", Location: filepath.Join(f.outside, "secret.pdf")} },
+			wantErr: failure.ErrPermanent, wantMsg: "outside",
+		},
+		{
+			name:    "directory",
+			job:     func(fixture) job.Job { return job.Job{ID: "j12", Location: "docs/sub"} },
+			wantErr: failure.ErrValidation, wantMsg: "not a regular file",
+		},
+		{
+			name:    "other_url_scheme",
+			job:     func(fixture) job.Job { return job.Job{ID: "j13", Location: "s3://bucket/report.pdf"} },
+			wantErr: failure.ErrValidation, wantMsg: "only file paths",
+		},
+		{
+			name:     "over_max_bytes",
+			job:      func(fixture) job.Job { return job.Job{ID: "j14", Location: "docs/report.pdf"} },
+			maxBytes: 1024,
+			wantErr:  failure.ErrValidation, wantMsg: "MAX_SOURCE_BYTES=1024",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "source")
+			maxBytes := tc.maxBytes
+			if maxBytes == -1 {
+				maxBytes = int64(len(f.report))
+			}
+			src, err := f.dir.Fetch(context.Background(), tc.job(f), dst, maxBytes)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Fetch err = %v, want %v", err, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantMsg) {
+					t.Errorf("Fetch err = %q, want it to mention %q", err, tc.wantMsg)
+				}
+				if _, serr := os.Stat(dst); !errors.Is(serr, os.ErrNotExist) {
+					t.Errorf("dst left behind after a failed Fetch (stat err %v)", serr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			got, err := os.ReadFile(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, f.report) {
+				t.Errorf("dst holds %d bytes, not the source's %d", len(got), len(f.report))
+			}
+			if src.Size != int64(len(f.report)) || src.Name != tc.wantName {
+				t.Errorf("Source = %+v, want size %d name %q", src, len(f.report), tc.wantName)
+			}
+		})
+	}
+}
+
+func TestNew(t *testing.T) {
+	t.Run("no_roots", func(t *testing.T) {
+		if _, err := contentdir.New(nil, t.TempDir()); err == nil {
+			t.Fatal("NewDir without roots succeeded")
+		}
+	})
+	t.Run("creates_the_output_dir", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "a", "b")
+		d, err := contentdir.New([]string{t.TempDir()}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(out); err != nil || !st.IsDir() {
+			t.Fatalf("output dir not created: %v", err)
+		}
+		if d.Out() != out {
+			t.Errorf("Out = %q, want %q", d.Out(), out)
+		}
+	})
+}
+
+func TestStore_Store(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		res      content.Result
+		wantFile string
+	}{
+		{"named_after_the_source", content.Result{JobID: "j1", SourceName: "report.pdf"}, "report.pdf.md"},
+		{"directories_in_the_name_are_dropped", content.Result{JobID: "j2", SourceName: "../../etc/scan.png"}, "scan.png.md"},
+		{"no_source_name_uses_the_job_id", content.Result{JobID: "j3"}, "j3.md"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := filepath.Join(f.out, tc.wantFile)
+			for i := range 2 {
+				md := []byte("# " + tc.name + " take " + strconv.Itoa(i) + "\n")
+				tc.res.Markdown = md
+				p, err := f.dir.Store(ctx, tc.res)
+				if err != nil {
+					t.Fatalf("Store #%d: %v", i+1, err)
+				}
+				if p != want {
+					t.Fatalf("Store #%d wrote %q, want %q", i+1, p, want)
+				}
+				got, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, md) {
+					t.Errorf("after Store #%d file holds %q, want %q", i+1, got, md)
+				}
+			}
+		})
+	}
+	t.Run("no_temp_files_left", func(t *testing.T) {
+		entries, err := os.ReadDir(f.out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				t.Errorf("temp file %s left in the output dir", e.Name())
+			}
+		}
+	})
+	t.Run("cancelled_context_writes_nothing", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := f.dir.Store(cctx, content.Result{JobID: "j4", SourceName: "late.pdf", Markdown: []byte("x")})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Store err = %v, want context.Canceled", err)
+		}
+		if _, err := os.Stat(filepath.Join(f.out, "late.pdf.md")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("result written despite cancellation (stat err %v)", err)
+		}
+	})
+}
