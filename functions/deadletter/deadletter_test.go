@@ -334,7 +334,7 @@ func TestHandle_store_failure_is_transient(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reply, err := stage.Handle(context.Background(), tc.e)
-			if reply != nil || !errors.Is(err, failure.ErrTransient) || !errors.Is(err, errDisk) {
+			if reply != nil || !failure.Retryable(err) || !errors.Is(err, errDisk) {
 				t.Fatalf("Handle = %v, %v; want nil and a transient error wrapping %v", reply, err, errDisk)
 			}
 		})

@@ -205,7 +205,7 @@ func (t *Transport) route(r *routes, e event.Event) (stage.Handler, error) {
 			want = "stage " + eventing.StageOf(tr.Subscriber)
 		}
 	}
-	return nil, fmt.Errorf("%w: event %s of type %q needs %s; this instance serves %s (OCR_STAGES): check the Trigger filters",
+	return nil, fmt.Errorf("%w: event %s of type %q is not served here: it needs %s; this instance serves %s (OCR_STAGES): check the Trigger filters",
 		failure.ErrUnroutable, e.ID(), e.Type(), want, strings.Join(r.stages, ","))
 }
 

@@ -159,7 +159,7 @@ func TestEnd(t *testing.T) {
 	t.Run("store_error_is_transient", func(t *testing.T) {
 		broken := failingStore{Store: newStore(t), err: errors.New("disk on fire")}
 		got, err := scratch.End(ctx, broken, job, completed)
-		if got != nil || !errors.Is(err, failure.ErrTransient) {
+		if got != nil || err == nil || !failure.Retryable(err) {
 			t.Fatalf("End = %v, %v; want nil and a transient error", got, err)
 		}
 	})

@@ -65,7 +65,9 @@ func Decode(h nats.Header, data []byte) (event.Event, error) {
 }
 
 // lowerCE returns h with the CloudEvents binding's header names (ce-* and
-// content-type) in lower case, the spelling sdk-go's binding reads.
+// content-type) in lower case, the spelling sdk-go's binding reads. An
+// explicit ce-datacontenttype wins over content-type (the binding would
+// take whichever header it met last).
 func lowerCE(h nats.Header) nats.Header {
 	out := make(nats.Header, len(h))
 	for k, vs := range h {
@@ -73,6 +75,9 @@ func lowerCE(h nats.Header) nats.Header {
 			k = lk
 		}
 		out[k] = vs
+	}
+	if _, ok := out["ce-datacontenttype"]; ok {
+		delete(out, "content-type")
 	}
 	return out
 }
