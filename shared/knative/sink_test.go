@@ -2,10 +2,8 @@ package knative_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -65,9 +65,7 @@ func (f *fakeSink) received() []received {
 func newSender(t *testing.T, url string) *knative.Sink {
 	t.Helper()
 	s, err := knative.NewSink(url)
-	if err != nil {
-		t.Fatalf("NewHTTP(%q): %v", url, err)
-	}
+	require.NoError(t, err, "NewHTTP(%q)", url)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
@@ -108,38 +106,26 @@ func TestSink_Send_classifies_the_sink_answer(t *testing.T) {
 			s := newSender(t, fs.srv.URL)
 			in := pageEvent()
 			err := s.Send(t.Context(), in)
-			if tc.wantErr == nil && err != nil {
-				t.Fatalf("Send: %v, want nil", err)
-			}
-			if tc.wantErr != nil && (err == nil || failure.Classify(err) != failure.Classify(tc.wantErr)) {
-				t.Fatalf("Send: %v (class %s), want %v", err, failure.Classify(err), tc.wantErr)
-			}
-			if err != nil && !strings.Contains(err.Error(), in.ID()) {
-				t.Errorf("error %q does not name the event", err)
+			if tc.wantErr == nil {
+				require.NoError(t, err, "Send")
+			} else {
+				require.Error(t, err, "Send: want %v", tc.wantErr)
+				require.Equal(t, failure.Classify(tc.wantErr), failure.Classify(err), "Send: %v, want %v", err, tc.wantErr)
+				assert.ErrorContains(t, err, in.ID(), "the error names the event")
 			}
 			got := fs.received()
 			if !tc.wantSeen {
-				if len(got) != 0 {
-					t.Fatalf("sink saw %d events, want none", len(got))
-				}
+				require.Empty(t, got, "sink saw events, want none")
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("sink saw %d events, want exactly 1 (no retries)", len(got))
-			}
+			require.Len(t, got, 1, "sink saw events, want exactly 1 (no retries)")
 			r := got[0]
-			if !r.binary {
-				t.Error("event was not sent in binary mode")
-			}
-			if r.event.ID() != in.ID() || r.event.Type() != in.Type() || r.event.Source() != in.Source() {
-				t.Errorf("sink got %s/%s/%s, want %s/%s/%s", r.event.ID(), r.event.Type(), r.event.Source(), in.ID(), in.Type(), in.Source())
-			}
-			if job := r.event.Extensions()["ocrjob"]; job != "job1" {
-				t.Errorf("extension ocrjob = %v, want job1", job)
-			}
-			if string(r.event.Data()) != string(in.Data()) {
-				t.Errorf("data = %s, want %s", r.event.Data(), in.Data())
-			}
+			assert.True(t, r.binary, "event was not sent in binary mode")
+			assert.Equal(t, in.ID(), r.event.ID(), "event id")
+			assert.Equal(t, in.Type(), r.event.Type(), "event type")
+			assert.Equal(t, in.Source(), r.event.Source(), "event source")
+			assert.Equal(t, "job1", r.event.Extensions()["ocrjob"], "extension ocrjob")
+			assert.Equal(t, string(in.Data()), string(r.event.Data()), "data")
 		})
 	}
 }
@@ -150,12 +136,8 @@ func TestSink_Send_refuses_an_invalid_event_without_sending_it(t *testing.T) {
 	e := pageEvent()
 	e.SetType("")
 	err := s.Send(t.Context(), e)
-	if !errors.Is(err, failure.ErrPermanent) {
-		t.Fatalf("Send: %v, want a permanent error", err)
-	}
-	if n := len(fs.received()); n != 0 {
-		t.Fatalf("sink saw %d events, want none", n)
-	}
+	require.ErrorIs(t, err, failure.ErrPermanent, "Send: want a permanent error")
+	assert.Empty(t, fs.received(), "sink saw events, want none")
 }
 
 func TestSink_Send_gives_up_at_the_context_deadline(t *testing.T) {
@@ -173,18 +155,14 @@ func TestSink_Send_gives_up_at_the_context_deadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	err := s.Send(ctx, pageEvent())
-	if err == nil || !failure.Retryable(err) {
-		t.Fatalf("Send: %v, want a transient error", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Send returned after %s, want about the 100ms deadline", d)
-	}
+	require.Error(t, err, "Send: want a transient error")
+	assert.True(t, failure.Retryable(err), "Send: %v, want a transient error", err)
+	assert.Less(t, time.Since(start), 5*time.Second, "Send returned late, want about the 100ms deadline")
 }
 
 func TestNewSink_rejects_bad_urls(t *testing.T) {
 	for _, url := range []string{"", "broker-ingress/ns/broker", "ftp://host/x", "http://", "http://[::1"} {
-		if _, err := knative.NewSink(url); err == nil {
-			t.Errorf("NewHTTP(%q) = nil error, want one", url)
-		}
+		_, err := knative.NewSink(url)
+		assert.Error(t, err, "NewHTTP(%q) = nil error, want one", url)
 	}
 }
