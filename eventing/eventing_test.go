@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/eventing"
 )
 
@@ -14,17 +17,13 @@ import (
 func triggersYAML(t *testing.T) string {
 	t.Helper()
 	b, err := fs.ReadFile(eventing.Files(), "triggers.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return string(b)
 }
 
 func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 	ts, err := eventing.Triggers()
-	if err != nil {
-		t.Fatalf("Triggers: %v", err)
-	}
+	require.NoError(t, err, "Triggers")
 	// One Trigger per stage input, each subscribing its stage's Service.
 	want := map[string]string{
 		"ocrflow-convert":          "simpleprocess.job",
@@ -33,50 +32,29 @@ func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 		"ocrflow-finalize":         "ocr.page.recognized",
 	}
 	service := func(trigger string) string { return strings.TrimSuffix(trigger, "-continue") }
-	if len(ts) != len(want) {
-		t.Fatalf("got %d triggers, want %d: %+v", len(ts), len(want), ts)
-	}
+	require.Len(t, ts, len(want), "triggers: %+v", ts)
 	for i := 1; i < len(ts); i++ {
-		if ts[i-1].Name >= ts[i].Name {
-			t.Errorf("triggers not sorted by name: %q before %q", ts[i-1].Name, ts[i].Name)
-		}
+		assert.Less(t, ts[i-1].Name, ts[i].Name, "triggers not sorted by name")
 	}
 	for _, tr := range ts {
 		t.Run(tr.Name, func(t *testing.T) {
 			wantType, ok := want[tr.Name]
-			if !ok {
-				t.Fatalf("unexpected trigger %q", tr.Name)
-			}
-			if tr.Exact["type"] != wantType {
-				t.Errorf("filter type = %q, want %q", tr.Exact["type"], wantType)
-			}
-			if tr.Subscriber != service(tr.Name) {
-				t.Errorf("subscriber = %q, want %q", tr.Subscriber, service(tr.Name))
-			}
-			if tr.Broker != "ocrflow" {
-				t.Errorf("broker = %q, want ocrflow", tr.Broker)
-			}
+			require.True(t, ok, "unexpected trigger %q", tr.Name)
+			assert.Equal(t, wantType, tr.Exact["type"], "filter type")
+			assert.Equal(t, service(tr.Name), tr.Subscriber, "subscriber")
+			assert.Equal(t, "ocrflow", tr.Broker, "broker")
 			d := tr.Delivery
-			if d.DeadLetterSink != "ocrflow-deadletter" {
-				t.Errorf("deadLetterSink = %q, want ocrflow-deadletter", d.DeadLetterSink)
-			}
-			if d.Timeout <= 0 || d.Timeout > 30*time.Second {
-				t.Errorf("timeout = %v, want in (0, 30s]", d.Timeout)
-			}
-			if d.Retry < 1 {
-				t.Errorf("retry = %d, want at least one retry", d.Retry)
-			}
-			if d.BackoffDelay <= 0 {
-				t.Errorf("backoffDelay = %v, want > 0", d.BackoffDelay)
-			}
-			if d.BackoffPolicy != "linear" && d.BackoffPolicy != "exponential" {
-				t.Errorf("backoffPolicy = %q", d.BackoffPolicy)
-			}
+			assert.Equal(t, "ocrflow-deadletter", d.DeadLetterSink, "deadLetterSink")
+			assert.Positive(t, d.Timeout, "timeout, want in (0, 30s]")
+			assert.LessOrEqual(t, d.Timeout, 30*time.Second, "timeout, want in (0, 30s]")
+			assert.GreaterOrEqual(t, d.Retry, 1, "retry, want at least one retry")
+			assert.Positive(t, d.BackoffDelay, "backoffDelay")
+			assert.Contains(t, []string{"linear", "exponential"}, d.BackoffPolicy, "backoffPolicy")
 		})
 	}
 	for _, tr := range ts {
-		if tr.Name == "ocrflow-convert" && tr.Exact["uow"] != "ocr" {
-			t.Errorf("convert trigger filters uow=%q, want ocr (jobs of other units of work must not reach convert)", tr.Exact["uow"])
+		if tr.Name == "ocrflow-convert" {
+			assert.Equal(t, "ocr", tr.Exact["uow"], "convert trigger filters uow, want ocr (jobs of other units of work must not reach convert)")
 		}
 	}
 }
@@ -84,9 +62,9 @@ func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 func TestParse_refuses_what_the_standalone_runtime_cannot_honour(t *testing.T) {
 	base := triggersYAML(t)
 	// Sanity: the unedited copy parses, so every failure below is the edit's.
-	if ts, err := eventing.Parse([]byte(base)); err != nil || len(ts) != 4 {
-		t.Fatalf("Parse(embedded triggers.yaml) = %d triggers, %v; want 4, nil", len(ts), err)
-	}
+	ts, err := eventing.Parse([]byte(base))
+	require.NoError(t, err, "Parse(embedded triggers.yaml)")
+	require.Len(t, ts, 4, "Parse(embedded triggers.yaml)")
 	for _, tc := range []struct {
 		name     string
 		old, new string
@@ -111,16 +89,10 @@ func TestParse_refuses_what_the_standalone_runtime_cannot_honour(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			broken := strings.Replace(base, tc.old, tc.new, tc.n)
-			if broken == base {
-				t.Fatalf("edit %q found nothing to replace in triggers.yaml", tc.old)
-			}
+			require.NotEqual(t, base, broken, "edit %q found nothing to replace in triggers.yaml", tc.old)
 			ts, err := eventing.Parse([]byte(broken))
-			if err == nil {
-				t.Fatalf("Parse(broken copy) = %+v, nil; want an error mentioning %q", ts, tc.wantMsg)
-			}
-			if !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Errorf("Parse err = %q, want it to mention %q", err, tc.wantMsg)
-			}
+			require.Error(t, err, "Parse(broken copy) = %+v, nil; want an error mentioning %q", ts, tc.wantMsg)
+			assert.ErrorContains(t, err, tc.wantMsg, "Parse err")
 		})
 	}
 }
@@ -137,12 +109,8 @@ metadata:
 ---
 ` + triggersYAML(t)
 	ts, err := eventing.Parse([]byte(manifest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ts) != 4 {
-		t.Errorf("got %d triggers, want the 4 of triggers.yaml", len(ts))
-	}
+	require.NoError(t, err)
+	assert.Len(t, ts, 4, "want the 4 triggers of triggers.yaml")
 }
 
 func TestParse_legacy_filter_attributes(t *testing.T) {
@@ -171,20 +139,12 @@ spec:
         name: dl
 `
 	ts, err := eventing.Parse([]byte(manifest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ts) != 1 {
-		t.Fatalf("got %d triggers, want 1", len(ts))
-	}
+	require.NoError(t, err)
+	require.Len(t, ts, 1)
 	tr := ts[0]
-	if tr.Exact["type"] != "a.b" || tr.Exact["ocrjob"] != "j1" || len(tr.Exact) != 2 {
-		t.Errorf("Exact = %v, want type=a.b ocrjob=j1", tr.Exact)
-	}
+	assert.Equal(t, map[string]string{"type": "a.b", "ocrjob": "j1"}, tr.Exact, "Exact")
 	want := eventing.Delivery{Retry: 0, BackoffPolicy: "linear", BackoffDelay: 500 * time.Millisecond, Timeout: time.Minute, DeadLetterSink: "dl"}
-	if tr.Delivery != want {
-		t.Errorf("Delivery = %+v, want %+v", tr.Delivery, want)
-	}
+	assert.Equal(t, want, tr.Delivery, "Delivery")
 }
 
 func TestParseDuration(t *testing.T) {
@@ -210,17 +170,11 @@ func TestParseDuration(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := eventing.ParseDuration(tc.in)
 			if tc.wantErr {
-				if err == nil {
-					t.Fatalf("ParseDuration(%q) = %v, want an error", tc.in, got)
-				}
+				assert.Error(t, err, "ParseDuration(%q) = %v, want an error", tc.in, got)
 				return
 			}
-			if err != nil {
-				t.Fatalf("ParseDuration(%q): %v", tc.in, err)
-			}
-			if got != tc.want {
-				t.Errorf("ParseDuration(%q) = %v, want %v", tc.in, got, tc.want)
-			}
+			require.NoError(t, err, "ParseDuration(%q)", tc.in)
+			assert.Equal(t, tc.want, got, "ParseDuration(%q)", tc.in)
 		})
 	}
 }
@@ -244,9 +198,7 @@ func TestDelivery_Backoff(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := eventing.Delivery{BackoffPolicy: tc.policy, BackoffDelay: tc.delay}
-			if got := d.Backoff(tc.delivered); got != tc.want {
-				t.Errorf("Backoff(%d) = %v, want %v", tc.delivered, got, tc.want)
-			}
+			assert.Equal(t, tc.want, d.Backoff(tc.delivered), "Backoff(%d)", tc.delivered)
 		})
 	}
 }
@@ -266,14 +218,11 @@ func TestTrigger_Matches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			attr := func(k string) (string, bool) { v, ok := tc.attrs[k]; return v, ok }
-			if got := tr.Matches(attr); got != tc.want {
-				t.Errorf("Matches(%v) = %v, want %v", tc.attrs, got, tc.want)
-			}
+			assert.Equal(t, tc.want, tr.Matches(attr), "Matches(%v)", tc.attrs)
 		})
 	}
 	t.Run("empty_filter_matches_everything", func(t *testing.T) {
-		if !(eventing.Trigger{}).Matches(func(string) (string, bool) { return "", false }) {
-			t.Error("a trigger without filters should match any event")
-		}
+		assert.True(t, (eventing.Trigger{}).Matches(func(string) (string, bool) { return "", false }),
+			"a trigger without filters should match any event")
 	})
 }
