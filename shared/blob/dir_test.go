@@ -3,6 +3,9 @@ package blob_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/scratch/scratchtest"
 )
@@ -10,9 +13,7 @@ import (
 func TestDirConformance(t *testing.T) {
 	scratchtest.Run(t, func(t *testing.T) scratchtest.Store {
 		d, err := blob.NewDir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return d
 	})
 }
@@ -30,15 +31,14 @@ func TestOpen(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := blob.Open(t.Context(), tc.url, blob.S3Options{})
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("Open(%q) err = %v, wantErr %v", tc.url, err, tc.wantErr)
-			}
-			if err != nil {
+			if tc.wantErr {
+				require.Error(t, err, "Open(%q)", tc.url)
 				return
 			}
-			if d, ok := s.(*blob.Dir); !ok || d.Root() != dir {
-				t.Fatalf("Open(%q) = %T %v, want a directory store at %q", tc.url, s, s, dir)
-			}
+			require.NoError(t, err, "Open(%q)", tc.url)
+			d, ok := s.(*blob.Dir)
+			require.True(t, ok, "Open(%q) = %T %v, want a directory store at %q", tc.url, s, s, dir)
+			assert.Equal(t, dir, d.Root(), "Open(%q): root of the directory store", tc.url)
 		})
 	}
 }

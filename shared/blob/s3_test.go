@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -26,9 +27,7 @@ import (
 func fakeS3(t *testing.T, bucket string) (*s3.Client, string) {
 	t.Helper()
 	backend := s3mem.New()
-	if err := backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, backend.CreateBucket(bucket))
 	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
 	t.Cleanup(srv.Close)
 	client := s3.New(s3.Options{
@@ -45,9 +44,7 @@ func TestS3Conformance(t *testing.T) {
 			scratchtest.Run(t, func(t *testing.T) scratchtest.Store {
 				client, _ := fakeS3(t, "scratch")
 				s, err := blob.NewS3(client, "scratch", prefix)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				return s
 			})
 		})
@@ -59,50 +56,39 @@ func TestS3Conformance(t *testing.T) {
 // a second store on the same bucket must lose too.
 func TestS3_create_is_a_real_conditional_put(t *testing.T) {
 	client, _ := fakeS3(t, "scratch")
-	a, _ := blob.NewS3(client, "scratch", "p/")
-	b, _ := blob.NewS3(client, "scratch", "p/")
+	a, err := blob.NewS3(client, "scratch", "p/")
+	require.NoError(t, err)
+	b, err := blob.NewS3(client, "scratch", "p/")
+	require.NoError(t, err)
 	ctx := t.Context()
-	if err := a.Create(ctx, "jobs/j/final.lock", strings.NewReader("a")); err != nil {
-		t.Fatal(err)
-	}
-	err := b.Create(ctx, "jobs/j/final.lock", strings.NewReader("b"))
-	if !errors.Is(err, scratch.ErrExists) {
-		t.Fatalf("second create = %v, want ErrExists", err)
-	}
+	require.NoError(t, a.Create(ctx, "jobs/j/final.lock", strings.NewReader("a")))
+	err = b.Create(ctx, "jobs/j/final.lock", strings.NewReader("b"))
+	assert.ErrorIs(t, err, scratch.ErrExists, "second create")
 	_, raw := client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String("scratch"), Key: aws.String("p/jobs/j/final.lock"), Body: strings.NewReader("c"), IfNoneMatch: aws.String("*"),
 	})
-	if raw == nil || !strings.Contains(raw.Error(), "412") {
-		t.Fatalf("raw conditional put = %v, want HTTP 412 from the server", raw)
-	}
+	assert.ErrorContains(t, raw, "412", "raw conditional put: want HTTP 412 from the server")
 }
 
 // TestS3_put_streams_a_body_of_unknown_length sends more than one
 // multipart part through a reader that is not seekable and has no length.
 func TestS3_put_streams_a_body_of_unknown_length(t *testing.T) {
 	client, _ := fakeS3(t, "scratch")
-	s, _ := blob.NewS3(client, "scratch", "")
+	s, err := blob.NewS3(client, "scratch", "")
+	require.NoError(t, err)
 	want := make([]byte, 9<<20) // over the 8 MiB part size
-	if _, err := rand.Read(want); err != nil {
-		t.Fatal(err)
-	}
+	_, err = rand.Read(want)
+	require.NoError(t, err)
 	pr, pw := io.Pipe()
 	go func() { _, err := pw.Write(want); pw.CloseWithError(err) }()
-	if err := s.Put(t.Context(), "jobs/big/source", pr); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Put(t.Context(), "jobs/big/source", pr))
 	rc, err := s.Get(t.Context(), "jobs/big/source")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer rc.Close()
 	got, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("read back %d bytes, want the %d written", len(got), len(want))
-	}
+	require.NoError(t, err)
+	// Not assert.Equal: its diff of 9 MiB would drown the message.
+	assert.True(t, bytes.Equal(got, want), "read back %d bytes, want the %d written", len(got), len(want))
 }
 
 func TestOpen_s3_url(t *testing.T) {
@@ -123,23 +109,16 @@ func TestOpen_s3_url(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := blob.Open(context.Background(), tc.url, blob.S3Options{Endpoint: endpoint, PathStyle: true})
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+				assert.ErrorContains(t, err, tc.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Put(t.Context(), "jobs/x/a", strings.NewReader("v")); err != nil {
-				t.Fatal(err)
-			}
-			if ok, err := s.Exists(t.Context(), "jobs/x/a"); err != nil || !ok {
-				t.Fatalf("Exists = %v, %v", ok, err)
-			}
+			require.NoError(t, err)
+			require.NoError(t, s.Put(t.Context(), "jobs/x/a", strings.NewReader("v")))
+			ok, err := s.Exists(t.Context(), "jobs/x/a")
+			require.NoError(t, err, "Exists")
+			assert.True(t, ok, "Exists after Put")
 		})
 	}
-	if _, err := blob.Open(context.Background(), "s3://scratch", blob.S3Options{Endpoint: "minio:9000"}); err == nil {
-		t.Fatal("an endpoint without scheme was accepted")
-	}
+	_, err := blob.Open(context.Background(), "s3://scratch", blob.S3Options{Endpoint: "minio:9000"})
+	assert.Error(t, err, "an endpoint without scheme was accepted")
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/blob"
@@ -23,18 +25,14 @@ func TestMain(m *testing.M) { leaktest.Main(m) }
 func newStore(t *testing.T) *blob.Dir {
 	t.Helper()
 	d, err := blob.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return d
 }
 
 func terminal(t *testing.T, job, typ, id string) event.Event {
 	t.Helper()
 	e, err := events.New(nil, id, typ, "/test", 0, job, map[string]string{"job_id": job})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return e
 }
 
@@ -61,27 +59,17 @@ func TestConclude_first_terminal_wins(t *testing.T) {
 			s := newStore(t)
 			for i, e := range tc.calls {
 				got, err := scratch.Conclude(ctx, s, job, e)
-				if err != nil {
-					t.Fatalf("Conclude #%d: %v", i+1, err)
-				}
-				if got != tc.want[i] {
-					t.Errorf("Conclude #%d (%s) = %v, want %v", i+1, e.ID(), got, tc.want[i])
-				}
+				require.NoError(t, err, "Conclude #%d", i+1)
+				assert.Equal(t, tc.want[i], got, "Conclude #%d (%s)", i+1, e.ID())
 			}
 			o, ok, err := scratch.GetOutcome(ctx, s, job)
-			if err != nil || !ok {
-				t.Fatalf("GetOutcome = %v, %v", ok, err)
-			}
-			if o.Status != tc.wantStatus || o.EventID != tc.wantID {
-				t.Errorf("outcome = %s/%s, want %s/%s", o.Status, o.EventID, tc.wantStatus, tc.wantID)
-			}
+			require.NoError(t, err, "GetOutcome")
+			require.True(t, ok, "GetOutcome found no outcome")
+			assert.Equal(t, tc.wantStatus, o.Status, "outcome status")
+			assert.Equal(t, tc.wantID, o.EventID, "outcome event id")
 			var stored event.Event
-			if err := json.Unmarshal(o.Event, &stored); err != nil {
-				t.Fatalf("stored event: %v", err)
-			}
-			if stored.ID() != tc.wantID {
-				t.Errorf("stored event id = %s, want %s", stored.ID(), tc.wantID)
-			}
+			require.NoError(t, json.Unmarshal(o.Event, &stored), "stored event")
+			assert.Equal(t, tc.wantID, stored.ID(), "stored event id")
 		})
 	}
 }
@@ -91,8 +79,8 @@ func TestConclude_jobs_are_independent(t *testing.T) {
 	s := newStore(t)
 	for _, job := range []string{"a", "b"} {
 		emit, err := scratch.Conclude(ctx, s, job, terminal(t, job, events.TypeJobCompleted, events.CompletedID(job)))
-		if err != nil || !emit {
-			t.Errorf("Conclude(%s) = %v, %v; want true", job, emit, err)
+		if assert.NoError(t, err, "Conclude(%s)", job) {
+			assert.True(t, emit, "Conclude(%s) emit", job)
 		}
 	}
 }
@@ -116,16 +104,12 @@ func TestConclude_concurrent_terminals_emit_exactly_once(t *testing.T) {
 	wg.Wait()
 	won := 0
 	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Conclude #%d: %v", i, errs[i])
-		}
+		assert.NoError(t, errs[i], "Conclude #%d", i)
 		if emits[i] {
 			won++
 		}
 	}
-	if won != 1 {
-		t.Errorf("%d concurrent terminal events were emitted, want exactly 1", won)
-	}
+	assert.Equal(t, 1, won, "concurrent terminal events emitted, want exactly 1")
 }
 
 func TestEnd(t *testing.T) {
@@ -145,23 +129,22 @@ func TestEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := scratch.End(ctx, s, job, tc.e)
-			if err != nil {
-				t.Fatal(err)
+			require.NoError(t, err)
+			if tc.wantID == "" {
+				assert.Nil(t, got, "End")
+				return
 			}
-			switch {
-			case tc.wantID == "" && got != nil:
-				t.Errorf("End = %s, want nil", got.ID())
-			case tc.wantID != "" && (got == nil || got.ID() != tc.wantID):
-				t.Errorf("End = %v, want %s", got, tc.wantID)
+			if assert.NotNil(t, got, "End = nil, want %s", tc.wantID) {
+				assert.Equal(t, tc.wantID, got.ID(), "End")
 			}
 		})
 	}
 	t.Run("store_error_is_transient", func(t *testing.T) {
 		broken := failingStore{Store: newStore(t), err: errors.New("disk on fire")}
 		got, err := scratch.End(ctx, broken, job, completed)
-		if got != nil || err == nil || !failure.Retryable(err) {
-			t.Fatalf("End = %v, %v; want nil and a transient error", got, err)
-		}
+		assert.Nil(t, got, "End")
+		require.Error(t, err, "End")
+		assert.True(t, failure.Retryable(err), "End err = %v, want a transient error", err)
 	})
 }
 
@@ -179,9 +162,7 @@ func TestRecords(t *testing.T) {
 	const job = "job-r"
 	put := func(t *testing.T, s scratch.Store, key, body string) {
 		t.Helper()
-		if err := s.Put(ctx, key, strings.NewReader(body)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, s.Put(ctx, key, strings.NewReader(body)), "Put(%q)", key)
 	}
 	t.Run("only_json_records_count", func(t *testing.T) {
 		s := newStore(t)
@@ -189,9 +170,7 @@ func TestRecords(t *testing.T) {
 			{Page: 1, Status: events.PageOK, Route: events.RouteOCR, MarkdownKey: scratch.PageKey(job, 1, "md")},
 			{Page: 3, Status: events.PageFailed, Route: events.RouteText, Reason: "transient: x"},
 		} {
-			if err := scratch.PutJSON(ctx, s, scratch.PageKey(job, r.Page, "json"), r); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, scratch.PutJSON(ctx, s, scratch.PageKey(job, r.Page, "json"), r))
 		}
 		put(t, s, scratch.PageKey(job, 1, "md"), "# page one")
 		put(t, s, scratch.PageKey(job, 2, "md"), "# page two, not done")
@@ -199,25 +178,22 @@ func TestRecords(t *testing.T) {
 		put(t, s, scratch.PageKey(job, 2, "jpg"), "\xff\xd8")
 		put(t, s, scratch.PageKey("other", 5, "json"), `{"page":5}`)
 		recs, err := scratch.Records(ctx, s, job)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) != 2 || recs[1].Status != events.PageOK || recs[3].Status != events.PageFailed {
-			t.Errorf("Records = %+v, want pages 1 (ok) and 3 (failed) only", recs)
-		}
+		require.NoError(t, err)
+		msg := "Records = %+v, want pages 1 (ok) and 3 (failed) only"
+		assert.Len(t, recs, 2, msg, recs)
+		assert.Equal(t, events.PageOK, recs[1].Status, msg, recs)
+		assert.Equal(t, events.PageFailed, recs[3].Status, msg, recs)
 	})
 	t.Run("empty_job", func(t *testing.T) {
 		recs, err := scratch.Records(ctx, newStore(t), job)
-		if err != nil || len(recs) != 0 {
-			t.Errorf("Records = %v, %v; want empty", recs, err)
-		}
+		require.NoError(t, err)
+		assert.Empty(t, recs)
 	})
 	t.Run("corrupt_record_is_an_error", func(t *testing.T) {
 		s := newStore(t)
 		put(t, s, scratch.PageKey(job, 1, "json"), "{truncated")
-		if _, err := scratch.Records(ctx, s, job); err == nil {
-			t.Error("Records with a corrupt record succeeded")
-		}
+		_, err := scratch.Records(ctx, s, job)
+		assert.Error(t, err, "Records with a corrupt record succeeded")
 	})
 }
 
@@ -225,9 +201,7 @@ func TestGetRecord(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	want := scratch.PageRecord{Page: 2, Status: events.PageOK, Route: events.RouteOCR, Engine: "fake", EventID: "e"}
-	if err := scratch.PutJSON(ctx, s, scratch.PageKey("j", 2, "json"), want); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, scratch.PutJSON(ctx, s, scratch.PageKey("j", 2, "json"), want))
 	for _, tc := range []struct {
 		name   string
 		page   int
@@ -238,11 +212,10 @@ func TestGetRecord(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok, err := scratch.GetRecord(ctx, s, "j", tc.page)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok != tc.wantOK || (ok && got != want) {
-				t.Errorf("GetRecord = %+v, %v; want %+v, %v", got, ok, want, tc.wantOK)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantOK, ok, "GetRecord ok")
+			if ok {
+				assert.Equal(t, want, got, "GetRecord")
 			}
 		})
 	}
@@ -251,9 +224,7 @@ func TestGetRecord(t *testing.T) {
 func TestGetJSON_missing_is_ErrNotFound(t *testing.T) {
 	var v map[string]any
 	err := scratch.GetJSON(context.Background(), newStore(t), "jobs/x/manifest.json", &v)
-	if !errors.Is(err, scratch.ErrNotFound) {
-		t.Fatalf("GetJSON err = %v, want scratch.ErrNotFound", err)
-	}
+	assert.ErrorIs(t, err, scratch.ErrNotFound)
 }
 
 func TestKeys_are_valid_blob_keys(t *testing.T) {
@@ -272,17 +243,14 @@ func TestKeys_are_valid_blob_keys(t *testing.T) {
 		{"dead_letter_dots_only", scratch.DeadLetterKey("..")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !scratch.ValidKey(tc.key) {
-				t.Errorf("%q is not a valid blob key", tc.key)
-			}
+			assert.True(t, scratch.ValidKey(tc.key), "%q is not a valid blob key", tc.key)
 		})
 	}
 	t.Run("dead_letters_stay_under_deadletters", func(t *testing.T) {
 		for _, id := range []string{"x", "../x", "a/../../b", "..\\..\\c"} {
 			k := scratch.DeadLetterKey(id)
-			if !strings.HasPrefix(k, "deadletters/") || strings.Count(k, "/") != 1 {
-				t.Errorf("DeadLetterKey(%q) = %q escapes deadletters/", id, k)
-			}
+			assert.True(t, strings.HasPrefix(k, "deadletters/"), "DeadLetterKey(%q) = %q escapes deadletters/", id, k)
+			assert.Equal(t, 1, strings.Count(k, "/"), "DeadLetterKey(%q) = %q escapes deadletters/", id, k)
 		}
 	})
 }
@@ -292,20 +260,16 @@ func TestRecognizedEvent(t *testing.T) {
 	parent.SetExtension(events.ExtTraceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	rec := scratch.PageRecord{Page: 4, Status: events.PageFailed, Route: events.RouteOCR, Reason: "transient: gone"}
 	e, err := scratch.RecognizedEvent(&parent, "/src", "j", 6, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.ID() != events.PageRecognizedID("j", 4) || e.Type() != events.TypePageRecognized || e.Source() != "/src" {
-		t.Errorf("event = %s/%s/%s", e.ID(), e.Type(), e.Source())
-	}
-	if e.Extensions()[events.ExtTraceparent] != parent.Extensions()[events.ExtTraceparent] {
-		t.Error("traceparent not carried over")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, events.PageRecognizedID("j", 4), e.ID(), "event id")
+	assert.Equal(t, events.TypePageRecognized, e.Type(), "event type")
+	assert.Equal(t, "/src", e.Source(), "event source")
+	assert.Equal(t, parent.Extensions()[events.ExtTraceparent], e.Extensions()[events.ExtTraceparent], "traceparent not carried over")
 	var p events.PageRecognized
-	if err := events.Decode(*e, &p); err != nil {
-		t.Fatal(err)
-	}
-	if p.JobID != "j" || p.Page != 4 || p.Pages != 6 || p.Status != events.PageFailed || p.Reason != rec.Reason {
-		t.Errorf("payload = %+v", p)
-	}
+	require.NoError(t, events.Decode(*e, &p))
+	assert.Equal(t, "j", p.JobID, "payload = %+v", p)
+	assert.Equal(t, 4, p.Page, "payload = %+v", p)
+	assert.Equal(t, 6, p.Pages, "payload = %+v", p)
+	assert.Equal(t, events.PageFailed, p.Status, "payload = %+v", p)
+	assert.Equal(t, rec.Reason, p.Reason, "payload = %+v", p)
 }

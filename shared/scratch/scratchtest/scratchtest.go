@@ -5,12 +5,14 @@ package scratchtest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
@@ -25,57 +27,39 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	get := func(t *testing.T, s Store, key string) string {
 		t.Helper()
 		rc, err := s.Get(ctx, key)
-		if err != nil {
-			t.Fatalf("Get(%q): %v", key, err)
-		}
+		require.NoError(t, err, "Get(%q)", key)
 		defer rc.Close()
 		b, err := io.ReadAll(rc)
-		if err != nil {
-			t.Fatalf("read %q: %v", key, err)
-		}
+		require.NoError(t, err, "read %q", key)
 		return string(b)
 	}
 
 	t.Run("put_then_get_returns_the_bytes", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.Put(ctx, "jobs/a/pages/1.md", strings.NewReader("hello")); err != nil {
-			t.Fatal(err)
-		}
-		if got := get(t, s, "jobs/a/pages/1.md"); got != "hello" {
-			t.Fatalf("got %q, want hello", got)
-		}
+		require.NoError(t, s.Put(ctx, "jobs/a/pages/1.md", strings.NewReader("hello")))
+		assert.Equal(t, "hello", get(t, s, "jobs/a/pages/1.md"))
 	})
 	t.Run("put_replaces", func(t *testing.T) {
 		s := newStore(t)
 		for _, v := range []string{"one", "two"} {
-			if err := s.Put(ctx, "k/v", strings.NewReader(v)); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, s.Put(ctx, "k/v", strings.NewReader(v)), "Put(%q)", v)
 		}
-		if got := get(t, s, "k/v"); got != "two" {
-			t.Fatalf("got %q, want two", got)
-		}
+		assert.Equal(t, "two", get(t, s, "k/v"))
 	})
 	t.Run("get_missing_is_ErrNotFound", func(t *testing.T) {
 		s := newStore(t)
 		_, err := s.Get(ctx, "jobs/none/x")
-		if !errors.Is(err, scratch.ErrNotFound) {
-			t.Fatalf("err = %v, want ErrNotFound", err)
-		}
+		assert.ErrorIs(t, err, scratch.ErrNotFound)
 		ok, err := s.Exists(ctx, "jobs/none/x")
-		if err != nil || ok {
-			t.Fatalf("Exists = %v, %v; want false, nil", ok, err)
-		}
+		require.NoError(t, err, "Exists")
+		assert.False(t, ok, "Exists of a missing key")
 	})
 	t.Run("exists_after_put", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.Put(ctx, "a/b", strings.NewReader("x")); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, s.Put(ctx, "a/b", strings.NewReader("x")))
 		ok, err := s.Exists(ctx, "a/b")
-		if err != nil || !ok {
-			t.Fatalf("Exists = %v, %v; want true, nil", ok, err)
-		}
+		require.NoError(t, err, "Exists")
+		assert.True(t, ok, "Exists after Put")
 	})
 	t.Run("create_is_exclusive_under_contention", func(t *testing.T) {
 		s := newStore(t)
@@ -91,47 +75,32 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		winners := 0
 		winner := ""
 		for i, err := range errs {
-			switch {
-			case err == nil:
+			if err == nil {
 				winners++
 				winner = fmt.Sprint("owner-", i)
-			case !errors.Is(err, scratch.ErrExists):
-				t.Fatalf("Create #%d: %v, want nil or ErrExists", i, err)
+				continue
 			}
+			require.ErrorIs(t, err, scratch.ErrExists, "Create #%d: want nil or ErrExists", i)
 		}
-		if winners != 1 {
-			t.Fatalf("%d creators won, want exactly 1", winners)
-		}
-		if got := get(t, s, "jobs/a/final.lock"); got != winner {
-			t.Fatalf("lock holds %q, want the winner %q", got, winner)
-		}
+		require.Equal(t, 1, winners, "creators that won, want exactly 1")
+		assert.Equal(t, winner, get(t, s, "jobs/a/final.lock"), "the lock holds the winner")
 	})
 	t.Run("list_returns_sorted_keys_under_prefix_only", func(t *testing.T) {
 		s := newStore(t)
 		for _, k := range []string{"jobs/a/pages/2.md", "jobs/a/pages/1.md", "jobs/ab/pages/1.md", "jobs/a/manifest.json"} {
-			if err := s.Put(ctx, k, bytes.NewReader(nil)); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, s.Put(ctx, k, bytes.NewReader(nil)), "Put(%q)", k)
 		}
 		got, err := s.List(ctx, "jobs/a/pages/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{"jobs/a/pages/1.md", "jobs/a/pages/2.md"}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("List = %v, want %v", got, want)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, []string{"jobs/a/pages/1.md", "jobs/a/pages/2.md"}, got, "List")
 		none, err := s.List(ctx, "jobs/zzz/")
-		if err != nil || len(none) != 0 {
-			t.Fatalf("List(missing) = %v, %v; want empty, nil", none, err)
-		}
+		require.NoError(t, err, "List(missing)")
+		assert.Empty(t, none, "List(missing)")
 	})
 	t.Run("unclean_keys_are_refused", func(t *testing.T) {
 		s := newStore(t)
 		for _, k := range []string{"../escape", "/abs", "a//b", "a/./b", ""} {
-			if err := s.Put(ctx, k, strings.NewReader("x")); err == nil {
-				t.Errorf("Put(%q) succeeded, want an error", k)
-			}
+			assert.Error(t, s.Put(ctx, k, strings.NewReader("x")), "Put(%q) succeeded, want an error", k)
 		}
 	})
 }
