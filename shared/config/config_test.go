@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
@@ -25,27 +28,21 @@ func defaultOf(t *testing.T, name string) string {
 			return v.Default
 		}
 	}
-	t.Fatalf("no variable %s in config.Vars", name)
+	require.FailNow(t, "no variable in config.Vars", "no variable %s in config.Vars", name)
 	return ""
 }
 
 func TestFromLookup_defaults_match_Vars(t *testing.T) {
 	c, err := config.FromLookup(lookup(nil))
-	if err != nil {
-		t.Fatalf("defaults do not load: %v", err)
-	}
+	require.NoError(t, err, "defaults do not load")
 	mustDur := func(name string) time.Duration {
 		d, err := time.ParseDuration(defaultOf(t, name))
-		if err != nil {
-			t.Fatalf("%s default: %v", name, err)
-		}
+		require.NoError(t, err, "%s default", name)
 		return d
 	}
 	mustInt := func(name string) int64 {
 		n, err := strconv.ParseInt(defaultOf(t, name), 10, 64)
-		if err != nil {
-			t.Fatalf("%s default: %v", name, err)
-		}
+		require.NoError(t, err, "%s default", name)
 		return n
 	}
 	for _, tc := range []struct {
@@ -72,16 +69,12 @@ func TestFromLookup_defaults_match_Vars(t *testing.T) {
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, mustDur("SHUTDOWN_TIMEOUT")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.got != tc.def {
-				t.Errorf("%s = %v, want its declared default %v", tc.name, tc.got, tc.def)
-			}
+			assert.Equal(t, tc.def, tc.got, "%s, want its declared default", tc.name)
 		})
 	}
 	t.Run("serves_every_stage_by_default", func(t *testing.T) {
 		for _, s := range stage.Pipeline() {
-			if !c.Serves(s) {
-				t.Errorf("default config does not serve %s", s)
-			}
+			assert.True(t, c.Serves(s), "default config does not serve %s", s)
 		}
 	})
 }
@@ -90,16 +83,11 @@ func TestVars_are_well_formed(t *testing.T) {
 	seen := map[string]bool{}
 	for _, v := range config.Vars {
 		t.Run(v.Name, func(t *testing.T) {
-			if seen[v.Name] {
-				t.Errorf("%s declared twice", v.Name)
-			}
+			assert.False(t, seen[v.Name], "%s declared twice", v.Name)
 			seen[v.Name] = true
-			if v.Name != strings.ToUpper(v.Name) || strings.ContainsAny(v.Name, " -") {
-				t.Errorf("%q is not an UPPER_SNAKE environment variable name", v.Name)
-			}
-			if strings.TrimSpace(v.Doc) == "" {
-				t.Errorf("%s has no documentation", v.Name)
-			}
+			assert.Equal(t, strings.ToUpper(v.Name), v.Name, "%q is not an UPPER_SNAKE environment variable name", v.Name)
+			assert.False(t, strings.ContainsAny(v.Name, " -"), "%q is not an UPPER_SNAKE environment variable name", v.Name)
+			assert.NotEmpty(t, strings.TrimSpace(v.Doc), "%s has no documentation", v.Name)
 		})
 	}
 }
@@ -114,21 +102,17 @@ func TestFromLookup_overrides(t *testing.T) {
 			name: "stage_subset_with_spaces",
 			env:  map[string]string{"OCR_STAGES": " recognize , finalize ,"},
 			check: func(t *testing.T, c config.Config) {
-				if !slices.Equal(c.Stages, []string{"recognize", "finalize"}) {
-					t.Errorf("Stages = %v", c.Stages)
-				}
-				if c.Serves(stage.Convert) || !c.Serves(stage.Recognize) {
-					t.Errorf("Serves wrong for %v", c.Stages)
-				}
+				assert.Equal(t, []string{"recognize", "finalize"}, c.Stages, "Stages")
+				assert.False(t, c.Serves(stage.Convert), "Serves(convert) for %v", c.Stages)
+				assert.True(t, c.Serves(stage.Recognize), "Serves(recognize) for %v", c.Stages)
 			},
 		},
 		{
 			name: "empty_value_means_default",
 			env:  map[string]string{"OCR_ENGINE": "", "MAX_PAGES": ""},
 			check: func(t *testing.T, c config.Config) {
-				if c.Engine != defaultOf(t, "OCR_ENGINE") || strconv.Itoa(c.MaxPages) != defaultOf(t, "MAX_PAGES") {
-					t.Errorf("Engine=%q MaxPages=%d, want the defaults", c.Engine, c.MaxPages)
-				}
+				assert.Equal(t, defaultOf(t, "OCR_ENGINE"), c.Engine, "Engine, want the default")
+				assert.Equal(t, defaultOf(t, "MAX_PAGES"), strconv.Itoa(c.MaxPages), "MaxPages, want the default")
 			},
 		},
 		{
@@ -138,21 +122,19 @@ func TestFromLookup_overrides(t *testing.T) {
 				"MAX_SOURCE_BYTES": "0", "RECOGNIZE_WORKERS": "3", "LOG_LEVEL": "debug",
 			},
 			check: func(t *testing.T, c config.Config) {
-				if c.Engine != "fake" || c.PageTimeout != 90*time.Second || c.MaxPages != 7 ||
-					c.MaxSourceBytes != 0 || c.RecognizeWorkers != 3 || c.LogLevel != "debug" {
-					t.Errorf("config = %+v", c)
-				}
-				if c.Recognizers() != 3 {
-					t.Errorf("Recognizers = %d, want RECOGNIZE_WORKERS=3", c.Recognizers())
-				}
+				assert.Equal(t, "fake", c.Engine, "Engine")
+				assert.Equal(t, 90*time.Second, c.PageTimeout, "PageTimeout")
+				assert.Equal(t, 7, c.MaxPages, "MaxPages")
+				assert.Zero(t, c.MaxSourceBytes, "MaxSourceBytes")
+				assert.Equal(t, 3, c.RecognizeWorkers, "RecognizeWorkers")
+				assert.Equal(t, "debug", c.LogLevel, "LogLevel")
+				assert.Equal(t, 3, c.Recognizers(), "Recognizers, want RECOGNIZE_WORKERS=3")
 			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := config.FromLookup(lookup(tc.env))
-			if err != nil {
-				t.Fatalf("FromLookup: %v", err)
-			}
+			require.NoError(t, err, "FromLookup")
 			tc.check(t, c)
 		})
 	}
@@ -191,21 +173,15 @@ func TestFromLookup_bad_values_name_the_variable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.FromLookup(lookup(tc.env))
-			if err == nil {
-				t.Fatalf("FromLookup(%v) succeeded, want an error", tc.env)
-			}
+			require.Error(t, err, "FromLookup(%v) succeeded, want an error", tc.env)
 			for _, v := range tc.wantVars {
-				if !strings.Contains(err.Error(), v) {
-					t.Errorf("error %q does not name %s", err, v)
-				}
+				assert.ErrorContains(t, err, v, "the error does not name %s", v)
 			}
 			for k, v := range tc.env {
 				if tc.unquoted || !slices.Contains(tc.wantVars, k) {
 					continue
 				}
-				if !strings.Contains(err.Error(), v) {
-					t.Errorf("error %q does not quote the bad value %q of %s", err, v, k)
-				}
+				assert.ErrorContains(t, err, v, "the error does not quote the bad value %q of %s", v, k)
 			}
 		})
 	}
@@ -213,12 +189,8 @@ func TestFromLookup_bad_values_name_the_variable(t *testing.T) {
 
 func TestRecognizers_defaults_to_one_per_CPU(t *testing.T) {
 	c, err := config.FromLookup(lookup(map[string]string{"RECOGNIZE_WORKERS": "0"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Recognizers(); got != runtime.NumCPU() {
-		t.Errorf("Recognizers = %d, want runtime.NumCPU() = %d", got, runtime.NumCPU())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, runtime.NumCPU(), c.Recognizers(), "Recognizers, want runtime.NumCPU()")
 }
 
 func TestLoad_environment_wins(t *testing.T) {
@@ -226,10 +198,7 @@ func TestLoad_environment_wins(t *testing.T) {
 	t.Setenv("OCR_ENGINE", "fake")
 	t.Setenv("MAX_PAGES", "12")
 	c, err := config.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Engine != "fake" || c.MaxPages != 12 {
-		t.Errorf("Load = engine %q, max pages %d; want the environment's fake, 12", c.Engine, c.MaxPages)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "fake", c.Engine, "Load: engine, want the environment's")
+	assert.Equal(t, 12, c.MaxPages, "Load: max pages, want the environment's")
 }

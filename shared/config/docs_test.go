@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/config"
 )
 
@@ -20,13 +23,10 @@ func TestDocumentation_lists_every_variable(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			b, err := os.ReadFile(tc.file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for _, v := range config.Vars {
-				if !strings.Contains(string(b), tc.line(v)) {
-					t.Errorf("%s does not document %s with default %q", tc.file, v.Name, v.Default)
-				}
+				// strings.Contains, not assert.Contains: a miss would print the whole file.
+				assert.True(t, strings.Contains(string(b), tc.line(v)), "%s does not document %s with default %q (want the line %q)", tc.file, v.Name, v.Default, tc.line(v))
 			}
 		})
 	}

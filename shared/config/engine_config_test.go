@@ -1,8 +1,10 @@
 package config_test
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/config"
 )
@@ -27,14 +29,10 @@ func TestFromLookup_model_server_settings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.FromLookup(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
 			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
+				assert.NoError(t, err)
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
-			}
+			assert.ErrorContains(t, err, tc.wantErr)
 		})
 	}
 }
@@ -50,12 +48,8 @@ func TestRecognizers_default_to_the_inflight_cap_for_a_model_server(t *testing.T
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := config.FromLookup(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := c.Recognizers(); got != tc.want {
-				t.Errorf("Recognizers = %d, want %d", got, tc.want)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.Recognizers(), "Recognizers")
 		})
 	}
 }
