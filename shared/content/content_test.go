@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -53,40 +55,27 @@ func TestCopyLimited(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "dst")
 			n, err := content.CopyLimited(tc.ctx, dst, tc.r(), tc.maxBytes)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("CopyLimited err = %v, want %v", err, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantMsg) {
-					t.Errorf("CopyLimited err = %q, want it to mention %q", err, tc.wantMsg)
-				}
-				if _, serr := os.Stat(dst); !errors.Is(serr, os.ErrNotExist) {
-					t.Errorf("dst left behind after failure (stat err %v)", serr)
-				}
+				require.ErrorIs(t, err, tc.wantErr, "CopyLimited")
+				assert.ErrorContains(t, err, tc.wantMsg, "CopyLimited")
+				_, serr := os.Stat(dst)
+				assert.ErrorIs(t, serr, os.ErrNotExist, "dst left behind after failure")
 				return
 			}
-			if err != nil {
-				t.Fatalf("CopyLimited: %v", err)
-			}
+			require.NoError(t, err, "CopyLimited")
 			got, err := os.ReadFile(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n != tc.wantN || int64(len(got)) != tc.wantN {
-				t.Errorf("copied n=%d, file %d bytes; want %d", n, len(got), tc.wantN)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantN, n, "copied n")
+			assert.Len(t, got, int(tc.wantN), "copied file size")
 		})
 	}
 	t.Run("existing_dst_is_not_overwritten_or_removed", func(t *testing.T) {
 		dst := filepath.Join(t.TempDir(), "dst")
-		if err := os.WriteFile(dst, []byte("keep"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := content.CopyLimited(context.Background(), dst, bytes.NewReader(data), 0); err == nil {
-			t.Fatal("CopyLimited over an existing file succeeded")
-		}
-		if got, err := os.ReadFile(dst); err != nil || string(got) != "keep" {
-			t.Errorf("existing dst = %q, %v; want it untouched", got, err)
-		}
+		require.NoError(t, os.WriteFile(dst, []byte("keep"), 0o600))
+		_, err := content.CopyLimited(context.Background(), dst, bytes.NewReader(data), 0)
+		require.Error(t, err, "CopyLimited over an existing file succeeded")
+		got, err := os.ReadFile(dst)
+		require.NoError(t, err, "existing dst")
+		assert.Equal(t, "keep", string(got), "existing dst, want it untouched")
 	})
 }
 
