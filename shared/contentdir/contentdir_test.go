@@ -3,13 +3,15 @@ package contentdir_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/contentdir"
@@ -28,9 +30,7 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	report, err := os.ReadFile("../../testdata/report.pdf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	base := t.TempDir()
 	f := fixture{
 		root:    filepath.Join(base, "root"),
@@ -39,27 +39,17 @@ func newFixture(t *testing.T) fixture {
 		report:  report,
 	}
 	for _, d := range []string{filepath.Join(f.root, "docs", "sub"), f.outside} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.MkdirAll(d, 0o755))
 	}
 	write := func(p string, b []byte) {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(p, b, 0o600))
 	}
 	write(filepath.Join(f.root, "docs", "report.pdf"), report)
 	write(filepath.Join(f.outside, "secret.pdf"), []byte("%PDF-1.4 secret"))
-	if err := os.Symlink(filepath.Join(f.outside, "secret.pdf"), filepath.Join(f.root, "escape.pdf")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(f.root, "docs", "report.pdf"), filepath.Join(f.root, "inside-link.pdf")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.Symlink(filepath.Join(f.outside, "secret.pdf"), filepath.Join(f.root, "escape.pdf")))
+	require.NoError(t, os.Symlink(filepath.Join(f.root, "docs", "report.pdf"), filepath.Join(f.root, "inside-link.pdf")))
 	f.dir, err = contentdir.New([]string{f.root}, f.out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return f
 }
 
@@ -159,52 +149,35 @@ func TestStore_Fetch(t *testing.T) {
 			}
 			src, err := f.dir.Fetch(context.Background(), tc.job(f), dst, maxBytes)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("Fetch err = %v, want %v", err, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantMsg) {
-					t.Errorf("Fetch err = %q, want it to mention %q", err, tc.wantMsg)
-				}
-				if _, serr := os.Stat(dst); !errors.Is(serr, os.ErrNotExist) {
-					t.Errorf("dst left behind after a failed Fetch (stat err %v)", serr)
-				}
+				require.ErrorIs(t, err, tc.wantErr, "Fetch")
+				assert.ErrorContains(t, err, tc.wantMsg, "Fetch")
+				_, serr := os.Stat(dst)
+				assert.ErrorIs(t, serr, os.ErrNotExist, "dst left behind after a failed Fetch")
 				return
 			}
-			if err != nil {
-				t.Fatalf("Fetch: %v", err)
-			}
+			require.NoError(t, err, "Fetch")
 			got, err := os.ReadFile(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, f.report) {
-				t.Errorf("dst holds %d bytes, not the source's %d", len(got), len(f.report))
-			}
-			if src.Size != int64(len(f.report)) || src.Name != tc.wantName {
-				t.Errorf("Source = %+v, want size %d name %q", src, len(f.report), tc.wantName)
-			}
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(got, f.report), "dst holds %d bytes, not the source's %d", len(got), len(f.report))
+			assert.Equal(t, int64(len(f.report)), src.Size, "Source size")
+			assert.Equal(t, tc.wantName, src.Name, "Source name")
 		})
 	}
 }
 
 func TestNew(t *testing.T) {
 	t.Run("no_roots", func(t *testing.T) {
-		if _, err := contentdir.New(nil, t.TempDir()); err == nil {
-			t.Fatal("NewDir without roots succeeded")
-		}
+		_, err := contentdir.New(nil, t.TempDir())
+		assert.Error(t, err, "NewDir without roots succeeded")
 	})
 	t.Run("creates_the_output_dir", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "a", "b")
 		d, err := contentdir.New([]string{t.TempDir()}, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, err := os.Stat(out); err != nil || !st.IsDir() {
-			t.Fatalf("output dir not created: %v", err)
-		}
-		if d.Out() != out {
-			t.Errorf("Out = %q, want %q", d.Out(), out)
-		}
+		require.NoError(t, err)
+		st, err := os.Stat(out)
+		require.NoError(t, err, "output dir not created")
+		assert.True(t, st.IsDir(), "output dir not created: %s is not a directory", out)
+		assert.Equal(t, out, d.Out(), "Out")
 	})
 }
 
@@ -226,42 +199,27 @@ func TestStore_Store(t *testing.T) {
 				md := []byte("# " + tc.name + " take " + strconv.Itoa(i) + "\n")
 				tc.res.Markdown = md
 				p, err := f.dir.Store(ctx, tc.res)
-				if err != nil {
-					t.Fatalf("Store #%d: %v", i+1, err)
-				}
-				if p != want {
-					t.Fatalf("Store #%d wrote %q, want %q", i+1, p, want)
-				}
+				require.NoError(t, err, "Store #%d", i+1)
+				require.Equal(t, want, p, "Store #%d wrote to the wrong file", i+1)
 				got, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, md) {
-					t.Errorf("after Store #%d file holds %q, want %q", i+1, got, md)
-				}
+				require.NoError(t, err)
+				assert.Equal(t, string(md), string(got), "file contents after Store #%d", i+1)
 			}
 		})
 	}
 	t.Run("no_temp_files_left", func(t *testing.T) {
 		entries, err := os.ReadDir(f.out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".tmp-") {
-				t.Errorf("temp file %s left in the output dir", e.Name())
-			}
+			assert.False(t, strings.HasPrefix(e.Name(), ".tmp-"), "temp file %s left in the output dir", e.Name())
 		}
 	})
 	t.Run("cancelled_context_writes_nothing", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		_, err := f.dir.Store(cctx, content.Result{JobID: "j4", SourceName: "late.pdf", Markdown: []byte("x")})
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Store err = %v, want context.Canceled", err)
-		}
-		if _, err := os.Stat(filepath.Join(f.out, "late.pdf.md")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("result written despite cancellation (stat err %v)", err)
-		}
+		require.ErrorIs(t, err, context.Canceled, "Store")
+		_, err = os.Stat(filepath.Join(f.out, "late.pdf.md"))
+		assert.ErrorIs(t, err, os.ErrNotExist, "result written despite cancellation")
 	})
 }
