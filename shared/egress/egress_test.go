@@ -1,15 +1,16 @@
 package egress_test
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/egress"
 )
@@ -28,9 +29,7 @@ func counting(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32
 
 func TestPolicy_Check(t *testing.T) {
 	p, err := egress.NewPolicy("simple-content:4000", "minio", "*.amazonaws.com", "[::1]:9000", " ")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		name, url string
 		allowed   bool
@@ -51,25 +50,21 @@ func TestPolicy_Check(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := url.Parse(tc.url)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			err = p.Check(u)
-			if (err == nil) != tc.allowed {
-				t.Fatalf("Check(%s) = %v, want allowed=%v", tc.url, err, tc.allowed)
+			if tc.allowed {
+				assert.NoError(t, err, "Check(%s), want allowed", tc.url)
+				return
 			}
-			if err != nil && !errors.Is(err, egress.ErrRefused) {
-				t.Fatalf("err %v does not wrap ErrRefused", err)
-			}
+			assert.ErrorIs(t, err, egress.ErrRefused, "Check(%s), want refused", tc.url)
 		})
 	}
 }
 
 func TestNewPolicy_rejects_malformed_entries(t *testing.T) {
 	for _, h := range []string{"http://minio:9000", "*.", "*.a/b", "a/b", "*.x:80"} {
-		if _, err := egress.NewPolicy(h); err == nil {
-			t.Errorf("NewPolicy(%q) accepted a malformed entry", h)
-		}
+		_, err := egress.NewPolicy(h)
+		assert.Error(t, err, "NewPolicy(%q) accepted a malformed entry", h)
 	}
 }
 
@@ -93,9 +88,7 @@ func TestDenied(t *testing.T) {
 		{"192.168.1.10", false},
 		{"52.216.0.1", false},
 	} {
-		if got := egress.Denied(netip.MustParseAddr(tc.ip)); got != tc.denied {
-			t.Errorf("Denied(%s) = %v, want %v", tc.ip, got, tc.denied)
-		}
+		assert.Equal(t, tc.denied, egress.Denied(netip.MustParseAddr(tc.ip)), "Denied(%s)", tc.ip)
 	}
 }
 
@@ -117,9 +110,7 @@ func TestClient_refuses_before_any_request_reaches_a_server(t *testing.T) {
 	// check must still refuse it (no packet is sent: the check runs
 	// before connect).
 	p, err := egress.NewPolicy(egress.HostOf(allowed.URL), "169.254.169.254", "[fe80::1]:80")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cl := p.Client()
 	for _, tc := range []struct {
 		name        string
@@ -142,42 +133,29 @@ func TestClient_refuses_before_any_request_reaches_a_server(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil {
 					resp.Body.Close()
-					t.Fatalf("GET %s succeeded, want refusal", tc.url)
 				}
-				if !errors.Is(err, egress.ErrRefused) || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want ErrRefused with %q", err, tc.wantErr)
-				}
+				require.Error(t, err, "GET %s succeeded, want refusal", tc.url)
+				assert.ErrorIs(t, err, egress.ErrRefused)
+				assert.ErrorContains(t, err, tc.wantErr)
 			} else {
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if string(b) != tc.wantBody {
-					t.Fatalf("body %q, want %q", b, tc.wantBody)
-				}
+				assert.Equal(t, tc.wantBody, string(b), "body")
 			}
-			if got := allowedHits.Load(); got != tc.wantAllowed {
-				t.Fatalf("allowed server saw %d requests, want %d", got, tc.wantAllowed)
-			}
-			if got := otherHits.Load(); got != 0 {
-				t.Fatalf("the unlisted server saw %d requests", got)
-			}
+			assert.Equal(t, tc.wantAllowed, allowedHits.Load(), "requests the allowed server saw")
+			assert.Zero(t, otherHits.Load(), "requests the unlisted server saw")
 		})
 	}
 }
 
 func TestUnwrap_and_Redact_drop_presigned_queries(t *testing.T) {
-	p, _ := egress.NewPolicy("allowed")
-	_, err := p.Client().Get("http://unlisted.example/k?X-Amz-Signature=abc&X-Amz-Credential=key")
-	if err == nil {
-		t.Fatal("want an error")
-	}
+	p, err := egress.NewPolicy("allowed")
+	require.NoError(t, err)
+	_, err = p.Client().Get("http://unlisted.example/k?X-Amz-Signature=abc&X-Amz-Credential=key")
+	require.Error(t, err)
 	msg := egress.Unwrap(err).Error()
-	if strings.Contains(msg, "X-Amz-") || !strings.Contains(msg, "http://unlisted.example/k") {
-		t.Fatalf("unwrapped error %q leaks the query or lost the location", msg)
-	}
-	if !errors.Is(egress.Unwrap(err), egress.ErrRefused) {
-		t.Fatalf("unwrapped error lost its cause")
-	}
+	assert.NotContains(t, msg, "X-Amz-", "unwrapped error leaks the query")
+	assert.Contains(t, msg, "http://unlisted.example/k", "unwrapped error lost the location")
+	assert.ErrorIs(t, egress.Unwrap(err), egress.ErrRefused, "unwrapped error lost its cause")
 }
