@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
 
@@ -13,16 +15,13 @@ import (
 // the compose plugin is there, and by its structure always.
 func TestCompose(t *testing.T) {
 	if out, err := exec.Command("docker", "compose", "version").CombinedOutput(); err == nil {
-		if out, err := exec.Command("docker", "compose", "-f", "../docker-compose.yml", "config", "-q").CombinedOutput(); err != nil {
-			t.Fatalf("docker compose config: %v\n%s", err, out)
-		}
+		out, err := exec.Command("docker", "compose", "-f", "../docker-compose.yml", "config", "-q").CombinedOutput()
+		require.NoError(t, err, "docker compose config:\n%s", out)
 	} else {
 		t.Logf("docker compose plugin not available (%s); structure checks only", strings.TrimSpace(string(out)))
 	}
 	raw, err := os.ReadFile("../docker-compose.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var c struct {
 		Name     string `json:"name"`
 		Services map[string]struct {
@@ -40,18 +39,12 @@ func TestCompose(t *testing.T) {
 		} `json:"services"`
 		Volumes map[string]any `json:"volumes"`
 	}
-	if err := yaml.UnmarshalStrict(raw, &c); err != nil {
-		t.Fatalf("compose file: %v", err)
-	}
+	require.NoError(t, yaml.UnmarshalStrict(raw, &c), "compose file")
 	for _, want := range []string{"nats", "minio", "postgres", "simple-content", "ocrflow", "vllm"} {
-		if _, ok := c.Services[want]; !ok {
-			t.Errorf("service %s is missing", want)
-		}
+		assert.Contains(t, c.Services, want, "service %s is missing", want)
 	}
 	for name, s := range c.Services {
-		if s.Image == "" && s.Build == nil {
-			t.Errorf("service %s has neither image nor build", name)
-		}
+		assert.True(t, s.Image != "" || s.Build != nil, "service %s has neither image nor build", name)
 		var deps []string
 		switch d := s.DependsOn.(type) {
 		case []any:
@@ -64,18 +57,12 @@ func TestCompose(t *testing.T) {
 			}
 		}
 		for _, d := range deps {
-			if _, ok := c.Services[d]; !ok {
-				t.Errorf("service %s depends on unknown service %s", name, d)
-			}
+			assert.Contains(t, c.Services, d, "service %s depends on unknown service %s", name, d)
 		}
 	}
-	if p := c.Services["vllm"].Profiles; len(p) != 1 || p[0] != "gpu" {
-		t.Errorf("vllm profiles %v, want [gpu]", p)
-	}
+	assert.Equal(t, []string{"gpu"}, c.Services["vllm"].Profiles, "vllm profiles")
 	env := c.Services["ocrflow"].Environment
 	for k, want := range map[string]string{"NATS_URL": "nats://nats:4222", "SIMPLE_CONTENT_URL": "http://simple-content:4000", "S3_ENDPOINT": "http://minio:9000"} {
-		if env[k] != want {
-			t.Errorf("ocrflow %s = %v, want %s", k, env[k], want)
-		}
+		assert.Equal(t, want, env[k], "ocrflow %s", k)
 	}
 }

@@ -20,6 +20,8 @@ import (
 
 	kservev1beta1 "github.com/kserve/kserve/pkg/apis/serving/v1beta1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -61,19 +63,13 @@ func build(t *testing.T, dir string) []object {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
+	require.NoError(t, err, "kustomize build %s", dir)
 	var out []object
 	for _, r := range m.Resources() {
 		b, err := r.AsYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var o object
-		if err := yaml.Unmarshal(b, &o); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, yaml.Unmarshal(b, &o))
 		o.raw = b
 		out = append(out, o)
 	}
@@ -185,16 +181,12 @@ func TestOverlays_build_and_validate(t *testing.T) {
 	for _, dir := range overlays {
 		t.Run(strings.ReplaceAll(dir, "/", "_"), func(t *testing.T) {
 			objs := build(t, dir)
-			if len(objs) == 0 {
-				t.Fatal("kustomize produced nothing")
-			}
+			require.NotEmpty(t, objs, "kustomize produced nothing")
 			for _, o := range objs {
-				if err := validate(ctx, o); err != nil {
-					t.Error(err)
-				}
+				assert.NoError(t, validate(ctx, o))
 			}
 			for _, err := range crossCheck(objs) {
-				t.Error(err)
+				assert.NoError(t, err)
 			}
 		})
 	}
@@ -271,24 +263,18 @@ func crossCheck(objs []object) []error {
 // gets are the ones `ocrflow serve` routes by.
 func TestStandalone_routing_equals_the_built_triggers(t *testing.T) {
 	embedded, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var built []eventing.Trigger
 	for _, o := range build(t, "base") {
 		if o.Kind != "Trigger" {
 			continue
 		}
 		ts, err := eventing.Parse(o.raw)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		built = append(built, ts...)
 	}
 	slices.SortFunc(built, func(a, b eventing.Trigger) int { return strings.Compare(a.Name, b.Name) })
-	if fmt.Sprintf("%+v", built) != fmt.Sprintf("%+v", embedded) {
-		t.Fatalf("kustomize-built triggers differ from the embedded routing:\nbuilt:    %+v\nembedded: %+v", built, embedded)
-	}
+	assert.Equal(t, fmt.Sprintf("%+v", embedded), fmt.Sprintf("%+v", built), "kustomize-built triggers differ from the embedded routing")
 }
 
 // TestBroken_manifests_are_caught shows the checks failing on deliberately
@@ -310,19 +296,13 @@ func TestBroken_manifests_are_caught(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			orig, err := os.ReadFile(filepath.Join("..", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			broken := strings.Replace(string(orig), tc.from, tc.to, 1)
-			if broken == string(orig) {
-				t.Fatalf("the edit %q did not apply: the test no longer breaks anything", tc.from)
-			}
+			require.NotEqual(t, string(orig), broken, "the edit %q did not apply: the test no longer breaks anything", tc.from)
 			dir := t.TempDir()
 			copyTree(t, ".", filepath.Join(dir, "manifests"))
 			copyTree(t, "../eventing", filepath.Join(dir, "eventing"))
-			if err := os.WriteFile(filepath.Join(dir, tc.file), []byte(broken), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(filepath.Join(dir, tc.file), []byte(broken), 0o644))
 			objs := build(t, filepath.Join(dir, "manifests", "base"))
 			var found []error
 			for _, o := range objs {
@@ -331,9 +311,7 @@ func TestBroken_manifests_are_caught(t *testing.T) {
 				}
 			}
 			found = append(found, crossCheck(objs)...)
-			if len(found) == 0 {
-				t.Fatal("the broken manifest passed every check")
-			}
+			require.NotEmpty(t, found, "the broken manifest passed every check")
 			t.Logf("caught: %v", errors.Join(found...))
 		})
 	}
@@ -359,9 +337,7 @@ func copyTree(t *testing.T, src, dst string) {
 		}
 		return os.WriteFile(target, b, 0o644)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 }
 
 // funcModule is the func CLI release whose func.yaml schema we check
@@ -378,53 +354,37 @@ var knownSchemaGaps = map[string]string{
 
 func TestFuncYAML_matches_funcs_schema(t *testing.T) {
 	out, err := exec.Command("go", "mod", "download", "-json", funcModule).Output()
-	if err != nil {
-		t.Fatalf("download %s (the schema source): %v", funcModule, err)
-	}
+	require.NoError(t, err, "download %s (the schema source)", funcModule)
 	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(out, &mod))
 	c := jsonschema.NewCompiler()
 	schemaPath := filepath.Join(mod.Dir, "schema", "func_yaml-schema.json")
 	sch, err := c.Compile(schemaPath)
-	if err != nil {
-		t.Fatalf("compile %s: %v", schemaPath, err)
-	}
+	require.NoError(t, err, "compile %s", schemaPath)
 	raw, err := os.ReadFile("../func.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	js, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = sch.Validate(doc)
+	require.NoError(t, err)
 	var ve *jsonschema.ValidationError
-	if err != nil && !errors.As(err, &ve) {
-		t.Fatal(err)
+	if err := sch.Validate(doc); err != nil {
+		require.ErrorAs(t, err, &ve)
 	}
 	for _, leaf := range leaves(ve) {
 		loc := "/" + strings.Join(leaf.InstanceLocation, "/")
 		if _, ok := knownSchemaGaps[loc]; ok {
 			continue
 		}
-		t.Errorf("func.yaml %s: %v", loc, leaf.ErrorKind)
+		assert.Fail(t, "func.yaml does not match the schema", "func.yaml %s: %v", loc, leaf.ErrorKind)
 	}
 	var f struct {
 		Invoke  string `json:"invoke"`
 		Runtime string `json:"runtime"`
 	}
-	if err := yaml.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
-	if f.Invoke != "cloudevent" || f.Runtime != "go" {
-		t.Errorf("func.yaml: invoke %q runtime %q, want cloudevent and go", f.Invoke, f.Runtime)
-	}
+	require.NoError(t, yaml.Unmarshal(raw, &f))
+	assert.Equal(t, "cloudevent", f.Invoke, "func.yaml invoke")
+	assert.Equal(t, "go", f.Runtime, "func.yaml runtime")
 }
 
 func leaves(ve *jsonschema.ValidationError) []*jsonschema.ValidationError {
