@@ -9,6 +9,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
 
@@ -33,12 +35,8 @@ func TestClassify(t *testing.T) {
 		{"string_lookalike_is_not_classified", errors.New("validation: looks classified"), failure.TypeTransient, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := failure.Classify(tc.err); got != tc.want {
-				t.Errorf("Classify(%v) = %s, want %s", tc.err, got, tc.want)
-			}
-			if got := failure.Retryable(tc.err); got != tc.retryable {
-				t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.retryable)
-			}
+			assert.Equal(t, tc.want, failure.Classify(tc.err), "Classify(%v)", tc.err)
+			assert.Equal(t, tc.retryable, failure.Retryable(tc.err), "Retryable(%v)", tc.err)
 		})
 	}
 }
@@ -55,12 +53,8 @@ func TestConstructors_format_and_wrap(t *testing.T) {
 		{"transient", failure.Transient("retry in %s", "5s"), failure.ErrTransient, "transient: retry in 5s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !errors.Is(tc.err, tc.sentinel) {
-				t.Errorf("%v does not wrap %v", tc.err, tc.sentinel)
-			}
-			if tc.err.Error() != tc.wantText {
-				t.Errorf("text = %q, want %q", tc.err, tc.wantText)
-			}
+			assert.ErrorIs(t, tc.err, tc.sentinel)
+			assert.EqualError(t, tc.err, tc.wantText)
 		})
 	}
 }
@@ -83,21 +77,13 @@ func TestAs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := failure.As(tc.class, tc.err)
-			if failure.Classify(got) != tc.want {
-				t.Errorf("Classify(As(%v, %v)) = %s, want %s", tc.class, tc.err, failure.Classify(got), tc.want)
-			}
-			if (got == tc.err) != tc.wantSame {
-				t.Errorf("As returned %v; same as input = %v, want %v", got, got == tc.err, tc.wantSame)
-			}
-			if !errors.Is(got, tc.wantCause) {
-				t.Errorf("As(%v) lost %v from the chain", tc.err, tc.wantCause)
-			}
+			assert.Equal(t, tc.want, failure.Classify(got), "Classify(As(%v, %v))", tc.class, tc.err)
+			assert.Equal(t, tc.wantSame, got == tc.err, "As returned %v; is it the input unchanged", got)
+			assert.ErrorIs(t, got, tc.wantCause, "As(%v) lost %v from the chain", tc.err, tc.wantCause)
 		})
 	}
 	t.Run("nil_stays_nil", func(t *testing.T) {
-		if err := failure.As(failure.ErrTransient, nil); err != nil {
-			t.Errorf("As(nil) = %v, want nil", err)
-		}
+		assert.NoError(t, failure.As(failure.ErrTransient, nil), "As(nil), want nil")
 	})
 }
 
@@ -122,13 +108,11 @@ func TestMessage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := failure.Message(tc.err, tc.n)
 			if tc.err == nil {
-				if got != "" {
-					t.Errorf("Message(nil) = %q, want empty", got)
-				}
+				assert.Empty(t, got, "Message(nil)")
 				return
 			}
-			if tc.want != "" && got != tc.want {
-				t.Errorf("Message = %q, want %q", got, tc.want)
+			if tc.want != "" {
+				assert.Equal(t, tc.want, got, "Message")
 			}
 			checkMessage(t, tc.err.Error(), got, tc.n)
 		})
@@ -146,26 +130,17 @@ func TestMessage(t *testing.T) {
 // when cut.
 func checkMessage(t *testing.T, s, got string, n int) {
 	t.Helper()
-	if len(got) > n {
-		t.Errorf("n=%d: Message is %d bytes: %q", n, len(got), got)
-	}
-	if !utf8.ValidString(got) {
-		t.Errorf("n=%d: Message cut inside a rune: %q", n, got)
-	}
+	assert.LessOrEqual(t, len(got), n, "n=%d: Message is %d bytes: %q", n, len(got), got)
+	assert.True(t, utf8.ValidString(got), "n=%d: Message cut inside a rune: %q", n, got)
 	if len(s) <= n {
-		if got != s {
-			t.Errorf("n=%d: Message = %q, want it unchanged", n, got)
-		}
+		assert.Equal(t, s, got, "n=%d: Message, want it unchanged", n)
 		return
 	}
 	prefix, ok := strings.CutSuffix(got, "…")
-	if !ok || !strings.HasPrefix(s, prefix) {
-		t.Errorf("n=%d: Message = %q, want a prefix of %q followed by …", n, got, s)
-	}
+	assert.True(t, ok && strings.HasPrefix(s, prefix), "n=%d: Message = %q, want a prefix of %q followed by …", n, got, s)
 	// The cut keeps as much as fits: the next rune would not have.
-	if next, size := utf8.DecodeRuneInString(s[len(prefix):]); next != utf8.RuneError && len(prefix)+size+len("…") <= n {
-		t.Errorf("n=%d: Message = %q dropped %q although it fits", n, got, next)
-	}
+	next, size := utf8.DecodeRuneInString(s[len(prefix):])
+	assert.False(t, next != utf8.RuneError && len(prefix)+size+len("…") <= n, "n=%d: Message = %q dropped %q although it fits", n, got, next)
 }
 
 func TestMessage_tiny_limits(t *testing.T) {
@@ -180,9 +155,8 @@ func TestMessage_tiny_limits(t *testing.T) {
 			if panicked != nil {
 				t.Skipf("BUG (reported, not fixed here): Message(err, %d) panics: %v (failure.go: cut := n - len(\"…\") goes negative)", n, panicked)
 			}
-			if len(got) > n || !utf8.ValidString(got) {
-				t.Errorf("Message(err, %d) = %q, want ≤ %d bytes of valid UTF-8", n, got, n)
-			}
+			assert.LessOrEqual(t, len(got), n, "Message(err, %d) = %q, want ≤ %d bytes of valid UTF-8", n, got, n)
+			assert.True(t, utf8.ValidString(got), "Message(err, %d) = %q, want ≤ %d bytes of valid UTF-8", n, got, n)
 		})
 	}
 }
