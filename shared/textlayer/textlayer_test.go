@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
@@ -14,16 +17,13 @@ import (
 func analyze(t *testing.T, file string) []textlayer.Analysis {
 	t.Helper()
 	doc, err := render.Open(context.Background(), "../../testdata/"+file, render.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer doc.Close()
 	var out []textlayer.Analysis
 	for n := 1; n <= doc.Pages(); n++ {
 		h, w, hh, ok, err := doc.PageHTML(context.Background(), n)
-		if err != nil || !ok {
-			t.Fatalf("page %d html: ok=%v err=%v", n, ok, err)
-		}
+		require.NoError(t, err, "page %d html", n)
+		require.True(t, ok, "page %d html: ok", n)
 		out = append(out, textlayer.Analyze(h, w, hh))
 	}
 	return out
@@ -33,9 +33,7 @@ func analyze(t *testing.T, file string) []textlayer.Analysis {
 func sourcePages(t *testing.T, file string) []string {
 	t.Helper()
 	b, err := os.ReadFile("../../testdata/" + file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return strings.Split(string(b), "\f")
 }
 
@@ -50,10 +48,8 @@ func TestAnalyze_routes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for i, a := range analyze(t, tc.file) {
-				if got := a.Trusted(textlayer.ModeAuto); got != tc.wantTrusted {
-					t.Errorf("page %d: trusted=%v (score %.2f, chars %d, bad %d, image coverage %.2f), want %v",
-						i+1, got, a.Score, a.Chars, a.BadGlyphs, a.ImageCoverage, tc.wantTrusted)
-				}
+				assert.Equal(t, tc.wantTrusted, a.Trusted(textlayer.ModeAuto), "page %d: trusted (score %.2f, chars %d, bad %d, image coverage %.2f)",
+					i+1, a.Score, a.Chars, a.BadGlyphs, a.ImageCoverage)
 			}
 		})
 	}
@@ -62,21 +58,13 @@ func TestAnalyze_routes(t *testing.T) {
 func TestAnalyze_born_digital_markdown_matches_source(t *testing.T) {
 	src := sourcePages(t, "report.txt")
 	pages := analyze(t, "report.pdf")
-	if len(pages) != len(src) {
-		t.Fatalf("%d pages, source has %d", len(pages), len(src))
-	}
+	require.Len(t, pages, len(src), "pages, as many as the source has")
 	for i, a := range pages {
-		if !strings.HasPrefix(a.Markdown, "# Page ") {
-			t.Errorf("page %d: the 18 pt heading is not a markdown heading: %.60q", i+1, a.Markdown)
-		}
+		assert.True(t, strings.HasPrefix(a.Markdown, "# Page "), "page %d: the 18 pt heading is not a markdown heading: %.60q", i+1, a.Markdown)
 		plain := strings.ReplaceAll(a.Markdown, "# ", "")
-		if cer := CER(src[i], plain); cer > 0.01 {
-			t.Errorf("page %d: character error rate %.4f > 1%%", i+1, cer)
-		}
+		assert.LessOrEqual(t, CER(src[i], plain), 0.01, "page %d: character error rate > 1%%", i+1)
 		paras := strings.Count(strings.TrimSpace(src[i]), "\n\n") + 1
-		if got := strings.Count(strings.TrimSpace(a.Markdown), "\n\n") + 1; got != paras {
-			t.Errorf("page %d: %d blocks, source has %d paragraphs", i+1, got, paras)
-		}
+		assert.Equal(t, paras, strings.Count(strings.TrimSpace(a.Markdown), "\n\n")+1, "page %d: blocks, as many as the source's paragraphs", i+1)
 	}
 }
 
@@ -99,9 +87,7 @@ func TestAnalyze_scores_broken_layers_low(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := textlayer.Analyze(tc.html, 595, 842)
-			if got := a.Trusted(textlayer.ModeAuto); got != tc.trusted {
-				t.Fatalf("trusted=%v (score %.2f, bad %d), want %v", got, a.Score, a.BadGlyphs, tc.trusted)
-			}
+			assert.Equal(t, tc.trusted, a.Trusted(textlayer.ModeAuto), "trusted (score %.2f, bad %d)", a.Score, a.BadGlyphs)
 		})
 	}
 }
@@ -118,9 +104,7 @@ func TestAnalyze_lists_and_headings(t *testing.T) {
 	got := textlayer.Analyze(html, 595, 842).Markdown
 	for _, want := range []string{"# Annual Report\n", "## Highlights\n", "Revenue grew across all regions this year.\n",
 		"- Water quality met every standard\n- Two new pumping stations opened\n", "1. Replace the oldest mains\n"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("markdown lacks %q:\n%s", want, got)
-		}
+		assert.Contains(t, got, want, "markdown lacks %q", want)
 	}
 }
 
@@ -131,9 +115,8 @@ func TestParseMode(t *testing.T) {
 		ok   bool
 	}{{"auto", textlayer.ModeAuto, true}, {" OFF ", textlayer.ModeOff, true}, {"only", textlayer.ModeOnly, true}, {"sometimes", "", false}} {
 		got, ok := textlayer.ParseMode(tc.in)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("ParseMode(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
+		assert.Equal(t, tc.want, got, "ParseMode(%q)", tc.in)
+		assert.Equal(t, tc.ok, ok, "ParseMode(%q) ok", tc.in)
 	}
 }
 
@@ -187,28 +170,22 @@ func FuzzAnalyze(f *testing.F) {
 // the text around it; the prose pages of report.pdf hold none.
 func TestAnalyze_tables(t *testing.T) {
 	pages := analyze(t, "table.pdf")
-	if len(pages) < 2 {
-		t.Fatalf("%d pages, want at least 2", len(pages))
-	}
+	require.GreaterOrEqual(t, len(pages), 2, "pages")
 	want := "Regional results\n\n" +
 		"| Region | Revenue | Change |\n" +
 		"| --- | --- | --- |\n" +
 		"| North | 1,200 | +5% |\n" +
 		"| South | 950 (est.) | -2% |\n" +
 		"| Total \\| all regions | +3% |  |\n"
-	if md := pages[1].Markdown; !strings.Contains(md, want) {
-		t.Fatalf("page 2 markdown:\n%s\nwant it to contain:\n%s", md, want)
-	}
+	require.Contains(t, pages[1].Markdown, want, "page 2 markdown")
 	// Bullets LibreOffice sets apart from their text are list items, not
 	// a two-column table, and the list ends before the next paragraph.
-	if md := pages[0].Markdown; !strings.Contains(md, "- Revenue up 12%\n- Costs down 3%\n") ||
-		!strings.Contains(md, "- Headcount stable\n\nNext steps:") || strings.Contains(md, "| --- |") {
-		t.Errorf("page 1 markdown:\n%s\nwant its bullets as a list and no table", md)
-	}
+	md := pages[0].Markdown
+	assert.Contains(t, md, "- Revenue up 12%\n- Costs down 3%\n", "page 1 markdown: want its bullets as a list")
+	assert.Contains(t, md, "- Headcount stable\n\nNext steps:", "page 1 markdown: want the list to end before the next paragraph")
+	assert.NotContains(t, md, "| --- |", "page 1 markdown: want no table")
 	for n, p := range analyze(t, "report.pdf") {
-		if strings.Contains(p.Markdown, "| --- |") {
-			t.Errorf("report.pdf page %d (prose) became a table:\n%s", n+1, p.Markdown)
-		}
+		assert.NotContains(t, p.Markdown, "| --- |", "report.pdf page %d (prose) became a table", n+1)
 	}
 	// Two columns of prose sit side by side like cells, but their lines
 	// are too long to be cells.
@@ -220,9 +197,7 @@ func TestAnalyze_tables(t *testing.T) {
 		col(113, 72, "summer, and the second filter bank came on") + col(113, 320, "billing system replaced the paper statements") +
 		col(126, 72, "line two weeks ahead of the schedule set.") + col(126, 320, "that had caused most of last year's queries.") +
 		`</div>`
-	if md := textlayer.Analyze(twoCol, 595, 842).Markdown; strings.Contains(md, "|") {
-		t.Errorf("two-column prose became a table:\n%s", md)
-	}
+	assert.NotContains(t, textlayer.Analyze(twoCol, 595, 842).Markdown, "|", "two-column prose became a table")
 	// Bullets from a symbol font arrive as private-use glyphs (U+F0B7 in
 	// Word's Symbol bullet), set apart from their text: still a list.
 	symbolBullets := `<div id="page0">` +
@@ -230,9 +205,8 @@ func TestAnalyze_tables(t *testing.T) {
 		col(113, 90, "\uf0b7") + col(113, 108, "Costs down 3%") +
 		col(126, 108, "o") + col(126, 126, "Mainly energy") +
 		`</div>`
-	if md := textlayer.Analyze(symbolBullets, 595, 842).Markdown; md != "- Revenue up 12%\n- Costs down 3%\n- Mainly energy\n" {
-		t.Errorf("symbol-font bullets:\n%q\nwant a three-item list", md)
-	}
+	assert.Equal(t, "- Revenue up 12%\n- Costs down 3%\n- Mainly energy\n", textlayer.Analyze(symbolBullets, 595, 842).Markdown,
+		"symbol-font bullets: want a three-item list")
 	// Right-aligned numbers start at a different left on every row: the
 	// columns do not line up, the grid is mostly holes, and it stays text
 	// rather than a table with cells in the wrong columns.
@@ -241,7 +215,7 @@ func TestAnalyze_tables(t *testing.T) {
 		col(113, 72, "Toner") + col(113, 196, "2") + col(113, 290, "79.90") +
 		col(126, 72, "Desk") + col(126, 207, "1") + col(126, 280, "1,249.00") +
 		`</div>`
-	if md := textlayer.Analyze(ragged, 595, 842).Markdown; strings.Contains(md, "| --- |") || !strings.Contains(md, "1,249.00") {
-		t.Errorf("ragged grid:\n%s\nwant its text, not a table", md)
-	}
+	md = textlayer.Analyze(ragged, 595, 842).Markdown
+	assert.NotContains(t, md, "| --- |", "ragged grid: want its text, not a table")
+	assert.Contains(t, md, "1,249.00", "ragged grid: want its text, not a table")
 }
