@@ -1,14 +1,14 @@
 package job_test
 
 import (
-	"errors"
 	"maps"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -44,9 +44,7 @@ func jobEvent(t *testing.T, id string, data any) event.Event {
 	e.SetID(id)
 	e.SetType(events.TypeJob)
 	e.SetSource("/test")
-	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.SetData(event.ApplicationJSON, data))
 	return e
 }
 
@@ -67,17 +65,17 @@ func TestParse_envelope_and_source(t *testing.T) {
 			name: "content_id_attribute_wins_over_file_id",
 			id:   "job-1",
 			check: func(t *testing.T, j job.Job) {
-				if j.ContentID != "content-42" {
-					t.Errorf("ContentID = %q, want the content_id attribute content-42", j.ContentID)
-				}
-				if j.ID != "job-1" || j.TenantID != "tenant-1" || j.OwnerID != "owner-1" ||
-					j.Name != "report.pdf" || j.Location != "s3://bucket/report.pdf" || j.Size != 13584 ||
-					j.MIME != "application/pdf" || j.SHA256 != "abc123" {
-					t.Errorf("job fields not copied from the envelope: %+v", j)
-				}
-				if j.Hints.Priority != job.PriorityNormal {
-					t.Errorf("default priority = %q, want normal", j.Hints.Priority)
-				}
+				assert.Equal(t, "content-42", j.ContentID, "ContentID, want the content_id attribute")
+				const msg = "job fields not copied from the envelope: %+v"
+				assert.Equal(t, "job-1", j.ID, msg, j)
+				assert.Equal(t, "tenant-1", j.TenantID, msg, j)
+				assert.Equal(t, "owner-1", j.OwnerID, msg, j)
+				assert.Equal(t, "report.pdf", j.Name, msg, j)
+				assert.Equal(t, "s3://bucket/report.pdf", j.Location, msg, j)
+				assert.Equal(t, int64(13584), j.Size, msg, j)
+				assert.Equal(t, "application/pdf", j.MIME, msg, j)
+				assert.Equal(t, "abc123", j.SHA256, msg, j)
+				assert.Equal(t, job.PriorityNormal, j.Hints.Priority, "default priority")
 			},
 		},
 		{
@@ -87,9 +85,7 @@ func TestParse_envelope_and_source(t *testing.T) {
 				delete(file(d)["attributes"].(map[string]any), "content_id")
 			},
 			check: func(t *testing.T, j job.Job) {
-				if j.ContentID != "file-7" {
-					t.Errorf("ContentID = %q, want file.id file-7", j.ContentID)
-				}
+				assert.Equal(t, "file-7", j.ContentID, "ContentID, want file.id")
 			},
 		},
 		{
@@ -99,9 +95,7 @@ func TestParse_envelope_and_source(t *testing.T) {
 				file(d)["attributes"].(map[string]any)["content_id"] = 42
 			},
 			check: func(t *testing.T, j job.Job) {
-				if j.ContentID != "file-7" {
-					t.Errorf("ContentID = %q, want file.id file-7", j.ContentID)
-				}
+				assert.Equal(t, "file-7", j.ContentID, "ContentID, want file.id")
 			},
 		},
 		{
@@ -112,9 +106,7 @@ func TestParse_envelope_and_source(t *testing.T) {
 				file(d)["attributes"].(map[string]any)["filename"] = "scan.png"
 			},
 			check: func(t *testing.T, j job.Job) {
-				if j.Name != "scan.png" {
-					t.Errorf("Name = %q, want scan.png", j.Name)
-				}
+				assert.Equal(t, "scan.png", j.Name, "Name")
 			},
 		},
 		{
@@ -125,9 +117,8 @@ func TestParse_envelope_and_source(t *testing.T) {
 				d["presigned_get"] = "https://example.test/obj?sig=1"
 			},
 			check: func(t *testing.T, j job.Job) {
-				if j.PresignedGet != "https://example.test/obj?sig=1" || j.ContentID != "" {
-					t.Errorf("job = %+v, want only PresignedGet set", j)
-				}
+				assert.Equal(t, "https://example.test/obj?sig=1", j.PresignedGet, "job = %+v, want only PresignedGet set", j)
+				assert.Empty(t, j.ContentID, "job = %+v, want only PresignedGet set", j)
 			},
 		},
 		{
@@ -137,9 +128,7 @@ func TestParse_envelope_and_source(t *testing.T) {
 				delete(d, "job_id")
 			},
 			check: func(t *testing.T, j job.Job) {
-				if j.ID != "job-5" {
-					t.Errorf("ID = %q, want the event id job-5", j.ID)
-				}
+				assert.Equal(t, "job-5", j.ID, "ID, want the event id")
 			},
 		},
 		{
@@ -205,20 +194,12 @@ func TestParse_envelope_and_source(t *testing.T) {
 			}
 			j, err := job.Parse(e)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("Parse err = %v, want %v", err, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantMsg) {
-					t.Errorf("Parse err = %q, want it to mention %q", err, tc.wantMsg)
-				}
-				if j.ID == "" {
-					t.Errorf("Parse returned no job id with the error; failures could not be reported")
-				}
+				require.ErrorIs(t, err, tc.wantErr, "Parse")
+				assert.ErrorContains(t, err, tc.wantMsg, "Parse")
+				assert.NotEmpty(t, j.ID, "Parse returned no job id with the error; failures could not be reported")
 				return
 			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
+			require.NoError(t, err, "Parse")
 			tc.check(t, j)
 		})
 	}
@@ -274,24 +255,20 @@ func TestParse_hints(t *testing.T) {
 			d["hints"] = tc.hints
 			j, err := job.Parse(jobEvent(t, "job-h", d))
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("Parse err = %v, want %v", err, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantMsg) {
-					t.Errorf("Parse err = %q, want it to mention %q", err, tc.wantMsg)
-				}
+				require.ErrorIs(t, err, tc.wantErr, "Parse")
+				assert.ErrorContains(t, err, tc.wantMsg, "Parse")
 				return
 			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			got := j.Hints
-			if got.Force != tc.want.Force || got.Priority != tc.want.Priority ||
-				got.TimeoutSeconds != tc.want.TimeoutSeconds || got.Pages != tc.want.Pages ||
-				got.OutputFormat != tc.want.OutputFormat || got.Resolution != tc.want.Resolution ||
-				!maps.Equal(got.Unknown, tc.want.Unknown) {
-				t.Errorf("hints = %+v, want %+v", got, tc.want)
-			}
+			require.NoError(t, err, "Parse")
+			got, want := j.Hints, tc.want
+			assert.Equal(t, want.Force, got.Force, "hints.Force")
+			assert.Equal(t, want.Priority, got.Priority, "hints.Priority")
+			assert.Equal(t, want.TimeoutSeconds, got.TimeoutSeconds, "hints.TimeoutSeconds")
+			assert.Equal(t, want.Pages, got.Pages, "hints.Pages")
+			assert.Equal(t, want.OutputFormat, got.OutputFormat, "hints.OutputFormat")
+			assert.Equal(t, want.Resolution, got.Resolution, "hints.Resolution")
+			// maps.Equal: no unknown hints may come back as nil or empty.
+			assert.True(t, maps.Equal(got.Unknown, want.Unknown), "hints.Unknown = %v, want %v", got.Unknown, want.Unknown)
 		})
 	}
 }
@@ -307,9 +284,7 @@ func TestJob_Timeout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := job.Job{Hints: job.Hints{TimeoutSeconds: tc.secs}}
-			if got := j.Timeout(30 * time.Second); got != tc.want {
-				t.Errorf("Timeout = %v, want %v", got, tc.want)
-			}
+			assert.Equal(t, tc.want, j.Timeout(30*time.Second), "Timeout")
 		})
 	}
 }
@@ -339,17 +314,11 @@ func TestParsePages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := job.ParsePages(tc.spec, tc.total)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("ParsePages(%q, %d) = %v, %v; want %v", tc.spec, tc.total, got, err, tc.wantErr)
-				}
+				assert.ErrorIs(t, err, tc.wantErr, "ParsePages(%q, %d) = %v", tc.spec, tc.total, got)
 				return
 			}
-			if err != nil {
-				t.Fatalf("ParsePages(%q, %d): %v", tc.spec, tc.total, err)
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("ParsePages(%q, %d) = %v, want %v", tc.spec, tc.total, got, tc.want)
-			}
+			require.NoError(t, err, "ParsePages(%q, %d)", tc.spec, tc.total)
+			assert.Equal(t, tc.want, got, "ParsePages(%q, %d)", tc.spec, tc.total)
 		})
 	}
 }
@@ -370,9 +339,7 @@ func TestValidID(t *testing.T) {
 		{"non_ascii", "jöb", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := job.ValidID(tc.id); got != tc.want {
-				t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.want)
-			}
+			assert.Equal(t, tc.want, job.ValidID(tc.id), "ValidID(%q)", tc.id)
 		})
 	}
 }
@@ -402,46 +369,35 @@ func TestNewEvent_round_trips_through_Parse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := job.NewEvent(tc.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Validate(); err != nil {
-				t.Fatalf("NewEvent built an invalid CloudEvent: %v", err)
-			}
-			if e.ID() != tc.spec.ID || e.Type() != events.TypeJob {
-				t.Errorf("event id/type = %q/%q, want %q/%q", e.ID(), e.Type(), tc.spec.ID, events.TypeJob)
-			}
+			require.NoError(t, err)
+			require.NoError(t, e.Validate(), "NewEvent built an invalid CloudEvent")
+			assert.Equal(t, tc.spec.ID, e.ID(), "event id")
+			assert.Equal(t, events.TypeJob, e.Type(), "event type")
 			wantSource := tc.spec.Source
 			if wantSource == "" {
 				wantSource = "ocrflow/submit"
 			}
-			if e.Source() != wantSource {
-				t.Errorf("source = %q, want %q", e.Source(), wantSource)
-			}
-			if got := e.Extensions()[events.ExtUoW]; got != events.UoW {
-				t.Errorf("uow extension = %v, want %q", got, events.UoW)
-			}
-			if got := e.Extensions()[events.ExtJob]; got != tc.spec.ID {
-				t.Errorf("ocrjob extension = %v, want %q", got, tc.spec.ID)
-			}
+			assert.Equal(t, wantSource, e.Source(), "source")
+			assert.Equal(t, events.UoW, e.Extensions()[events.ExtUoW], "uow extension")
+			assert.Equal(t, tc.spec.ID, e.Extensions()[events.ExtJob], "ocrjob extension")
 			j, err := job.Parse(e)
-			if err != nil {
-				t.Fatalf("Parse(NewEvent(spec)): %v", err)
-			}
-			if j.ID != tc.want.ID || j.ContentID != tc.want.ContentID || j.Name != tc.want.Name ||
-				j.TenantID != tc.want.TenantID || j.OwnerID != tc.want.OwnerID || j.Location != tc.want.Location {
-				t.Errorf("job = %+v, want %+v", j, tc.want)
-			}
+			require.NoError(t, err, "Parse(NewEvent(spec))")
+			assert.Equal(t, tc.want.ID, j.ID, "job.ID")
+			assert.Equal(t, tc.want.ContentID, j.ContentID, "job.ContentID")
+			assert.Equal(t, tc.want.Name, j.Name, "job.Name")
+			assert.Equal(t, tc.want.TenantID, j.TenantID, "job.TenantID")
+			assert.Equal(t, tc.want.OwnerID, j.OwnerID, "job.OwnerID")
+			assert.Equal(t, tc.want.Location, j.Location, "job.Location")
 			h, w := j.Hints, tc.want.Hints
-			if h.Force != w.Force || h.Priority != w.Priority || h.Pages != w.Pages || !maps.Equal(h.Unknown, w.Unknown) {
-				t.Errorf("hints = %+v, want %+v", h, w)
-			}
+			assert.Equal(t, w.Force, h.Force, "hints.Force")
+			assert.Equal(t, w.Priority, h.Priority, "hints.Priority")
+			assert.Equal(t, w.Pages, h.Pages, "hints.Pages")
+			assert.True(t, maps.Equal(h.Unknown, w.Unknown), "hints.Unknown = %v, want %v", h.Unknown, w.Unknown)
 		})
 	}
 }
 
 func TestNewEvent_requires_an_id(t *testing.T) {
-	if _, err := job.NewEvent(job.Spec{ContentID: "c"}); err == nil {
-		t.Fatal("NewEvent without an id succeeded")
-	}
+	_, err := job.NewEvent(job.Spec{ContentID: "c"})
+	assert.Error(t, err, "NewEvent without an id succeeded")
 }
