@@ -1,13 +1,13 @@
 package standalone_test
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
@@ -17,14 +17,10 @@ import (
 func TestEncode_Decode_round_trip(t *testing.T) {
 	page, err := events.New(nil, events.PageRenderedID("job-1", 3), events.TypePageRendered, "/convert", 3, "job-1",
 		events.PageRendered{JobID: "job-1", Page: 3, Pages: 6, Route: events.RouteOCR, ImageKey: "jobs/job-1/pages/3.jpg"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	page.SetExtension(events.ExtTraceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	jobEv, err := job.NewEvent(job.Spec{ID: "job-2", ContentID: "c-1", Hints: map[string]string{"force": "true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		name string
 		e    event.Event
@@ -34,55 +30,21 @@ func TestEncode_Decode_round_trip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := standalone.Encode(t.Context(), "ocr.subject", tc.e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Subject != "ocr.subject" {
-				t.Errorf("subject = %q", m.Subject)
-			}
-			if got := m.Header.Get("Content-Type"); got != standalone.ContentTypeStructured {
-				t.Errorf("Content-Type = %q, want %q", got, standalone.ContentTypeStructured)
-			}
-			if got, want := m.Header.Get(nats.MsgIdHdr), tc.e.Type()+"/"+tc.e.ID(); got != want {
-				t.Errorf("Nats-Msg-Id = %q, want %q (dedupe key)", got, want)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, "ocr.subject", m.Subject, "subject")
+			assert.Equal(t, standalone.ContentTypeStructured, m.Header.Get("Content-Type"), "Content-Type")
+			assert.Equal(t, tc.e.Type()+"/"+tc.e.ID(), m.Header.Get(nats.MsgIdHdr), "Nats-Msg-Id (dedupe key)")
 			got, err := standalone.Decode(m.Header, m.Data)
-			if err != nil {
-				t.Fatalf("Decode(Encode(e)): %v", err)
-			}
-			if got.ID() != tc.e.ID() || got.Type() != tc.e.Type() || got.Source() != tc.e.Source() ||
-				got.DataContentType() != tc.e.DataContentType() || !got.Time().Equal(tc.e.Time()) {
-				t.Errorf("context = %s/%s/%s/%s/%v, want %s/%s/%s/%s/%v",
-					got.ID(), got.Type(), got.Source(), got.DataContentType(), got.Time(),
-					tc.e.ID(), tc.e.Type(), tc.e.Source(), tc.e.DataContentType(), tc.e.Time())
-			}
-			if len(got.Extensions()) != len(tc.e.Extensions()) {
-				t.Errorf("extensions = %v, want %v", got.Extensions(), tc.e.Extensions())
-			}
-			for k, v := range tc.e.Extensions() {
-				if g, ok := got.Extensions()[k]; !ok || g != v {
-					t.Errorf("extension %s = %v, want %v", k, g, v)
-				}
-			}
-			if !jsonEqual(t, got.Data(), tc.e.Data()) {
-				t.Errorf("data = %s, want %s", got.Data(), tc.e.Data())
-			}
+			require.NoError(t, err, "Decode(Encode(e))")
+			assert.Equal(t, tc.e.ID(), got.ID(), "id")
+			assert.Equal(t, tc.e.Type(), got.Type(), "type")
+			assert.Equal(t, tc.e.Source(), got.Source(), "source")
+			assert.Equal(t, tc.e.DataContentType(), got.DataContentType(), "datacontenttype")
+			assert.True(t, got.Time().Equal(tc.e.Time()), "time = %v, want %v", got.Time(), tc.e.Time())
+			assert.Equal(t, tc.e.Extensions(), got.Extensions(), "extensions")
+			assert.JSONEq(t, string(tc.e.Data()), string(got.Data()), "data")
 		})
 	}
-}
-
-func jsonEqual(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		t.Fatalf("data %q: %v", a, err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatalf("data %q: %v", b, err)
-	}
-	xb, _ := json.Marshal(x)
-	yb, _ := json.Marshal(y)
-	return string(xb) == string(yb)
 }
 
 func TestDecode(t *testing.T) {
@@ -104,21 +66,18 @@ func TestDecode(t *testing.T) {
 			},
 			data: `{"job_id":"job-9","page":1}`,
 			check: func(t *testing.T, e event.Event) {
-				if e.ID() != "job-9-p1-rendered" || e.Type() != events.TypePageRendered || e.Source() != "/convert" || e.Subject() != "page" {
-					t.Errorf("context = %s/%s/%s/%s", e.ID(), e.Type(), e.Source(), e.Subject())
-				}
-				if !e.Time().Equal(ts) {
-					t.Errorf("time = %v, want %v", e.Time(), ts)
-				}
-				if e.DataContentType() != "application/json" {
-					t.Errorf("datacontenttype = %q, want it from Content-Type", e.DataContentType())
-				}
-				if e.Extensions()[events.ExtJob] != "job-9" || e.Extensions()[events.ExtPage] != "1" {
-					t.Errorf("extensions = %v, want ocrjob=job-9 ocrpage=1", e.Extensions())
-				}
+				assert.Equal(t, "job-9-p1-rendered", e.ID(), "id")
+				assert.Equal(t, events.TypePageRendered, e.Type(), "type")
+				assert.Equal(t, "/convert", e.Source(), "source")
+				assert.Equal(t, "page", e.Subject(), "subject")
+				assert.True(t, e.Time().Equal(ts), "time = %v, want %v", e.Time(), ts)
+				assert.Equal(t, "application/json", e.DataContentType(), "datacontenttype, want it from Content-Type")
+				assert.Equal(t, "job-9", e.Extensions()[events.ExtJob], "extension ocrjob")
+				assert.Equal(t, "1", e.Extensions()[events.ExtPage], "extension ocrpage")
 				var p events.PageRendered
-				if err := events.Decode(e, &p); err != nil || p.JobID != "job-9" || p.Page != 1 {
-					t.Errorf("data = %+v, %v", p, err)
+				if assert.NoError(t, events.Decode(e, &p), "data") {
+					assert.Equal(t, "job-9", p.JobID, "data job_id")
+					assert.Equal(t, 1, p.Page, "data page")
 				}
 			},
 		},
@@ -130,9 +89,8 @@ func TestDecode(t *testing.T) {
 			},
 			data: "hello",
 			check: func(t *testing.T, e event.Event) {
-				if e.DataContentType() != "text/plain" || string(e.Data()) != "hello" {
-					t.Errorf("datacontenttype/data = %q/%q, want text/plain/hello", e.DataContentType(), e.Data())
-				}
+				assert.Equal(t, "text/plain", e.DataContentType(), "datacontenttype")
+				assert.Equal(t, "hello", string(e.Data()), "data")
 			},
 		},
 		{
@@ -143,48 +101,37 @@ func TestDecode(t *testing.T) {
 			},
 			data: jobData,
 			check: func(t *testing.T, e event.Event) {
-				if e.Extensions()[events.ExtUoW] != "ocr" {
-					t.Errorf("uow = %v, want ocr from data", e.Extensions()[events.ExtUoW])
-				}
+				assert.Equal(t, "ocr", e.Extensions()[events.ExtUoW], "uow, want ocr from data")
 			},
 		},
 		{
 			name: "structured_job_without_uow_gets_uow_from_data",
 			data: `{"specversion":"1.0","id":"job-9","type":"simpleprocess.job","source":"/sp","datacontenttype":"application/json","data":` + jobData + `}`,
 			check: func(t *testing.T, e event.Event) {
-				if e.Extensions()[events.ExtUoW] != "ocr" {
-					t.Errorf("uow = %v, want ocr from data", e.Extensions()[events.ExtUoW])
-				}
-				if _, err := job.Parse(e); err != nil {
-					t.Errorf("decoded job does not parse: %v", err)
-				}
+				assert.Equal(t, "ocr", e.Extensions()[events.ExtUoW], "uow, want ocr from data")
+				_, err := job.Parse(e)
+				assert.NoError(t, err, "decoded job does not parse")
 			},
 		},
 		{
 			name: "structured_job_uow_extension_is_kept",
 			data: `{"specversion":"1.0","id":"job-9","type":"simpleprocess.job","source":"/sp","uow":"other","datacontenttype":"application/json","data":` + jobData + `}`,
 			check: func(t *testing.T, e event.Event) {
-				if e.Extensions()[events.ExtUoW] != "other" {
-					t.Errorf("uow = %v, want the producer's extension kept", e.Extensions()[events.ExtUoW])
-				}
+				assert.Equal(t, "other", e.Extensions()[events.ExtUoW], "uow, want the producer's extension kept")
 			},
 		},
 		{
 			name: "structured_job_with_data_uow_missing_gets_none",
 			data: `{"specversion":"1.0","id":"job-9","type":"simpleprocess.job","source":"/sp","datacontenttype":"application/json","data":{"job_id":"job-9"}}`,
 			check: func(t *testing.T, e event.Event) {
-				if v, ok := e.Extensions()[events.ExtUoW]; ok {
-					t.Errorf("uow = %v, want none", v)
-				}
+				assert.NotContains(t, e.Extensions(), events.ExtUoW, "uow, want none")
 			},
 		},
 		{
 			name: "non_job_event_is_not_given_a_uow",
 			data: `{"specversion":"1.0","id":"p1","type":"ocr.page.rendered","source":"/c","datacontenttype":"application/json","data":{"uow":"ocr"}}`,
 			check: func(t *testing.T, e event.Event) {
-				if v, ok := e.Extensions()[events.ExtUoW]; ok {
-					t.Errorf("uow = %v on a non-job event", v)
-				}
+				assert.NotContains(t, e.Extensions(), events.ExtUoW, "uow on a non-job event")
 			},
 		},
 		{name: "invalid_json", data: `{"specversion":`, wantErr: "decode event"},
@@ -205,17 +152,11 @@ func TestDecode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := standalone.Decode(tc.h, []byte(tc.data))
 			if tc.wantErr != "" {
-				if err == nil {
-					t.Fatalf("Decode = %v, want an error mentioning %q", e, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("Decode err = %q, want it to mention %q", err, tc.wantErr)
-				}
+				require.Error(t, err, "Decode = %v, want an error mentioning %q", e, tc.wantErr)
+				assert.ErrorContains(t, err, tc.wantErr, "Decode err")
 				return
 			}
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
+			require.NoError(t, err, "Decode")
 			tc.check(t, e)
 		})
 	}
@@ -224,23 +165,21 @@ func TestDecode(t *testing.T) {
 // TestDecode_header_case checks binary-mode header names regardless of
 // case: NATS headers are case-sensitive, but producers bridging HTTP (which
 // canonicalises to "Ce-Id", "Content-Type") or following the binding's
-// lower-case spelling ("content-type") both exist. Decode lower-cases ce-*
-// keys in its loop, so it means to accept any case.
+// lower-case spelling ("content-type") both exist. The codec (sdk-go's
+// binding) matches header names regardless of case; the lower-case and
+// canonical cases guard that fix of the earlier case-sensitive reads.
 func TestDecode_header_case(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		h        nats.Header
-		knownBug string
+		name string
+		h    nats.Header
 	}{
 		{
-			name:     "lower_case",
-			h:        nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"x"}, "ce-type": {"t"}, "ce-source": {"/s"}, "content-type": {"application/json"}},
-			knownBug: "codec.go reads h.Get(\"Content-Type\") case-sensitively: a lower-case content-type header is ignored",
+			name: "lower_case",
+			h:    nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"x"}, "ce-type": {"t"}, "ce-source": {"/s"}, "content-type": {"application/json"}},
 		},
 		{
-			name:     "canonical_http_case",
-			h:        nats.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"x"}, "Ce-Type": {"t"}, "Ce-Source": {"/s"}, "Content-Type": {"application/json"}},
-			knownBug: "codec.go gates binary mode on h.Get(\"ce-specversion\") case-sensitively: canonical Ce-* headers fall through to structured decoding",
+			name: "canonical_http_case",
+			h:    nats.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"x"}, "Ce-Type": {"t"}, "Ce-Source": {"/s"}, "Content-Type": {"application/json"}},
 		},
 		{
 			name: "exact_spelling_the_code_reads",
@@ -249,14 +188,10 @@ func TestDecode_header_case(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := standalone.Decode(tc.h, []byte(`{"a":1}`))
-			ok := err == nil && e.ID() == "x" && e.Type() == "t" && e.DataContentType() == "application/json"
-			if ok {
-				return
-			}
-			if tc.knownBug != "" {
-				t.Skipf("BUG (reported, not fixed here): %s (err=%v, datacontenttype=%q)", tc.knownBug, err, e.DataContentType())
-			}
-			t.Fatalf("Decode = id %q type %q datacontenttype %q, err %v; want x/t/application/json", e.ID(), e.Type(), e.DataContentType(), err)
+			require.NoError(t, err, "Decode")
+			assert.Equal(t, "x", e.ID(), "id")
+			assert.Equal(t, "t", e.Type(), "type")
+			assert.Equal(t, "application/json", e.DataContentType(), "datacontenttype")
 		})
 	}
 }

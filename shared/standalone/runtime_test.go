@@ -9,6 +9,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/shared/events"
@@ -20,16 +22,12 @@ import (
 func newRuntime(t *testing.T, url string) *standalone.Runtime {
 	t.Helper()
 	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rt, err := standalone.New(t.Context(), standalone.Config{
 		URL: url, Server: standalone.ServerConfig{StoreDir: filepath.Join(t.TempDir(), "js")},
 		Triggers: triggers, BackoffScale: 0.001, FetchWait: 100 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -42,9 +40,7 @@ func pageEvent(t *testing.T, job string, page int) event.Event {
 	t.Helper()
 	e, err := events.New(nil, events.PageRenderedID(job, page), events.TypePageRendered, "/test", page, job,
 		events.PageRendered{JobID: job, Page: page, Pages: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return e
 }
 
@@ -54,9 +50,7 @@ func jobEvent(t *testing.T, id, uow string) event.Event {
 	e.SetID(id)
 	e.SetType(events.TypeJob)
 	e.SetSource("/test")
-	if err := e.SetData(event.ApplicationJSON, map[string]any{"job_id": id, "uow": uow}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.SetData(event.ApplicationJSON, map[string]any{"job_id": id, "uow": uow}))
 	return e
 }
 
@@ -66,7 +60,7 @@ func recv(t *testing.T, ch <-chan string) string {
 	case s := <-ch:
 		return s
 	case <-time.After(10 * time.Second):
-		t.Fatal("timed out waiting for a delivery")
+		require.FailNow(t, "timed out waiting for a delivery")
 		return ""
 	}
 }
@@ -75,67 +69,44 @@ func recv(t *testing.T, ch <-chan string) string {
 // consumers are exactly what eventing/*.yaml says.
 func TestRuntime_routing_equals_the_trigger_manifests(t *testing.T) {
 	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rt := newRuntime(t, "")
 	var services []stage.Stage
 	for _, tr := range triggers {
 		services = append(services, stage.Stage{Name: eventing.StageOf(tr.Subscriber), Handler: func(context.Context, event.Event) (*event.Event, error) { return nil, nil }})
 	}
 	services = append(services, stage.Stage{Name: "deadletter", Handler: func(context.Context, event.Event) (*event.Event, error) { return nil, nil }})
-	if err := rt.Serve(t.Context(), services...); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rt.Serve(t.Context(), services...))
 	js, err := jetstream.New(rt.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, tr := range triggers {
 		c, err := js.Consumer(t.Context(), standalone.DefaultStream, tr.Name)
-		if err != nil {
-			t.Fatalf("trigger %s has no consumer: %v", tr.Name, err)
-		}
+		require.NoError(t, err, "trigger %s has no consumer", tr.Name)
 		info := c.CachedInfo()
-		if want := rt.Subject(tr.Exact["type"]); info.Config.FilterSubject != want {
-			t.Errorf("%s filters %q, want %q", tr.Name, info.Config.FilterSubject, want)
-		}
-		if info.Config.MaxDeliver != tr.Delivery.Retry+2 {
-			t.Errorf("%s MaxDeliver %d, want retry+2 = %d", tr.Name, info.Config.MaxDeliver, tr.Delivery.Retry+2)
-		}
-		if info.Config.AckWait <= tr.Delivery.Timeout {
-			t.Errorf("%s AckWait %s does not exceed the delivery timeout %s", tr.Name, info.Config.AckWait, tr.Delivery.Timeout)
-		}
-		if info.Config.AckPolicy != jetstream.AckExplicitPolicy {
-			t.Errorf("%s acks %v, want explicit", tr.Name, info.Config.AckPolicy)
-		}
+		assert.Equal(t, rt.Subject(tr.Exact["type"]), info.Config.FilterSubject, "%s filter subject", tr.Name)
+		assert.Equal(t, tr.Delivery.Retry+2, info.Config.MaxDeliver, "%s MaxDeliver, want retry+2", tr.Name)
+		assert.Greater(t, info.Config.AckWait, tr.Delivery.Timeout, "%s AckWait does not exceed the delivery timeout", tr.Name)
+		assert.Equal(t, jetstream.AckExplicitPolicy, info.Config.AckPolicy, "%s ack policy, want explicit", tr.Name)
 	}
-	if _, err := js.Consumer(t.Context(), standalone.DefaultStream, "ocrflow-dead-letters"); err != nil {
-		t.Errorf("no dead-letter consumer: %v", err)
-	}
+	_, err = js.Consumer(t.Context(), standalone.DefaultStream, "ocrflow-dead-letters")
+	assert.NoError(t, err, "no dead-letter consumer")
 }
 
 func TestRuntime_filters_on_every_trigger_attribute(t *testing.T) {
 	rt := newRuntime(t, "")
 	got := make(chan string, 4)
-	if err := rt.Serve(t.Context(), stage.Stage{Name: "convert", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
+	require.NoError(t, rt.Serve(t.Context(), stage.Stage{Name: "convert", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
 		got <- e.ID()
 		return nil, nil
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	}}))
 	// A family producer's job without a uow extension is routed by data.uow.
 	for _, e := range []event.Event{jobEvent(t, "thumb-job", "thumbnail"), jobEvent(t, "ocr-job", "ocr")} {
-		if err := rt.Send(t.Context(), e); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, rt.Send(t.Context(), e))
 	}
-	if id := recv(t, got); id != "ocr-job" {
-		t.Fatalf("convert received %s, want only ocr-job", id)
-	}
+	require.Equal(t, "ocr-job", recv(t, got), "convert received, want only ocr-job")
 	select {
 	case id := <-got:
-		t.Fatalf("convert also received %s", id)
+		assert.Failf(t, "convert received more than ocr-job", "convert also received %s", id)
 	case <-time.After(300 * time.Millisecond):
 	}
 }
@@ -154,18 +125,10 @@ func TestRuntime_permanent_error_is_dead_lettered_at_once(t *testing.T) {
 			return nil, nil
 		}},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Send(t.Context(), pageEvent(t, "perm", 1)); err != nil {
-		t.Fatal(err)
-	}
-	if id := recv(t, dead); id != events.PageRenderedID("perm", 1)+"-dead-ocrflow-recognize" {
-		t.Fatalf("dead letter id %s", id)
-	}
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("handler called %d times, want 1 (no retries for a permanent error)", n)
-	}
+	require.NoError(t, err)
+	require.NoError(t, rt.Send(t.Context(), pageEvent(t, "perm", 1)))
+	assert.Equal(t, events.PageRenderedID("perm", 1)+"-dead-ocrflow-recognize", recv(t, dead), "dead letter id")
+	assert.Equal(t, int32(1), calls.Load(), "handler calls, want 1 (no retries for a permanent error)")
 }
 
 // TestRuntime_shutdown covers both halves of a graceful stop: in-flight work
@@ -182,9 +145,7 @@ func TestRuntime_shutdown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, err := standalone.StartServer(standalone.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 			a := newRuntime(t, srv.ClientURL())
 			started, release := make(chan struct{}), make(chan struct{})
@@ -200,12 +161,8 @@ func TestRuntime_shutdown(t *testing.T) {
 					return nil, failure.As(failure.ErrTransient, ctx.Err())
 				}
 			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Send(t.Context(), pageEvent(t, "shut", 1)); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
+			require.NoError(t, a.Send(t.Context(), pageEvent(t, "shut", 1)))
 			<-started
 			closed := make(chan error, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
@@ -214,30 +171,22 @@ func TestRuntime_shutdown(t *testing.T) {
 			if !tc.wantRedeliv {
 				close(release)
 			}
-			if err := <-finished; (err != nil) != tc.wantRedeliv {
-				t.Fatalf("handler ended with %v", err)
-			}
-			if err := <-closed; (err != nil) != tc.wantRedeliv {
-				t.Fatalf("Close = %v", err)
-			}
+			err = <-finished
+			require.Equal(t, tc.wantRedeliv, err != nil, "handler ended with %v", err)
+			err = <-closed
+			require.Equal(t, tc.wantRedeliv, err != nil, "Close = %v", err)
 
 			b := newRuntime(t, srv.ClientURL())
 			again := make(chan string, 1)
-			if err := b.Serve(t.Context(), stage.Stage{Name: "recognize", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
+			require.NoError(t, b.Serve(t.Context(), stage.Stage{Name: "recognize", Handler: func(_ context.Context, e event.Event) (*event.Event, error) {
 				again <- e.ID()
 				return nil, nil
-			}}); err != nil {
-				t.Fatal(err)
-			}
+			}}))
 			select {
 			case id := <-again:
-				if !tc.wantRedeliv {
-					t.Fatalf("%s was redelivered although it had been acked", id)
-				}
+				assert.True(t, tc.wantRedeliv, "%s was redelivered although it had been acked", id)
 			case <-time.After(time.Second):
-				if tc.wantRedeliv {
-					t.Fatal("cancelled work was not redelivered to the other runtime")
-				}
+				assert.False(t, tc.wantRedeliv, "cancelled work was not redelivered to the other runtime")
 			}
 		})
 	}
