@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/office"
 )
 
@@ -22,9 +24,7 @@ func BenchmarkToPDF(b *testing.B) {
 		}
 	})
 	c, err := newConverter()
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	for _, file := range []string{"office/report.docx", "office/legacy/report.doc", "office/legacy/slides.ppt", "office/legacy/ledger.xls"} {
 		b.Run("libreoffice/"+file[len("office/"):], func(b *testing.B) {
 			for b.Loop() {

@@ -2,7 +2,6 @@ package libreoffice_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -27,9 +29,7 @@ const testdata = "../../testdata/"
 func converter(t *testing.T) *libreoffice.Converter {
 	t.Helper()
 	c, err := newConverter()
-	if err != nil {
-		t.Fatalf("%v (make test installs it)", err)
-	}
+	require.NoError(t, err, "make test installs it")
 	return c
 }
 
@@ -43,14 +43,10 @@ func newConverter() (*libreoffice.Converter, error) {
 func copyAs(t *testing.T, name string) (src, dir string) {
 	t.Helper()
 	b, err := os.ReadFile(testdata + name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dir = t.TempDir()
 	src = filepath.Join(dir, "source")
-	if err := os.WriteFile(src, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(src, b, 0o644))
 	return src, dir
 }
 
@@ -58,19 +54,13 @@ func copyAs(t *testing.T, name string) (src, dir string) {
 func pdfText(t *testing.T, path string) (pages int, text string) {
 	t.Helper()
 	d, err := render.Open(context.Background(), path, render.Limits{})
-	if err != nil {
-		t.Fatalf("the converted file does not open as a document: %v", err)
-	}
+	require.NoError(t, err, "the converted file does not open as a document")
 	defer d.Close()
-	if d.Format() != render.FormatPDF {
-		t.Fatalf("converted file is %s, want pdf", d.Format())
-	}
+	require.Equal(t, render.FormatPDF, d.Format(), "format of the converted file")
 	var b strings.Builder
 	for n := 1; n <= d.Pages(); n++ {
 		html, w, h, _, err := d.PageHTML(context.Background(), n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "page %d", n)
 		b.WriteString(textlayer.Analyze(html, w, h).Markdown)
 		b.WriteString("\n")
 	}
@@ -93,25 +83,15 @@ func TestToPDF_converts_each_office_format(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			src, dir := copyAs(t, tc.file)
 			pdf, err := c.ToPDF(context.Background(), src, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if filepath.Dir(pdf) != dir {
-				t.Errorf("PDF written to %s, want it in %s", pdf, dir)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, dir, filepath.Dir(pdf), "PDF written to %s, want it in %s", pdf, dir)
 			pages, text := pdfText(t, pdf)
-			if pages < tc.minPages {
-				t.Errorf("%d pages, want at least %d", pages, tc.minPages)
-			}
+			assert.GreaterOrEqual(t, pages, tc.minPages, "pages")
 			for _, w := range tc.want {
-				if !strings.Contains(text, w) {
-					t.Errorf("converted text lacks %q:\n%s", w, text)
-				}
+				assert.Contains(t, text, w, "converted text lacks %q", w)
 			}
 			entries, _ := os.ReadDir(dir)
-			if len(entries) != 2 {
-				t.Errorf("dir holds %d entries, want the source and the PDF only (profile removed)", len(entries))
-			}
+			assert.Len(t, entries, 2, "dir entries, want the source and the PDF only (profile removed)")
 		})
 	}
 }
@@ -121,25 +101,22 @@ func TestToPDF_failures_are_classified(t *testing.T) {
 	t.Run("document_libreoffice_cannot_load", func(t *testing.T) {
 		src, dir := copyAs(t, "bad/notes.odt")
 		_, err := c.ToPDF(context.Background(), src, dir)
-		if !errors.Is(err, failure.ErrValidation) || !strings.Contains(err.Error(), "could not be loaded") {
-			t.Fatalf("err = %v, want a validation error quoting LibreOffice", err)
-		}
+		assert.ErrorIs(t, err, failure.ErrValidation, "want a validation error quoting LibreOffice")
+		assert.ErrorContains(t, err, "could not be loaded", "want a validation error quoting LibreOffice")
 	})
 	t.Run("cancelled_context", func(t *testing.T) {
 		src, dir := copyAs(t, "office/legacy/report.doc")
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := c.ToPDF(ctx, src, dir); !errors.Is(err, context.Canceled) {
-			t.Fatalf("err = %v, want context.Canceled", err)
-		}
+		_, err := c.ToPDF(ctx, src, dir)
+		assert.ErrorIs(t, err, context.Canceled)
 	})
 }
 
 func TestNew_without_libreoffice(t *testing.T) {
 	_, err := libreoffice.New(libreoffice.Config{Binary: "no-such-soffice-binary"})
-	if !errors.Is(err, libreoffice.ErrNotInstalled) || !strings.Contains(err.Error(), "LIBREOFFICE_PATH") {
-		t.Fatalf("err = %v, want ErrNotInstalled naming the way out", err)
-	}
+	assert.ErrorIs(t, err, libreoffice.ErrNotInstalled)
+	assert.ErrorContains(t, err, "LIBREOFFICE_PATH", "want ErrNotInstalled naming the way out")
 }
 
 // TestToPDF_timeout_kills_the_process_group: a stand-in soffice that
@@ -150,37 +127,23 @@ func TestToPDF_timeout_kills_the_process_group(t *testing.T) {
 	pidFile := filepath.Join(dir, "grandchild.pid")
 	script := filepath.Join(dir, "soffice")
 	body := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(script, []byte(body), 0o755))
 	c, err := libreoffice.New(libreoffice.Config{Binary: script, Timeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	src, work := copyAs(t, "office/legacy/report.doc")
 	start := time.Now()
 	_, err = c.ToPDF(context.Background(), src, work)
-	if !errors.Is(err, failure.ErrPermanent) || !strings.Contains(err.Error(), "took longer than 500ms") {
-		t.Fatalf("err = %v, want a permanent timeout error", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("ToPDF returned after %s, want soon after the 500ms timeout", d)
-	}
+	require.ErrorIs(t, err, failure.ErrPermanent, "want a permanent timeout error")
+	require.ErrorContains(t, err, "took longer than 500ms", "want a permanent timeout error")
+	d := time.Since(start)
+	assert.LessOrEqual(t, d, 10*time.Second, "ToPDF returned after %s, want soon after the 500ms timeout", d)
 	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// SIGKILL is delivered asynchronously: give the kernel a moment.
-	for deadline := time.Now().Add(5 * time.Second); alive(pid); {
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild %d outlived the timeout", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 10*time.Millisecond,
+		"grandchild %d outlived the timeout", pid)
 }
 
 // alive reports whether pid runs (a zombie waiting to be reaped does not).
@@ -206,23 +169,14 @@ func TestToPDF_memory_limit_reaches_the_conversion(t *testing.T) {
 	seen := filepath.Join(dir, "limit")
 	script := filepath.Join(dir, "soffice")
 	body := "#!/bin/sh\nsh -c 'ulimit -v' > " + seen + "\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(script, []byte(body), 0o755))
 	const limit = 768 << 20
 	c, err := libreoffice.New(libreoffice.Config{Binary: script, MemoryBytes: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	src, work := copyAs(t, "office/legacy/report.doc")
-	if _, err := c.ToPDF(context.Background(), src, work); !errors.Is(err, failure.ErrValidation) {
-		t.Fatalf("err = %v, want validation (the stand-in writes no PDF)", err)
-	}
+	_, err = c.ToPDF(context.Background(), src, work)
+	require.ErrorIs(t, err, failure.ErrValidation, "want validation (the stand-in writes no PDF)")
 	b, err := os.ReadFile(seen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(limit>>10) {
-		t.Fatalf("child saw ulimit -v %s KiB, want %d", got, limit>>10)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(limit>>10), strings.TrimSpace(string(b)), "ulimit -v (KiB) the child saw")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
@@ -21,9 +23,9 @@ func TestLastAttempt(t *testing.T) {
 		{"single_delivery", stage.WithMaxAttempts(context.Background(), 1), 1, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if a, m, l := stage.Attempt(tc.ctx), stage.MaxAttempts(tc.ctx), stage.LastAttempt(tc.ctx); a != tc.attempt || m != tc.max || l != tc.last {
-				t.Errorf("Attempt, MaxAttempts, LastAttempt = %d, %d, %v; want %d, %d, %v", a, m, l, tc.attempt, tc.max, tc.last)
-			}
+			assert.Equal(t, tc.attempt, stage.Attempt(tc.ctx), "Attempt")
+			assert.Equal(t, tc.max, stage.MaxAttempts(tc.ctx), "MaxAttempts")
+			assert.Equal(t, tc.last, stage.LastAttempt(tc.ctx), "LastAttempt")
 		})
 	}
 }
