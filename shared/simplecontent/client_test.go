@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/egress"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
@@ -25,28 +28,20 @@ const (
 func startServer(t *testing.T, cfg embedded.Config, tune func(*simplecontent.Config)) (*embedded.Server, *simplecontent.Client) {
 	t.Helper()
 	srv, err := embedded.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close embedded simple-content: %v", err)
-		}
+		assert.NoError(t, srv.Close(ctx), "close embedded simple-content")
 	})
 	policy, err := egress.NewPolicy(egress.HostOf(srv.URL()), egress.HostOf(srv.S3URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c := simplecontent.Config{BaseURL: srv.URL(), APIKey: srv.APIKey(), Transfers: policy.Client(), Backoff: time.Millisecond}
 	if tune != nil {
 		tune(&c)
 	}
 	cl, err := simplecontent.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return srv, cl
 }
 
@@ -59,36 +54,22 @@ func upload(t *testing.T, cl *simplecontent.Client, name, mime, body string) str
 		OwnerID: owner, OwnerType: "user", TenantID: tenant, FileName: name, MimeType: mime,
 		FileSize: int64(len(body)), DocumentType: "document",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Upload(ctx, f.UploadURL, strings.NewReader(body), int64(len(body)), mime); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.CompleteFile(ctx, f.ContentID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cl.Upload(ctx, f.UploadURL, strings.NewReader(body), int64(len(body)), mime))
+	require.NoError(t, cl.CompleteFile(ctx, f.ContentID))
 	return f.ContentID
 }
 
 func download(t *testing.T, cl *simplecontent.Client, id string) string {
 	t.Helper()
 	f, err := cl.GetFile(t.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.DownloadURL == "" {
-		t.Fatalf("content %s (status %s) has no download url", id, f.Status)
-	}
+	require.NoError(t, err)
+	require.NotEmpty(t, f.DownloadURL, "content %s (status %s) has no download url", id, f.Status)
 	resp, err := cl.Download(t.Context(), f.DownloadURL, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return string(b)
 }
 
@@ -101,71 +82,50 @@ func TestClient_v5_flow_against_the_real_handlers(t *testing.T) {
 	id := upload(t, cl, "scan.pdf", "application/pdf", "%PDF-1.4 fake")
 
 	c, err := cl.GetContent(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Status != simplecontent.StatusUploaded || c.TenantID != tenant || c.OwnerID != owner ||
-		c.FileName != "scan.pdf" || c.MimeType != "application/pdf" || c.FileSize != 13 {
-		t.Fatalf("content = %+v", c)
-	}
-	if got := download(t, cl, id); got != "%PDF-1.4 fake" {
-		t.Fatalf("downloaded %q", got)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, simplecontent.StatusUploaded, c.Status, "content status")
+	assert.Equal(t, tenant, c.TenantID, "content tenant")
+	assert.Equal(t, owner, c.OwnerID, "content owner")
+	assert.Equal(t, "scan.pdf", c.FileName, "content file name")
+	assert.Equal(t, "application/pdf", c.MimeType, "content mime type")
+	assert.EqualValues(t, 13, c.FileSize, "content file size")
+	assert.Equal(t, "%PDF-1.4 fake", download(t, cl, id), "downloaded")
 
 	d, err := cl.CreateDerived(ctx, id, simplecontent.NewDerived{
 		DerivationType: "ocr_markdown", OwnerID: owner, TenantID: tenant, Status: simplecontent.StatusProcessing,
 		Params: map[string]any{"marker": "x"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Status != simplecontent.StatusProcessing || d.ParentID != id {
-		t.Fatalf("derived = %+v", d)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, simplecontent.StatusProcessing, d.Status, "derived status")
+	assert.Equal(t, id, d.ParentID, "derived parent")
 	o, err := cl.CreateObject(ctx, d.ID, simplecontent.NewObject{MimeType: "text/markdown", FileSize: 7, FileName: "scan.pdf.md"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Upload(ctx, o.UploadURL, strings.NewReader("# hello"), 7, "text/markdown"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.CompleteFile(ctx, d.ID); err != nil {
-		t.Fatal(err)
-	}
-	if got := download(t, cl, d.ID); got != "# hello" {
-		t.Fatalf("derived bytes %q", got)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cl.Upload(ctx, o.UploadURL, strings.NewReader("# hello"), 7, "text/markdown"))
+	require.NoError(t, cl.CompleteFile(ctx, d.ID))
+	assert.Equal(t, "# hello", download(t, cl, d.ID), "derived bytes")
 	err = cl.MergeMetadata(ctx, d.ID, func(m *simplecontent.Metadata) {
 		m.ContentType, m.FileName, m.FileSize = "text/markdown", "scan.pdf.md", 7
 		m.Custom["engine"] = "fake"
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	m, err := cl.GetMetadata(ctx, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Custom["marker"] != "x" || m.Custom["engine"] != "fake" || m.FileName != "scan.pdf.md" || m.ContentType != "text/markdown" {
-		t.Fatalf("metadata after merge = %+v (the create-time marker must survive the PUT)", m)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "x", m.Custom["marker"], "metadata after merge: the create-time marker must survive the PUT")
+	assert.Equal(t, "fake", m.Custom["engine"], "metadata after merge")
+	assert.Equal(t, "scan.pdf.md", m.FileName, "metadata after merge")
+	assert.Equal(t, "text/markdown", m.ContentType, "metadata after merge")
 	list, err := cl.ListDerived(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 1 || list[0].ID != d.ID || list[0].Status != simplecontent.StatusUploaded {
-		t.Fatalf("derived list = %+v", list)
-	}
+	require.NoError(t, err)
+	require.Len(t, list, 1, "derived list")
+	assert.Equal(t, d.ID, list[0].ID, "derived list")
+	assert.Equal(t, simplecontent.StatusUploaded, list[0].Status, "derived list")
 	objs, err := cl.ListObjects(ctx, d.ID)
-	if err != nil || len(objs) != 1 {
-		t.Fatalf("objects = %+v, %v", objs, err)
-	}
-	if err := cl.DeleteContent(ctx, d.ID); err != nil {
-		t.Fatal(err)
-	}
-	if list, err := cl.ListDerived(ctx, id); err != nil || len(list) != 0 {
-		t.Fatalf("derived list after delete = %+v, %v", list, err)
-	}
+	require.NoError(t, err)
+	assert.Len(t, objs, 1, "objects")
+	require.NoError(t, cl.DeleteContent(ctx, d.ID))
+	list, err = cl.ListDerived(ctx, id)
+	require.NoError(t, err, "derived list after delete")
+	assert.Empty(t, list, "derived list after delete")
 }
 
 func TestClient_errors_are_classified_and_carry_the_body(t *testing.T) {
@@ -206,15 +166,9 @@ func TestClient_errors_are_classified_and_carry_the_body(t *testing.T) {
 				c.Attempts = 1
 			})
 			err := tc.call(cl)
-			if !simplecontent.IsStatus(err, tc.wantCode) {
-				t.Fatalf("err = %v, want status %d", err, tc.wantCode)
-			}
-			if got := failure.Classify(err); got != tc.wantType {
-				t.Fatalf("class = %s, want %s (%v)", got, tc.wantType, err)
-			}
-			if !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Fatalf("err = %v, want the body %q in it", err, tc.wantMsg)
-			}
+			require.True(t, simplecontent.IsStatus(err, tc.wantCode), "err = %v, want status %d", err, tc.wantCode)
+			assert.Equal(t, tc.wantType, failure.Classify(err), "class of %v", err)
+			assert.ErrorContains(t, err, tc.wantMsg, "want the body in the error")
 		})
 	}
 }
@@ -269,12 +223,12 @@ func TestClient_retries_transient_answers_of_idempotent_calls_only(t *testing.T)
 			id := upload(t, cl, "a.pdf", "application/pdf", "x")
 			armed.Store(true)
 			err := tc.call(cl, id)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			if tc.wantErr {
+				assert.Error(t, err)
+			} else {
+				assert.NoError(t, err)
 			}
-			if got := hits.Load(); got != tc.wantCalls {
-				t.Fatalf("%d calls reached the server, want %d", got, tc.wantCalls)
-			}
+			assert.Equal(t, tc.wantCalls, hits.Load(), "calls that reached the server")
 		})
 	}
 }
@@ -282,21 +236,15 @@ func TestClient_retries_transient_answers_of_idempotent_calls_only(t *testing.T)
 func TestClient_presigned_urls_stay_out_of_error_messages(t *testing.T) {
 	_, cl := startServer(t, embedded.Config{}, func(c *simplecontent.Config) { c.Attempts = 1 })
 	f, err := cl.CreateFile(t.Context(), simplecontent.NewFile{OwnerID: owner, OwnerType: "user", TenantID: tenant, FileName: "a.pdf", DocumentType: "document"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Nothing was uploaded: a GET of the object's presigned URL answers
 	// NoSuchKey (gofakes3 does not check signatures).
 	_, err = cl.Download(t.Context(), f.UploadURL, time.Second)
-	if err == nil {
-		t.Fatal("download of a missing object succeeded")
-	}
-	if strings.Contains(err.Error(), "X-Amz-Signature") || strings.Contains(err.Error(), "X-Amz-Credential") {
-		t.Fatalf("error leaks the presigned query: %v", err)
-	}
-	if !simplecontent.IsStatus(err, 404) || !strings.Contains(err.Error(), "NoSuchKey") {
-		t.Fatalf("err = %v, want a 404 carrying S3's NoSuchKey", err)
-	}
+	require.Error(t, err, "download of a missing object succeeded")
+	assert.NotContains(t, err.Error(), "X-Amz-Signature", "error leaks the presigned query")
+	assert.NotContains(t, err.Error(), "X-Amz-Credential", "error leaks the presigned query")
+	assert.True(t, simplecontent.IsStatus(err, 404), "err = %v, want a 404 carrying S3's NoSuchKey", err)
+	assert.ErrorContains(t, err, "NoSuchKey", "want a 404 carrying S3's NoSuchKey")
 }
 
 func TestConfig_is_validated_at_construction(t *testing.T) {
@@ -309,12 +257,9 @@ func TestConfig_is_validated_at_construction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := simplecontent.New(simplecontent.Config{BaseURL: tc.url})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
+			assert.ErrorContains(t, err, tc.want)
 		})
 	}
-	if _, err := simplecontent.New(simplecontent.Config{BaseURL: "http://sc:4000"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := simplecontent.New(simplecontent.Config{BaseURL: "http://sc:4000"})
+	assert.NoError(t, err)
 }

@@ -3,10 +3,14 @@ package simplecontent_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -19,9 +23,7 @@ func newStore(t *testing.T) (*simplecontent.Store, *simplecontent.Client) {
 	t.Helper()
 	_, cl := startServer(t, embedded.Config{}, nil)
 	s, err := simplecontent.NewStore(simplecontent.StoreConfig{Client: cl})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s, cl
 }
 
@@ -36,9 +38,7 @@ func result(job, parent, md string) content.Result {
 func count(t *testing.T, cl *simplecontent.Client, parent string) []simplecontent.Content {
 	t.Helper()
 	list, err := cl.ListDerived(t.Context(), parent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return list
 }
 
@@ -46,26 +46,16 @@ func TestStore_Store_is_idempotent_per_job(t *testing.T) {
 	s, cl := newStore(t)
 	parent := upload(t, cl, "scan.pdf", "application/pdf", "%PDF")
 	a, err := s.Store(t.Context(), result("j1", parent, "# one"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	again, err := s.Store(t.Context(), result("j1", parent, "# one"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again != a || len(count(t, cl, parent)) != 1 {
-		t.Fatalf("second Store of job j1 = %s (first %s), %d derived: want the same one", again, a, len(count(t, cl, parent)))
-	}
+	require.NoError(t, err)
+	assert.Equal(t, a, again, "second Store of job j1: want the same derived content")
+	assert.Len(t, count(t, cl, parent), 1, "derived after the second Store of job j1: want the same one")
 	b, err := s.Store(t.Context(), result("j2", parent, "# two"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b == a || len(count(t, cl, parent)) != 2 {
-		t.Fatalf("another job must create its own derived content")
-	}
-	if got := download(t, cl, b); got != "# two" {
-		t.Fatalf("derived bytes %q", got)
-	}
+	require.NoError(t, err)
+	assert.NotEqual(t, a, b, "another job must create its own derived content")
+	assert.Len(t, count(t, cl, parent), 2, "another job must create its own derived content")
+	assert.Equal(t, "# two", download(t, cl, b), "derived bytes")
 }
 
 func TestStore_Existing_finds_only_finished_results_with_the_key(t *testing.T) {
@@ -73,13 +63,9 @@ func TestStore_Existing_finds_only_finished_results_with_the_key(t *testing.T) {
 	parent := upload(t, cl, "scan.pdf", "application/pdf", "%PDF")
 	r := result("j1", parent, "# one")
 	id, err := s.Store(t.Context(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// A failure trace with the same key must never be reused.
-	if err := s.RecordFailure(t.Context(), content.Failure{JobID: "j0", ContentID: parent, IdempotencyKey: r.IdempotencyKey, ErrorType: "permanent", Message: "x"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.RecordFailure(t.Context(), content.Failure{JobID: "j0", ContentID: parent, IdempotencyKey: r.IdempotencyKey, ErrorType: "permanent", Message: "x"}))
 	j := job.Job{ID: "j9", ContentID: parent, TenantID: tenant}
 	for _, tc := range []struct {
 		name   string
@@ -94,18 +80,17 @@ func TestStore_Existing_finds_only_finished_results_with_the_key(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, ok, err := s.Existing(t.Context(), tc.j, tc.key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok != tc.wantOK || (ok && (d.Ref != id || d.PageCount != 2 || d.PagesByRoute["text"] != 1)) {
-				t.Fatalf("Existing = %+v, %v; want ok=%v for %s", d, ok, tc.wantOK, id)
+			require.NoError(t, err)
+			require.Equal(t, tc.wantOK, ok, "Existing = %+v, ok", d)
+			if ok {
+				assert.Equal(t, id, d.Ref, "Existing ref")
+				assert.Equal(t, 2, d.PageCount, "Existing page count")
+				assert.Equal(t, 1, d.PagesByRoute["text"], "Existing pages by route text")
 			}
 		})
 	}
 	_, _, err = s.Existing(t.Context(), job.Job{ID: "j8", ContentID: parent, TenantID: "99999999-9999-4999-8999-999999999999"}, r.IdempotencyKey)
-	if failure.Classify(err) != failure.TypePermanent {
-		t.Fatalf("Existing for another tenant = %v, want a permanent error", err)
-	}
+	assert.Equal(t, failure.TypePermanent, failure.Classify(err), "Existing for another tenant = %v, want a permanent error", err)
 }
 
 func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
@@ -118,9 +103,7 @@ func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
 		{"recorded_once_even_if_called_twice", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
 			p := upload(t, cl, "a.pdf", "application/pdf", "%PDF")
 			f := content.Failure{JobID: "j", ContentID: p, TenantID: tenant, ErrorType: "validation", Message: "unsupported"}
-			if err := s.RecordFailure(t.Context(), f); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, s.RecordFailure(t.Context(), f))
 			return p, f
 		}, 1, 0},
 		{"another_tenant_gets_none", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
@@ -129,9 +112,7 @@ func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
 		}, 0, 0},
 		{"parent_not_uploaded_gets_none", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
 			f, err := cl.CreateFile(t.Context(), simplecontent.NewFile{OwnerID: owner, OwnerType: "user", TenantID: tenant, FileName: "a.pdf", DocumentType: "document"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			return f.ContentID, content.Failure{JobID: "j", ContentID: f.ContentID, ErrorType: "validation", Message: "not uploaded"}
 		}, 0, 0},
 		{"unfinished_result_of_the_job_is_replaced", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
@@ -140,9 +121,7 @@ func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
 				DerivationType: simplecontent.DerivationType, OwnerID: owner, TenantID: tenant, Status: simplecontent.StatusProcessing,
 				Params: map[string]any{"generator": "ocrflow", "variant": "ocr_markdown", "job_id": "j", "state": "processing"},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			return p, content.Failure{JobID: "j", ContentID: p, ErrorType: "permanent", Message: "no manifest"}
 		}, 1, 0},
 		{"missing_content_gets_none", func(t *testing.T, s *simplecontent.Store, cl *simplecontent.Client) (string, content.Failure) {
@@ -152,18 +131,14 @@ func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, cl := newStore(t)
 			parent, f := tc.setup(t, s, cl)
-			if err := s.RecordFailure(t.Context(), f); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, s.RecordFailure(t.Context(), f))
 			if parent == "" {
 				return
 			}
 			traces, others := 0, 0
 			for _, d := range count(t, cl, parent) {
 				m, err := cl.GetMetadata(t.Context(), d.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				if d.Status == simplecontent.StatusFailed && m.Custom["state"] == "failed" &&
 					m.Custom["error_type"] == f.ErrorType && m.Custom["error_message"] == f.Message {
 					traces++
@@ -171,9 +146,8 @@ func TestStore_RecordFailure_leaves_one_trace_where_it_may(t *testing.T) {
 					others++
 				}
 			}
-			if traces != tc.wantTraces || others != tc.wantOthers {
-				t.Fatalf("%d traces and %d other derived contents, want %d and %d", traces, others, tc.wantTraces, tc.wantOthers)
-			}
+			assert.Equal(t, tc.wantTraces, traces, "failure traces")
+			assert.Equal(t, tc.wantOthers, others, "other derived contents")
 		})
 	}
 }
@@ -184,9 +158,7 @@ func TestStore_Fetch_checks_what_the_job_says(t *testing.T) {
 	parent := upload(t, cl, "scan.pdf", "application/pdf", body)
 	sum := sha256.Sum256([]byte(body))
 	f, err := cl.GetFile(t.Context(), parent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		name     string
 		j        job.Job
@@ -211,21 +183,19 @@ func TestStore_Fetch_checks_what_the_job_says(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "source")
 			src, err := s.Fetch(t.Context(), tc.j, dst, tc.max)
 			if tc.wantType == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				b, _ := os.ReadFile(dst)
-				if string(b) != body || src.Name != "scan.pdf" || src.MIME != "application/pdf" || src.Size != int64(len(body)) {
-					t.Fatalf("source = %+v, bytes %q", src, b)
-				}
+				assert.Equal(t, body, string(b), "fetched bytes")
+				assert.Equal(t, "scan.pdf", src.Name, "source name")
+				assert.Equal(t, "application/pdf", src.MIME, "source mime")
+				assert.Equal(t, int64(len(body)), src.Size, "source size")
 				return
 			}
-			if failure.Classify(err) != tc.wantType || !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Fatalf("err = %v, want %s with %q", err, tc.wantType, tc.wantMsg)
-			}
-			if _, serr := os.Stat(dst); !os.IsNotExist(serr) {
-				t.Fatalf("a failed fetch left %s behind", dst)
-			}
+			require.Error(t, err, "want %s with %q", tc.wantType, tc.wantMsg)
+			assert.Equal(t, tc.wantType, failure.Classify(err), "class of %v", err)
+			assert.ErrorContains(t, err, tc.wantMsg)
+			_, serr := os.Stat(dst)
+			assert.ErrorIs(t, serr, fs.ErrNotExist, "a failed fetch left %s behind", dst)
 		})
 	}
 }
