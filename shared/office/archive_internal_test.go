@@ -4,12 +4,14 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
@@ -33,9 +35,7 @@ func TestSafeName(t *testing.T) {
 		{"nul\x00byte", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := safeName(tc.name); got != tc.ok {
-				t.Errorf("safeName(%q) = %v, want %v", tc.name, got, tc.ok)
-			}
+			assert.Equal(t, tc.ok, safeName(tc.name), "safeName(%q)", tc.name)
 		})
 	}
 }
@@ -55,9 +55,8 @@ func TestResolveTarget(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := resolveTarget(tc.source, tc.target)
-			if got != tc.want || ok != tc.ok {
-				t.Errorf("resolveTarget(%q, %q) = %q, %v; want %q, %v", tc.source, tc.target, got, ok, tc.want, tc.ok)
-			}
+			assert.Equal(t, tc.want, got, "resolveTarget(%q, %q)", tc.source, tc.target)
+			assert.Equal(t, tc.ok, ok, "resolveTarget(%q, %q) ok", tc.source, tc.target)
 		})
 	}
 }
@@ -74,9 +73,7 @@ func TestBudgetReader_counts_actual_bytes(t *testing.T) {
 	w.Write(bytes.Repeat([]byte("a"), 100_000))
 	zw.Close()
 	path := filepath.Join(t.TempDir(), "x.docx")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
 
 	for _, tc := range []struct {
 		name    string
@@ -89,9 +86,7 @@ func TestBudgetReader_counts_actual_bytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := openArchive(context.Background(), path, DOCX, Limits{}.withDefaults())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer a.close()
 			a.lim.MaxUncompressed = tc.budget // after the declared-size check passed
 			var n int64
@@ -100,12 +95,9 @@ func TestBudgetReader_counts_actual_bytes(t *testing.T) {
 				n, err = io.Copy(io.Discard, rc)
 				rc.Close()
 			}
-			if !errors.Is(err, failure.ErrValidation) || !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Fatalf("err = %v, want validation containing %q", err, tc.wantMsg)
-			}
-			if lim := min(tc.budget, tc.partCap) + 1; n > lim {
-				t.Errorf("read %d bytes, want at most %d", n, lim)
-			}
+			require.ErrorIs(t, err, failure.ErrValidation)
+			assert.ErrorContains(t, err, tc.wantMsg)
+			assert.LessOrEqual(t, n, min(tc.budget, tc.partCap)+1, "bytes read")
 		})
 	}
 }
@@ -128,14 +120,12 @@ func TestCountEntries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, ok := countEntries(r, int64(buf.Len()), tc.max)
-			if !ok || n != tc.want {
-				t.Errorf("countEntries = %d, %v; want %d, true", n, ok, tc.want)
-			}
+			assert.True(t, ok, "countEntries ok")
+			assert.Equal(t, tc.want, n, "countEntries")
 		})
 	}
-	if _, ok := countEntries(bytes.NewReader([]byte("not a zip at all")), 16, 10); ok {
-		t.Error("countEntries on garbage reported ok")
-	}
+	_, ok := countEntries(bytes.NewReader([]byte("not a zip at all")), 16, 10)
+	assert.False(t, ok, "countEntries on garbage reported ok")
 }
 
 func TestInlineRender(t *testing.T) {
@@ -145,10 +135,6 @@ func TestInlineRender(t *testing.T) {
 	in.add("both", true, true)
 	in.add("   ", false, true)
 	in.add("it", false, true)
-	if got, want := in.render(false), "plain  **bold** ***both***   *it*"; got != want {
-		t.Errorf("render = %q, want %q", got, want)
-	}
-	if got, want := in.render(true), "plain  bold both   it"; got != want {
-		t.Errorf("render(plain) = %q, want %q", got, want)
-	}
+	assert.Equal(t, "plain  **bold** ***both***   *it*", in.render(false), "render")
+	assert.Equal(t, "plain  bold both   it", in.render(true), "render(plain)")
 }

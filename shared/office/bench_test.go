@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"github.com/xuri/excelize/v2"
 
 	"github.com/ocrflow/ocrflow/shared/office"
@@ -50,17 +51,13 @@ func BenchmarkExtract(b *testing.B) {
 // bigDocx repeats report.docx's body n times.
 func bigDocx(b *testing.B, dir string, n int) string {
 	zr, err := zip.OpenReader(sample("report.docx"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer zr.Close()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {
 		if f.Name != "word/document.xml" {
-			if err := zw.Copy(f); err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, zw.Copy(f))
 			continue
 		}
 		rc, _ := f.Open()
@@ -88,8 +85,6 @@ func bigXlsx(b *testing.B, dir string, rows int) string {
 		f.SetCellStyle("Sheet1", fmt.Sprintf("D%d", r), fmt.Sprintf("E%d", r), style)
 	}
 	path := filepath.Join(dir, "big.xlsx")
-	if err := f.SaveAs(path); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, f.SaveAs(path))
 	return path
 }

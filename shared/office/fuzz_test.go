@@ -10,6 +10,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/office"
 )
@@ -61,9 +63,7 @@ func FuzzPPTX(f *testing.F) {
 // file per process (f.TempDir) is safe; a t.TempDir per input would cut
 // the rate a hundredfold.
 func fuzzExtract(t *testing.T, path string, data []byte, kind office.Kind) {
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, data, 0o644))
 	pages, err := office.Extract(context.Background(), path, kind, office.Limits{MaxEntries: 1000, MaxUncompressed: 16 << 20})
 	if err != nil {
 		if !errors.Is(err, failure.ErrValidation) {
@@ -97,14 +97,10 @@ func zipParts(t *testing.T, parts map[string][]byte) []byte {
 			continue
 		}
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		w.Write(data)
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, zw.Close())
 	return buf.Bytes()
 }
 
@@ -115,14 +111,10 @@ var chartCache []byte
 func chartPNG(t *testing.T) []byte {
 	if chartCache == nil {
 		zr, err := zip.OpenReader(sample("report.docx"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer zr.Close()
 		rc, err := zr.Open("word/media/image1.png")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer rc.Close()
 		var buf bytes.Buffer
 		buf.ReadFrom(rc)

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/office"
@@ -57,43 +59,27 @@ func TestExtract_golden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pages, err := office.Extract(context.Background(), sample(tc.file), tc.kind, office.Limits{})
-			if err != nil {
-				t.Fatalf("Extract: %v", err)
-			}
-			if len(pages) != tc.pages {
-				t.Errorf("got %d pages, want %d", len(pages), tc.pages)
-			}
+			require.NoError(t, err, "Extract")
+			assert.Len(t, pages, tc.pages, "pages")
 			var mds []string
 			for i, p := range pages {
 				mds = append(mds, p.Markdown)
 				var got []string
 				for _, img := range p.Images {
 					got = append(got, fmt.Sprintf("%s %s %dx%d", img.Name, img.MIME, img.Width, img.Height))
-					if len(img.Data) < office.MinImageBytes {
-						t.Errorf("page %d: image %s has %d bytes", i, img.Name, len(img.Data))
-					}
-					if !strings.Contains(p.Markdown, "<!-- image: "+img.Name+" -->") {
-						t.Errorf("page %d: no placeholder for %s", i, img.Name)
-					}
+					assert.GreaterOrEqual(t, len(img.Data), office.MinImageBytes, "page %d: image %s bytes", i, img.Name)
+					assert.Contains(t, p.Markdown, "<!-- image: "+img.Name+" -->", "page %d: no placeholder for %s", i, img.Name)
 				}
-				if want := tc.images[i]; strings.Join(got, ";") != strings.Join(want, ";") {
-					t.Errorf("page %d images = %q, want %q", i, got, want)
-				}
+				assert.Equal(t, strings.Join(tc.images[i], ";"), strings.Join(got, ";"), "page %d images", i)
 			}
 			got := strings.Join(mds, pageSep) + "\n"
 			golden := sample(tc.golden)
 			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
 			}
 			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("read golden (run with -update to create it): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("markdown differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			require.NoError(t, err, "read golden (run with -update to create it)")
+			assert.Equal(t, string(want), got, "markdown differs from %s (run with -update after checking)", golden)
 		})
 	}
 }
@@ -102,9 +88,7 @@ func TestExtract_golden(t *testing.T) {
 // so a careless -update cannot silently drop them.
 func TestExtract_docx_semantics(t *testing.T) {
 	pages, err := office.Extract(context.Background(), sample("report.docx"), office.DOCX, office.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	all := ""
 	for _, p := range pages {
 		all += p.Markdown + "\n"
@@ -129,18 +113,19 @@ func TestExtract_docx_semantics(t *testing.T) {
 		{"tiny_icon_not_placeholdered", "image2.png", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := strings.Count(all, tc.text); (got > 0) != tc.present || got > 1 {
-				t.Errorf("%q occurs %d times, want present=%v (once)", tc.text, got, tc.present)
+			want := 0
+			if tc.present {
+				want = 1
 			}
+			assert.Equal(t, want, strings.Count(all, tc.text), "occurrences of %q, want present=%v (once)", tc.text, tc.present)
 		})
 	}
 	// Page 1 ends at the explicit page break; the continuous section break
 	// after "End of figures." does not split page 2; the next-page one does.
-	if !strings.HasSuffix(pages[0].Markdown, "1. Review pricing") ||
-		!strings.Contains(pages[1].Markdown, "End of figures.\n\nContinuous section text.") ||
-		!strings.HasPrefix(pages[2].Markdown, "# Appendix") {
-		t.Errorf("page split wrong:\n%+v", pages)
-	}
+	require.GreaterOrEqual(t, len(pages), 3, "pages")
+	assert.True(t, strings.HasSuffix(pages[0].Markdown, "1. Review pricing"), "page split wrong: page 1 is\n%s", pages[0].Markdown)
+	assert.Contains(t, pages[1].Markdown, "End of figures.\n\nContinuous section text.", "page split wrong: page 2")
+	assert.True(t, strings.HasPrefix(pages[2].Markdown, "# Appendix"), "page split wrong: page 3 is\n%s", pages[2].Markdown)
 }
 
 func TestExtract_bad_input(t *testing.T) {
@@ -184,20 +169,12 @@ func TestExtract_bad_input(t *testing.T) {
 			pages, err := office.Extract(context.Background(), path, tc.kind, tc.lim)
 			took := time.Since(start)
 			runtime.ReadMemStats(&after)
-			if !errors.Is(err, failure.ErrValidation) {
-				t.Fatalf("err = %v (pages %d), want a validation error", err, len(pages))
-			}
-			if !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Errorf("err = %q, want it to contain %q", err, tc.wantMsg)
-			}
+			require.ErrorIs(t, err, failure.ErrValidation, "pages %d, want a validation error", len(pages))
+			assert.ErrorContains(t, err, tc.wantMsg)
 			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%v, allocated %d KiB: %v", took, alloc>>10, err)
-			if alloc > 64<<20 {
-				t.Errorf("allocated %d MiB, want < 64 MiB", alloc>>20)
-			}
-			if took > 5*time.Second {
-				t.Errorf("took %v, want seconds at most", took)
-			}
+			assert.LessOrEqual(t, alloc, uint64(64<<20), "allocated %d MiB, want < 64 MiB", alloc>>20)
+			assert.LessOrEqual(t, took, 5*time.Second, "took %v, want seconds at most", took)
 		})
 	}
 }
@@ -208,62 +185,46 @@ func TestExtract_bad_input(t *testing.T) {
 func xlsxZipBomb(t *testing.T) []byte {
 	t.Helper()
 	bomb, err := zip.OpenReader(sample("zipbomb.docx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer bomb.Close()
 	var comp []byte
 	for _, f := range bomb.File {
 		if f.Name == "word/document.xml" {
 			rc, err := f.OpenRaw()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if comp, err = io.ReadAll(rc); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
+			comp, err = io.ReadAll(rc)
+			require.NoError(t, err)
 		}
 	}
 	zr, err := zip.OpenReader(sample("ledger.xlsx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer zr.Close()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {
 		if f.Name == "xl/worksheets/sheet1.xml" {
 			w, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, CompressedSize64: uint64(len(comp)), UncompressedSize64: 4096})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			w.Write(comp)
 			continue
 		}
-		if err := zw.Copy(f); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, zw.Copy(f))
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, zw.Close())
 	return buf.Bytes()
 }
 
 func writeTemp(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, data, 0o644))
 	return path
 }
 
 func TestExtract_missing_file_is_not_validation(t *testing.T) {
 	_, err := office.Extract(context.Background(), filepath.Join(t.TempDir(), "gone.docx"), office.DOCX, office.Limits{})
-	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, failure.ErrValidation) {
-		t.Fatalf("err = %v, want an unclassified not-exist error", err)
-	}
+	assert.ErrorIs(t, err, fs.ErrNotExist, "want an unclassified not-exist error")
+	assert.NotErrorIs(t, err, failure.ErrValidation, "want an unclassified not-exist error")
 }
 
 func TestExtract_cancelled_context(t *testing.T) {
@@ -272,9 +233,8 @@ func TestExtract_cancelled_context(t *testing.T) {
 	for _, k := range []office.Kind{office.DOCX, office.PPTX, office.XLSX} {
 		t.Run(string(k), func(t *testing.T) {
 			_, err := office.Extract(ctx, sample("report.docx"), k, office.Limits{})
-			if !errors.Is(err, context.Canceled) || errors.Is(err, failure.ErrValidation) {
-				t.Fatalf("err = %v, want context.Canceled", err)
-			}
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.NotErrorIs(t, err, failure.ErrValidation, "want context.Canceled, not a validation error")
 		})
 	}
 }
@@ -286,9 +246,8 @@ func TestExtract_concurrent(t *testing.T) {
 	want := map[string]string{}
 	for f, k := range files {
 		pages, err := office.Extract(context.Background(), sample(f), k, office.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NotEmpty(t, pages, f)
 		want[f] = pages[0].Markdown
 	}
 	var wg sync.WaitGroup
@@ -296,8 +255,8 @@ func TestExtract_concurrent(t *testing.T) {
 		for f, k := range files {
 			wg.Go(func() {
 				pages, err := office.Extract(context.Background(), sample(f), k, office.Limits{})
-				if err != nil || pages[0].Markdown != want[f] {
-					t.Errorf("%s: err %v or different output", f, err)
+				if assert.NoError(t, err, f) && assert.NotEmpty(t, pages, f) {
+					assert.Equal(t, want[f], pages[0].Markdown, "%s: different output", f)
 				}
 			})
 		}
@@ -325,9 +284,8 @@ func TestKindOf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := office.KindOf(tc.mime)
-			if got != tc.want || ok != tc.ok {
-				t.Errorf("KindOf(%q) = %q, %v; want %q, %v", tc.mime, got, ok, tc.want, tc.ok)
-			}
+			assert.Equal(t, tc.want, got, "KindOf(%q)", tc.mime)
+			assert.Equal(t, tc.ok, ok, "KindOf(%q) ok", tc.mime)
 		})
 	}
 }
@@ -350,9 +308,7 @@ func TestMostlyImages(t *testing.T) {
 		{"placeholder_text_is_not_counted", []office.Page{{Markdown: strings.Repeat("<!-- image: a-very-long-picture-name.png -->\n", 10), Images: pic}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := office.MostlyImages(tc.pages); got != tc.want {
-				t.Fatalf("MostlyImages = %v, want %v", got, tc.want)
-			}
+			assert.Equal(t, tc.want, office.MostlyImages(tc.pages), "MostlyImages")
 		})
 	}
 }
@@ -367,12 +323,8 @@ func TestMostlyImages_samples(t *testing.T) {
 				kind = office.PPTX
 			}
 			pages, err := office.Extract(context.Background(), sample(file), kind, office.Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := office.MostlyImages(pages); got != want {
-				t.Fatalf("MostlyImages = %v, want %v", got, want)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, want, office.MostlyImages(pages), "MostlyImages")
 		})
 	}
 }
