@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/render"
 )
 
@@ -25,22 +27,14 @@ func BenchmarkEncode(b *testing.B) {
 		{"page_jpg", "page.jpg"},
 	} {
 		doc, err := render.Open(b.Context(), filepath.Join("..", "..", "testdata", src.file), render.Limits{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err, src.file)
 		p, err := doc.Render(b.Context(), 1, render.Target{LongSide: 1600})
 		doc.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err, src.file)
 		pi, err := loadPage(p.Data)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err, src.file)
 		img, err := pi.decoded()
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err, src.file)
 		for _, long := range []int{640, 1024} {
 			small := fitInto(img, long, long)
 			for _, f := range []struct {

@@ -2,14 +2,15 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"math/rand"
 	"os"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/engine"
@@ -39,9 +40,7 @@ func TestParagraphs(t *testing.T) {
 		{"unicode_kept", "Grüße\naus Köln", "Grüße aus Köln"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := engine.Paragraphs(tc.in); got != tc.want {
-				t.Errorf("Paragraphs(%q) = %q, want %q", tc.in, got, tc.want)
-			}
+			assert.Equal(t, tc.want, engine.Paragraphs(tc.in), "Paragraphs(%q)", tc.in)
 		})
 	}
 }
@@ -52,9 +51,7 @@ func TestFake_is_deterministic(t *testing.T) {
 	recognize := func(img []byte, n int) engine.Result {
 		t.Helper()
 		r, err := f.Recognize(ctx, engine.Page{JobID: "j", Number: n, Image: img})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return r
 	}
 	a1, a2 := recognize([]byte("page A"), 1), recognize([]byte("page A"), 2)
@@ -70,14 +67,14 @@ func TestFake_is_deterministic(t *testing.T) {
 		{"raw_names_the_page", a1.Raw, a2.Raw, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if (tc.x == tc.y) != tc.wantEqual {
-				t.Errorf("%q vs %q: equal = %v, want %v", tc.x, tc.y, tc.x == tc.y, tc.wantEqual)
+			if tc.wantEqual {
+				assert.Equal(t, tc.x, tc.y)
+			} else {
+				assert.NotEqual(t, tc.x, tc.y)
 			}
 		})
 	}
-	if f.Name() != engine.NameFake {
-		t.Errorf("Name = %q, want %q", f.Name(), engine.NameFake)
-	}
+	assert.Equal(t, engine.NameFake, f.Name(), "Name")
 }
 
 func TestFake_Fail_and_context(t *testing.T) {
@@ -139,17 +136,12 @@ func TestFake_Fail_and_context(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := tc.fake.Recognize(tc.ctx, engine.Page{Number: tc.page, Image: []byte("img")})
 			if tc.wantErr == nil {
-				if err != nil || r.Markdown != engine.FakeText([]byte("img")) {
-					t.Fatalf("Recognize = %+v, %v; want the fake text", r, err)
-				}
+				require.NoError(t, err, "Recognize")
+				assert.Equal(t, engine.FakeText([]byte("img")), r.Markdown, "Recognize, want the fake text")
 				return
 			}
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("Recognize err = %v, want %v", err, tc.wantErr)
-			}
-			if !reflect.DeepEqual(r, engine.Result{}) {
-				t.Errorf("Recognize returned a result with its error: %+v", r)
-			}
+			require.ErrorIs(t, err, tc.wantErr, "Recognize")
+			assert.Equal(t, engine.Result{}, r, "Recognize returned a result with its error")
 		})
 	}
 }
@@ -170,16 +162,12 @@ func TestNew(t *testing.T) {
 			e, err := engine.New(tc.cfg)
 			if tc.wantErr {
 				if err == nil {
-					t.Fatalf("New(%+v) = %s, want an error", tc.cfg, e.Name())
+					assert.Failf(t, "New succeeded", "New(%+v) = %s, want an error", tc.cfg, e.Name())
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Name() != tc.wantName {
-				t.Errorf("Name = %q, want %q", e.Name(), tc.wantName)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantName, e.Name(), "Name")
 		})
 	}
 }
@@ -194,9 +182,7 @@ func TestTarget(t *testing.T) {
 		{"deepseek-ocr", render.Target{LongSide: 1024}},
 	} {
 		t.Run(tc.engine, func(t *testing.T) {
-			if got := engine.Target(tc.engine); got != tc.want {
-				t.Errorf("Target(%q) = %+v, want %+v", tc.engine, got, tc.want)
-			}
+			assert.Equal(t, tc.want, engine.Target(tc.engine), "Target(%q)", tc.engine)
 		})
 	}
 }
@@ -248,26 +234,18 @@ func TestRecall(t *testing.T) {
 		{"none", "alpha beta", "gamma", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := recall(tc.want, tc.got); got != tc.recall {
-				t.Errorf("recall = %v, want %v", got, tc.recall)
-			}
+			assert.Equal(t, tc.recall, recall(tc.want, tc.got), "recall")
 		})
 	}
 }
 
 func TestTesseract_Recognize(t *testing.T) {
 	te := needTesseract(t)
-	if te.Name() != engine.NameTesseract {
-		t.Errorf("Name = %q", te.Name())
-	}
+	assert.Equal(t, engine.NameTesseract, te.Name(), "Name")
 	png, err := os.ReadFile("../../testdata/page.png")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want, err := os.ReadFile("../../testdata/page.png.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	for _, tc := range []struct {
@@ -284,41 +262,25 @@ func TestTesseract_Recognize(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := te.Recognize(tc.ctx, engine.Page{JobID: "j", Number: 1, Image: tc.image})
 			if tc.wantErr != nil {
-				if err == nil {
-					t.Fatalf("Recognize err = nil, want %v", tc.wantErr)
-				}
-				if failure.Classify(err) != failure.Classify(tc.wantErr) {
-					t.Errorf("Classify(%v) = %s, want %s", err, failure.Classify(err), failure.Classify(tc.wantErr))
-				}
+				require.Error(t, err, "Recognize err = nil, want %v", tc.wantErr)
+				assert.Equal(t, failure.Classify(tc.wantErr), failure.Classify(err), "Classify(%v)", err)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Recognize: %v", err)
-			}
+			require.NoError(t, err, "Recognize")
 			got := recall(string(want), r.Markdown)
-			if got < 0.90 {
-				t.Errorf("word recall = %.2f, want ≥ 0.90\ngot:\n%s", got, r.Markdown)
-			}
+			assert.GreaterOrEqual(t, got, 0.90, "word recall = %.2f, want ≥ 0.90\ngot:\n%s", got, r.Markdown)
 			t.Logf("word recall of page.png: %.3f", got)
-			if r.Markdown != engine.Paragraphs(r.Raw) {
-				t.Errorf("Markdown is not Paragraphs(Raw)")
-			}
+			assert.Equal(t, engine.Paragraphs(r.Raw), r.Markdown, "Markdown is not Paragraphs(Raw)")
 		})
 	}
 }
 
 func TestTesseract_missing_binary(t *testing.T) {
 	te := engine.NewTesseract("/nonexistent/tesseract", "")
-	if err := te.Check(context.Background()); err == nil {
-		t.Error("Check of a missing binary succeeded")
-	}
+	assert.Error(t, te.Check(context.Background()), "Check of a missing binary succeeded")
 	_, err := te.Recognize(context.Background(), engine.Page{Number: 1, Image: []byte("x")})
-	if err == nil {
-		t.Fatal("Recognize with a missing binary succeeded")
-	}
-	if failure.Retryable(err) {
-		t.Errorf("missing binary err = %v classified transient; retries cannot install it", err)
-	}
+	require.Error(t, err, "Recognize with a missing binary succeeded")
+	assert.False(t, failure.Retryable(err), "missing binary err = %v classified transient; retries cannot install it", err)
 }
 
 func garbage(n int) []byte {

@@ -2,10 +2,12 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -49,27 +51,19 @@ func TestFallback(t *testing.T) {
 			}}
 			e := engine.Fallback(fb, tc.last)(primary)
 			r, err := e.Recognize(t.Context(), engine.Page{Number: 1})
-			if fbCalled != tc.wantFB {
-				t.Errorf("fallback called = %v, want %v", fbCalled, tc.wantFB)
-			}
+			assert.Equal(t, tc.wantFB, fbCalled, "fallback called")
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tc.wantErr)
-				}
+				assert.ErrorIs(t, err, tc.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantEngine, r.Engine, "result %+v, want engine %s", r, tc.wantEngine)
+			assert.True(t, strings.HasSuffix(r.Markdown, tc.wantEngine), "result %+v, want engine %s", r, tc.wantEngine)
+			if tc.wantFB {
+				assert.Equal(t, "vllm", r.Meta["fallback_from"], "meta %v does not record why the fallback answered", r.Meta)
+				assert.Contains(t, r.Meta["fallback_reason"], "503", "meta %v does not record why the fallback answered", r.Meta)
 			}
-			if r.Engine != tc.wantEngine || !strings.HasSuffix(r.Markdown, tc.wantEngine) {
-				t.Errorf("result %+v, want engine %s", r, tc.wantEngine)
-			}
-			if tc.wantFB && (r.Meta["fallback_from"] != "vllm" || !strings.Contains(r.Meta["fallback_reason"], "503")) {
-				t.Errorf("meta %v does not record why the fallback answered", r.Meta)
-			}
-			if e.Name() != "vllm" {
-				t.Errorf("Name = %q, want the primary's", e.Name())
-			}
+			assert.Equal(t, "vllm", e.Name(), "Name, want the primary's")
 		})
 	}
 }
@@ -90,18 +84,13 @@ func TestFallback_leaves_time_for_the_fallback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
 	defer cancel()
 	r, err := engine.Fallback(fb, func(context.Context) bool { return true })(primary).Recognize(ctx, engine.Page{})
-	if err != nil || r.Engine != "fake" {
-		t.Fatalf("Recognize = %+v, %v; want the fallback's answer within the deadline", r, err)
-	}
+	require.NoError(t, err, "Recognize, want the fallback's answer within the deadline")
+	assert.Equal(t, "fake", r.Engine, "Recognize = %+v, want the fallback's answer within the deadline", r)
 }
 
 func TestFallback_Check_checks_the_fallback_engine(t *testing.T) {
 	e := engine.Fallback(engine.NewTesseract("/nonexistent/tesseract", ""), nil)(&stub{name: "vllm"})
 	c, ok := e.(interface{ Check(context.Context) error })
-	if !ok {
-		t.Fatal("the fallback wrapper has no Check")
-	}
-	if err := c.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "fallback engine") {
-		t.Fatalf("Check = %v, want the missing tesseract reported", err)
-	}
+	require.True(t, ok, "the fallback wrapper has no Check")
+	assert.ErrorContains(t, c.Check(t.Context()), "fallback engine", "Check, want the missing tesseract reported")
 }

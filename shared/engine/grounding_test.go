@@ -1,12 +1,14 @@
 package engine_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
 )
@@ -21,38 +23,27 @@ const groundingW, groundingH = 1000, 1414
 // (go test -run ParseGrounding_golden -update rewrites them).
 func TestParseGrounding_golden(t *testing.T) {
 	raws, err := filepath.Glob(filepath.Join("testdata", "grounding", "*.raw"))
-	if err != nil || len(raws) == 0 {
-		t.Fatalf("no golden inputs: %v", err)
-	}
+	require.NoError(t, err, "no golden inputs")
+	require.NotEmpty(t, raws, "no golden inputs")
 	for _, raw := range raws {
 		name := strings.TrimSuffix(filepath.Base(raw), ".raw")
 		t.Run(name, func(t *testing.T) {
 			in, err := os.ReadFile(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			g := engine.ParseGrounding(string(in), 3, groundingW, groundingH)
 			blocks, err := json.MarshalIndent(g.Blocks, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for _, f := range []struct {
 				ext string
 				got []byte
 			}{{".md", []byte(g.Markdown)}, {".blocks.json", append(blocks, '\n')}} {
 				path := strings.TrimSuffix(raw, ".raw") + f.ext
 				if *update {
-					if err := os.WriteFile(path, f.got, 0o644); err != nil {
-						t.Fatal(err)
-					}
+					require.NoError(t, os.WriteFile(path, f.got, 0o644))
 				}
 				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if !bytes.Equal(f.got, want) {
-					t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", path, f.got, want)
-				}
+				require.NoError(t, err, "run with -update to create it")
+				assert.Equal(t, string(want), string(f.got), "%s differs", path)
 			}
 			checkGrounded(t, g)
 		})
@@ -64,18 +55,17 @@ func checkGrounded(t *testing.T, g engine.Grounded) {
 	t.Helper()
 	malformed := false
 	for i, b := range g.Blocks {
-		if b.Start < 0 || b.End > len(g.Markdown) || b.Start > b.End || g.Markdown[b.Start:b.End] != b.Text {
-			t.Fatalf("block %d (%s): span [%d,%d) is not its text %q", i, b.Label, b.Start, b.End, b.Text)
-		}
+		require.True(t, b.Start >= 0 && b.End <= len(g.Markdown) && b.Start <= b.End,
+			"block %d (%s): span [%d,%d) is not within the markdown (%d bytes)", i, b.Label, b.Start, b.End, len(g.Markdown))
+		require.Equal(t, b.Text, g.Markdown[b.Start:b.End], "block %d (%s): span [%d,%d) is not its text", i, b.Label, b.Start, b.End)
 		for _, box := range b.Boxes {
-			if box[0] < 0 || box[1] < 0 || box[2] > groundingW || box[3] > groundingH || box[0] > box[2] || box[1] > box[3] {
-				t.Fatalf("block %d (%s): box %v is outside the %d×%d page", i, b.Label, box, groundingW, groundingH)
-			}
+			require.True(t, box[0] >= 0 && box[1] >= 0 && box[2] <= groundingW && box[3] <= groundingH && box[0] <= box[2] && box[1] <= box[3],
+				"block %d (%s): box %v is outside the %d×%d page", i, b.Label, box, groundingW, groundingH)
 		}
 		malformed = malformed || b.Malformed
 	}
-	if !malformed && engine.HasGroundingTags(g.Markdown) {
-		t.Fatalf("tags left in markdown without malformed blocks:\n%s", g.Markdown)
+	if !malformed {
+		require.False(t, engine.HasGroundingTags(g.Markdown), "tags left in markdown without malformed blocks:\n%s", g.Markdown)
 	}
 }
 
@@ -109,9 +99,7 @@ func TestParseGrounding_rules(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := engine.ParseGrounding(tc.raw, 3, groundingW, groundingH)
-			if g.Markdown != tc.wantMD {
-				t.Errorf("markdown %q, want %q", g.Markdown, tc.wantMD)
-			}
+			assert.Equal(t, tc.wantMD, g.Markdown, "markdown")
 			var labels []string
 			bad := false
 			var boxes [][4]int
@@ -124,30 +112,14 @@ func TestParseGrounding_rules(t *testing.T) {
 				}
 				bad = bad || b.Malformed
 			}
-			if strings.Join(labels, ",") != tc.wantLabels {
-				t.Errorf("labels %v, want %q", labels, tc.wantLabels)
-			}
-			if bad != tc.wantBad {
-				t.Errorf("malformed = %v, want %v", bad, tc.wantBad)
-			}
-			if tc.wantBoxes != nil && !equalBoxes(boxes, tc.wantBoxes) {
-				t.Errorf("boxes %v, want %v", boxes, tc.wantBoxes)
+			assert.Equal(t, tc.wantLabels, strings.Join(labels, ","), "labels %v", labels)
+			assert.Equal(t, tc.wantBad, bad, "malformed")
+			if tc.wantBoxes != nil {
+				assert.Equal(t, tc.wantBoxes, boxes, "boxes")
 			}
 			checkGrounded(t, g)
 		})
 	}
-}
-
-func equalBoxes(a, b [][4]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // FuzzParseGrounding: any answer parses without panicking, and spans and

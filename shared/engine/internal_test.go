@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCropGrid_matches_vLLMs_count_tiles(t *testing.T) {
@@ -25,9 +28,7 @@ func TestCropGrid_matches_vLLMs_count_tiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, r := cropGrid(tc.w, tc.h, tc.tile, 2, 6)
-			if c != tc.cols || r != tc.rows {
-				t.Errorf("cropGrid(%d×%d) = %d×%d, want %d×%d", tc.w, tc.h, c, r, tc.cols, tc.rows)
-			}
+			assert.Equal(t, [2]int{tc.cols, tc.rows}, [2]int{c, r}, "cropGrid(%d×%d): cols, rows", tc.w, tc.h)
 		})
 	}
 }
@@ -45,9 +46,8 @@ func TestSizing_box(t *testing.T) {
 		{"gundam_page_gets_its_grid", gundam, 1131, 1600, 1280, 1920},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if w, h := tc.s.box(tc.w, tc.h); w != tc.wantW || h != tc.wantH {
-				t.Errorf("box = %d×%d, want %d×%d", w, h, tc.wantW, tc.wantH)
-			}
+			w, h := tc.s.box(tc.w, tc.h)
+			assert.Equal(t, [2]int{tc.wantW, tc.wantH}, [2]int{w, h}, "box: width, height")
 		})
 	}
 }
@@ -68,9 +68,11 @@ func TestRotate_counter_clockwise_like_PIL(t *testing.T) {
 	} {
 		got := rotate(src, tc.deg)
 		g, ok := got.(*image.Gray)
-		if !ok || g.Bounds().Dx() != tc.w || g.Bounds().Dy() != tc.h || string(g.Pix) != string(tc.want) {
-			t.Errorf("rotate %d = %T %v %v, want %d×%d %v", tc.deg, got, got.Bounds(), g.Pix, tc.w, tc.h, tc.want)
+		if !assert.True(t, ok, "rotate %d = %T, want *image.Gray", tc.deg, got) {
+			continue
 		}
+		assert.Equal(t, [2]int{tc.w, tc.h}, [2]int{g.Bounds().Dx(), g.Bounds().Dy()}, "rotate %d: width, height", tc.deg)
+		assert.Equal(t, tc.want, g.Pix, "rotate %d: pixels (row-major)", tc.deg)
 	}
 }
 
@@ -97,14 +99,13 @@ func TestParseFrontMatter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fm, body, ok := parseFrontMatter(tc.in)
-			if ok != tc.ok || fm.rotationValid != tc.valid || fm.rotationCorrection != tc.corr || body != tc.body {
-				t.Errorf("got ok=%v valid=%v corr=%d body=%q", ok, fm.rotationValid, fm.rotationCorrection, body)
-			}
+			assert.Equal(t, tc.ok, ok, "ok")
+			assert.Equal(t, tc.valid, fm.rotationValid, "rotation valid")
+			assert.Equal(t, tc.corr, fm.rotationCorrection, "rotation correction")
+			assert.Equal(t, tc.body, body, "body")
 			if tc.wantMeta != "" {
 				k, v, _ := strings.Cut(tc.wantMeta, "=")
-				if fm.meta[k] != v {
-					t.Errorf("meta %v lacks %s", fm.meta, tc.wantMeta)
-				}
+				assert.Equal(t, v, fm.meta[k], "meta %v lacks %s", fm.meta, tc.wantMeta)
 			}
 		})
 	}
@@ -139,9 +140,7 @@ func TestLooping(t *testing.T) {
 		{"long_varied_text", varied(3000), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := looping(tc.text); got != tc.want {
-				t.Errorf("looping = %v, want %v", got, tc.want)
-			}
+			assert.Equal(t, tc.want, looping(tc.text), "looping")
 		})
 	}
 }
@@ -180,18 +179,15 @@ func (o *overloadedOnce) Recognize(ctx context.Context, p Page) (Result, error) 
 func TestLimit_AIMD(t *testing.T) {
 	inner := &overloadedOnce{n: 2}
 	l := Limit(8)(inner).(*limited)
-	if _, err := l.Recognize(t.Context(), Page{}); err != nil {
-		t.Fatal(err)
-	}
-	if limit, inflight := l.stats(); limit != 2 || inflight != 0 {
-		t.Fatalf("after two 429s: limit %d in flight %d, want 2 and 0", limit, inflight)
-	}
+	_, err := l.Recognize(t.Context(), Page{})
+	require.NoError(t, err)
+	limit, inflight := l.stats()
+	require.Equal(t, 2, limit, "limit after two 429s")
+	require.Equal(t, 0, inflight, "in flight after two 429s")
 	for range 2 + 3 {
-		if _, err := l.Recognize(t.Context(), Page{}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := l.Recognize(t.Context(), Page{})
+		require.NoError(t, err)
 	}
-	if limit, _ := l.stats(); limit != 4 {
-		t.Fatalf("after 5 successes: limit %d, want 4 (2→3 after 2, 3→4 after 3)", limit)
-	}
+	limit, _ = l.stats()
+	assert.Equal(t, 4, limit, "limit after 5 successes (2→3 after 2, 3→4 after 3)")
 }

@@ -2,11 +2,13 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -59,18 +61,15 @@ func TestLimit_caps_calls_in_flight(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 12 {
 		wg.Go(func() {
-			if _, err := e.Recognize(t.Context(), engine.Page{}); err != nil {
-				t.Error(err)
-			}
+			_, err := e.Recognize(t.Context(), engine.Page{})
+			assert.NoError(t, err)
 		})
 	}
 	for range 3 {
 		<-g.entered // the first three start at once
 	}
 	for range 12 - 3 {
-		if n := g.cur.Load(); n != 3 {
-			t.Fatalf("%d calls in flight, want the limit, 3", n)
-		}
+		require.Equal(t, int32(3), g.cur.Load(), "calls in flight, want the limit")
 		g.release <- struct{}{} // one ends …
 		<-g.entered             // … and the next waiting call takes its slot
 	}
@@ -78,12 +77,8 @@ func TestLimit_caps_calls_in_flight(t *testing.T) {
 		g.release <- struct{}{}
 	}
 	wg.Wait()
-	if m := g.max.Load(); m != 3 {
-		t.Fatalf("at most %d calls ran at once; want exactly the limit, 3", m)
-	}
-	if e.Name() != "gated" {
-		t.Errorf("Name = %q", e.Name())
-	}
+	assert.Equal(t, int32(3), g.max.Load(), "most calls at once; want exactly the limit")
+	assert.Equal(t, "gated", e.Name(), "Name")
 }
 
 func TestLimit_waiting_caller_leaves_with_its_context(t *testing.T) {
@@ -94,24 +89,19 @@ func TestLimit_waiting_caller_leaves_with_its_context(t *testing.T) {
 	<-g.entered // the one slot is taken
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := e.Recognize(ctx, engine.Page{}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("waiting call err = %v, want context.Canceled", err)
-	}
+	_, err := e.Recognize(ctx, engine.Page{})
+	require.ErrorIs(t, err, context.Canceled, "waiting call")
 	g.release <- struct{}{}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-done)
 	// The abandoned wait did not leak the slot.
 	go func() { _, err := e.Recognize(t.Context(), engine.Page{}); done <- err }()
 	select {
 	case <-g.entered:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the slot leaked: a new call never started")
+		require.FailNow(t, "the slot leaked: a new call never started")
 	}
 	g.release <- struct{}{}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	assert.NoError(t, <-done)
 }
 
 func TestLimit_429_is_backoff_not_an_error(t *testing.T) {
@@ -137,17 +127,13 @@ func TestLimit_429_is_backoff_not_an_error(t *testing.T) {
 			defer cancel()
 			r, err := engine.Limit(4)(inner).Recognize(ctx, engine.Page{})
 			if tc.wantErr {
-				if !errors.Is(err, engine.ErrOverloaded) || !failure.Retryable(err) {
-					t.Fatalf("err = %v, want a transient overload", err)
-				}
+				assert.ErrorIs(t, err, engine.ErrOverloaded, "want a transient overload")
+				assert.True(t, failure.Retryable(err), "err = %v, want a transient overload", err)
 				return
 			}
-			if err != nil || r.Markdown != "ok" {
-				t.Fatalf("Recognize = %q, %v", r.Markdown, err)
-			}
-			if got := calls.Load(); got != tc.wantCalls {
-				t.Errorf("%d calls, want %d", got, tc.wantCalls)
-			}
+			require.NoError(t, err, "Recognize")
+			require.Equal(t, "ok", r.Markdown, "Recognize")
+			assert.Equal(t, tc.wantCalls, calls.Load(), "calls")
 		})
 	}
 }

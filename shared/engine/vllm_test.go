@@ -17,6 +17,8 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/engine/vllmtest"
@@ -29,9 +31,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 func jpegPage(t testing.TB, tag, page, w, h, rotation int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, vllmtest.PageImage(tag, page, w, h, rotation), &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, jpeg.Encode(&buf, vllmtest.PageImage(tag, page, w, h, rotation), &jpeg.Options{Quality: 90}))
 	return buf.Bytes()
 }
 
@@ -39,9 +39,7 @@ func jpegPage(t testing.TB, tag, page, w, h, rotation int) []byte {
 func fakeVLLM(t *testing.T, fc vllmtest.Config, ec engine.Config) (*vllmtest.Server, *engine.VLLM) {
 	t.Helper()
 	srv, err := vllmtest.New(fc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(srv.Close)
 	ec.Name = engine.NameVLLM
 	if ec.URL == "" {
@@ -54,17 +52,14 @@ func fakeVLLM(t *testing.T, fc vllmtest.Config, ec engine.Config) (*vllmtest.Ser
 		ec.Model = srv.Model()
 	}
 	e, err := engine.NewVLLM(ec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return srv, e
 }
 
 func noViolations(t *testing.T, srv *vllmtest.Server) {
 	t.Helper()
-	if v := srv.Violations(); len(v) > 0 {
-		t.Fatalf("the fake vLLM refused requests:\n%s", strings.Join(v, "\n"))
-	}
+	v := srv.Violations()
+	require.Empty(t, v, "the fake vLLM refused requests:\n%s", strings.Join(v, "\n"))
 }
 
 // TestVLLM_wire_bytes_per_profile pins the exact JSON each profile puts on
@@ -111,40 +106,25 @@ func TestVLLM_wire_bytes_per_profile(t *testing.T) {
 	} {
 		t.Run(tc.profile, func(t *testing.T) {
 			srv, e := fakeVLLM(t, vllmtest.Config{Profile: tc.profile, Record: true}, engine.Config{})
-			if _, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: img}); err != nil {
-				t.Fatal(err)
-			}
+			_, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: img})
+			require.NoError(t, err)
 			noViolations(t, srv)
 			bodies := srv.RequestBodies()
-			if len(bodies) != 1 {
-				t.Fatalf("%d requests, want 1", len(bodies))
-			}
+			require.Len(t, bodies, 1, "requests")
 			got := bodies[0]
 			golden := filepath.Join("testdata", "wire", tc.profile+".json")
 			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, os.MkdirAll(filepath.Dir(golden), 0o755))
+				require.NoError(t, os.WriteFile(golden, got, 0o644))
 			}
 			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("wire bytes differ from %s\ngot:  %s\nwant: %s", golden, got, want)
-			}
+			require.NoError(t, err, "run with -update to create it")
+			assert.Equal(t, string(want), string(got), "wire bytes differ from %s", golden)
 			for _, s := range tc.want {
-				if !bytes.Contains(got, []byte(s)) {
-					t.Errorf("body lacks %s\nbody: %s", s, got)
-				}
+				assert.Contains(t, string(got), s, "body lacks %s", s)
 			}
 			for _, s := range tc.absent {
-				if bytes.Contains(got, []byte(`"`+s+`"`)) {
-					t.Errorf("body carries %q, which this profile must not send", s)
-				}
+				assert.NotContains(t, string(got), `"`+s+`"`, "body carries %q, which this profile must not send", s)
 			}
 		})
 	}
@@ -154,12 +134,8 @@ func TestVLLM_wire_bytes_per_profile(t *testing.T) {
 // request: go-openai alone omits temperature 0 (vLLM then samples at 1.0).
 func TestGoOpenAI_drops_temperature_zero(t *testing.T) {
 	b, err := json.Marshal(openai.ChatCompletionRequest{Model: "m", Temperature: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(b, []byte("temperature")) {
-		t.Fatalf("go-openai now sends temperature 0 (%s): the wrapper may be simplified", b)
-	}
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "temperature", "go-openai now sends temperature 0: the wrapper may be simplified")
 }
 
 // TestVLLM_reads_a_marked_page_per_profile: each profile's answer is
@@ -179,31 +155,24 @@ func TestVLLM_reads_a_marked_page_per_profile(t *testing.T) {
 		t.Run(tc.profile, func(t *testing.T) {
 			srv, e := fakeVLLM(t, vllmtest.Config{Profile: tc.profile}, engine.Config{})
 			r, err := e.Recognize(t.Context(), engine.Page{Number: 7, Image: page, Width: 566, Height: 800})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			noViolations(t, srv)
-			if !strings.Contains(r.Markdown, vllmtest.PageText(3, 7)) {
-				t.Errorf("markdown lacks the page text:\n%s", r.Markdown)
-			}
-			if engine.HasGroundingTags(r.Markdown) || strings.Contains(r.Markdown, "```") || strings.HasPrefix(r.Markdown, "---") {
-				t.Errorf("markup left in the markdown:\n%s", r.Markdown)
-			}
-			if r.Raw == "" || r.Raw == r.Markdown && tc.wantBlocks != nil {
-				t.Errorf("raw answer not kept: %q", r.Raw)
+			assert.Contains(t, r.Markdown, vllmtest.PageText(3, 7), "markdown lacks the page text")
+			assert.False(t, engine.HasGroundingTags(r.Markdown), "grounding tags left in the markdown:\n%s", r.Markdown)
+			assert.NotContains(t, r.Markdown, "```", "code fence left in the markdown")
+			assert.False(t, strings.HasPrefix(r.Markdown, "---"), "front matter left in the markdown:\n%s", r.Markdown)
+			assert.NotEmpty(t, r.Raw, "raw answer not kept")
+			if tc.wantBlocks != nil {
+				assert.NotEqual(t, r.Markdown, r.Raw, "raw answer not kept")
 			}
 			var labels []string
 			for _, b := range r.Blocks {
 				labels = append(labels, b.Label)
-				if r.Markdown[b.Start:b.End] != b.Text {
-					t.Errorf("block %s span [%d,%d) is not its text", b.Label, b.Start, b.End)
-				}
+				assert.Equal(t, b.Text, r.Markdown[b.Start:b.End], "block %s span [%d,%d) is not its text", b.Label, b.Start, b.End)
 			}
-			if strings.Join(labels, ",") != strings.Join(tc.wantBlocks, ",") {
-				t.Errorf("blocks %v, want %v", labels, tc.wantBlocks)
-			}
-			if tc.wantMeta != "" && r.Meta[tc.wantMeta] == "" {
-				t.Errorf("meta %v lacks %s", r.Meta, tc.wantMeta)
+			assert.Equal(t, strings.Join(tc.wantBlocks, ","), strings.Join(labels, ","), "block labels")
+			if tc.wantMeta != "" {
+				assert.NotEmpty(t, r.Meta[tc.wantMeta], "meta %v lacks %s", r.Meta, tc.wantMeta)
 			}
 		})
 	}
@@ -256,24 +225,18 @@ func TestVLLM_failures_are_classified(t *testing.T) {
 				img = tc.image
 			}
 			_, err := e.Recognize(ctx, engine.Page{Number: 1, Image: img})
-			if err == nil {
-				t.Fatal("Recognize succeeded")
-			}
-			if got := failure.Classify(err); got != tc.wantClass {
-				t.Errorf("class %s, want %s: %v", got, tc.wantClass, err)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("err %v is not %v", err, tc.wantIs)
+			require.Error(t, err, "Recognize succeeded")
+			assert.Equal(t, tc.wantClass, failure.Classify(err), "class of %v", err)
+			if tc.wantIs != nil {
+				assert.ErrorIs(t, err, tc.wantIs)
 			}
 			reason, msg, ok := engine.ReasonOf(err)
-			if reason != tc.wantReason {
-				t.Errorf("reason %q (%v), want %q", reason, err, tc.wantReason)
+			assert.Equal(t, tc.wantReason, reason, "reason (%v)", err)
+			if ok {
+				assert.True(t, strings.HasPrefix(msg, tc.wantReason+": "), "message %q does not start with its reason", msg)
 			}
-			if ok && !strings.HasPrefix(msg, tc.wantReason+": ") {
-				t.Errorf("message %q does not start with its reason", msg)
-			}
-			if tc.wantReason == engine.ReasonRejected && len(srv.Violations()) == 0 {
-				t.Error("the fake saw no violation, yet the engine was refused")
+			if tc.wantReason == engine.ReasonRejected {
+				assert.NotEmpty(t, srv.Violations(), "the fake saw no violation, yet the engine was refused")
 			}
 		})
 	}
@@ -313,9 +276,7 @@ func TestVLLM_retry_ladder(t *testing.T) {
 	for i := range blankImg.Pix {
 		blankImg.Pix[i] = 255
 	}
-	if err := jpeg.Encode(&blankBuf, blankImg, nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, jpeg.Encode(&blankBuf, blankImg, nil))
 	for _, tc := range []struct {
 		name       string
 		image      []byte
@@ -333,21 +294,19 @@ func TestVLLM_retry_ladder(t *testing.T) {
 				return vllmtest.FaultNone
 			},
 			check: func(t *testing.T, calls []vllmtest.Call, r engine.Result) {
-				if calls[1].NGram != 20 || calls[1].Window != 50 || calls[1].RepetitionPenalty != 1.05 {
-					t.Errorf("second rung %+v, want ngram 20/50 with repetition_penalty 1.05", calls[1])
-				}
-				if !strings.Contains(r.Markdown, vllmtest.PageText(2, 5)) {
-					t.Errorf("markdown %q", r.Markdown)
-				}
+				const msg = "second rung %+v, want ngram 20/50 with repetition_penalty 1.05"
+				assert.Equal(t, 20, calls[1].NGram, msg, calls[1])
+				assert.Equal(t, 50, calls[1].Window, msg, calls[1])
+				assert.Equal(t, 1.05, calls[1].RepetitionPenalty, msg, calls[1])
+				assert.Contains(t, r.Markdown, vllmtest.PageText(2, 5), "markdown")
 			},
 		},
 		{
 			name: "always_loops_gives_up_with_repetition", image: inked, wantCalls: 3, wantReason: engine.ReasonRepetition,
 			fault: func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultLoop },
 			check: func(t *testing.T, calls []vllmtest.Call, _ engine.Result) {
-				if last := calls[2]; max(last.Width, last.Height) > 640 {
-					t.Errorf("last rung sent %d×%d; want the lower mode (small: 640 px)", last.Width, last.Height)
-				}
+				last := calls[2]
+				assert.LessOrEqual(t, max(last.Width, last.Height), 640, "last rung sent %d×%d; want the lower mode (small: 640 px)", last.Width, last.Height)
 			},
 		},
 		{
@@ -367,9 +326,7 @@ func TestVLLM_retry_ladder(t *testing.T) {
 			name: "empty_answer_for_a_blank_page_is_right", image: blankBuf.Bytes(), wantCalls: 1,
 			fault: func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultEmpty },
 			check: func(t *testing.T, _ []vllmtest.Call, r engine.Result) {
-				if r.Markdown != "" {
-					t.Errorf("markdown %q, want empty", r.Markdown)
-				}
+				assert.Empty(t, r.Markdown, "markdown")
 			},
 		},
 	} {
@@ -379,23 +336,17 @@ func TestVLLM_retry_ladder(t *testing.T) {
 			r, err := e.Recognize(t.Context(), engine.Page{Number: 5, Image: tc.image})
 			noViolations(t, srv)
 			calls := rec.get()
-			if len(calls) != tc.wantCalls {
-				t.Errorf("%d requests, want %d", len(calls), tc.wantCalls)
-			}
-			if tc.wantReason == "" && err != nil {
-				t.Fatalf("Recognize: %v", err)
-			}
-			if tc.wantReason != "" {
+			assert.Len(t, calls, tc.wantCalls, "requests")
+			if tc.wantReason == "" {
+				require.NoError(t, err, "Recognize")
+			} else {
 				reason, msg, _ := engine.ReasonOf(err)
-				if reason != tc.wantReason || !errors.Is(err, failure.ErrPermanent) {
-					t.Fatalf("err %v: reason %q, want permanent %q", err, reason, tc.wantReason)
-				}
-				if !strings.HasPrefix(msg, tc.wantReason+": page 5: 3 attempts") {
-					t.Errorf("message %q", msg)
-				}
+				require.Equal(t, tc.wantReason, reason, "reason of %v", err)
+				require.ErrorIs(t, err, failure.ErrPermanent)
+				assert.True(t, strings.HasPrefix(msg, tc.wantReason+": page 5: 3 attempts"), "message %q", msg)
 				var g *engine.GiveUpError
-				if errors.As(err, &g) && tc.wantReason == engine.ReasonRepetition && !strings.Contains(g.Raw, "again and again") {
-					t.Errorf("the looping answer is not kept: %q", g.Raw)
+				if errors.As(err, &g) && tc.wantReason == engine.ReasonRepetition {
+					assert.Contains(t, g.Raw, "again and again", "the looping answer is not kept")
 				}
 			}
 			if tc.check != nil && len(calls) >= tc.wantCalls {
@@ -412,20 +363,16 @@ func TestVLLM_olmOCR_rotation_correction(t *testing.T) {
 	srv, e := fakeVLLM(t, vllmtest.Config{Profile: vllmtest.ProfileOlmOCR2, Fault: rec.fault(nil)}, engine.Config{})
 	// Scanned sideways: turned 90° counter-clockwise, so it needs 270°.
 	r, err := e.Recognize(t.Context(), engine.Page{Number: 4, Image: jpegPage(t, 9, 4, 566, 800, 90)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	noViolations(t, srv)
 	calls := rec.get()
-	if len(calls) != 2 || calls[0].Correction != 270 || calls[1].Correction != 0 {
-		t.Fatalf("calls %+v: want a sideways page, then the same page upright", calls)
-	}
-	if calls[1].Height <= calls[1].Width {
-		t.Errorf("second request %d×%d is not portrait", calls[1].Width, calls[1].Height)
-	}
-	if !strings.Contains(r.Markdown, vllmtest.PageText(9, 4)) || r.Meta["rotation_applied"] != "270" {
-		t.Errorf("result %q meta %v", r.Markdown, r.Meta)
-	}
+	const msg = "calls %+v: want a sideways page, then the same page upright"
+	require.Len(t, calls, 2, msg, calls)
+	require.Equal(t, 270, calls[0].Correction, msg, calls)
+	require.Equal(t, 0, calls[1].Correction, msg, calls)
+	assert.Greater(t, calls[1].Height, calls[1].Width, "second request %d×%d is not portrait", calls[1].Width, calls[1].Height)
+	assert.Contains(t, r.Markdown, vllmtest.PageText(9, 4), "result %q meta %v", r.Markdown, r.Meta)
+	assert.Equal(t, "270", r.Meta["rotation_applied"], "result %q meta %v", r.Markdown, r.Meta)
 }
 
 // TestVLLM_image_sizing: pages are sent at the size the mode reads —
@@ -453,27 +400,20 @@ func TestVLLM_image_sizing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var rec recorder
 			srv, e := fakeVLLM(t, vllmtest.Config{Profile: tc.profile, Fault: rec.fault(nil), Record: true}, engine.Config{Mode: tc.cfgMode})
-			if _, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: tc.image, Mode: tc.hint}); err != nil {
-				t.Fatal(err)
-			}
+			_, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: tc.image, Mode: tc.hint})
+			require.NoError(t, err)
 			noViolations(t, srv)
-			c := rec.get()[0]
-			if abs(c.Width-tc.wantW) > 1 || abs(c.Height-tc.wantH) > 1 {
-				t.Errorf("sent %d×%d, want %d×%d", c.Width, c.Height, tc.wantW, tc.wantH)
-			}
-			same := bytes.Contains(srv.RequestBodies()[0], []byte(b64(tc.image)))
-			if same != tc.wantSame {
-				t.Errorf("page bytes sent unchanged = %v, want %v", same, tc.wantSame)
-			}
+			calls := rec.get()
+			require.NotEmpty(t, calls, "requests")
+			c := calls[0]
+			assert.InDelta(t, tc.wantW, c.Width, 1, "sent %d×%d, want %d×%d", c.Width, c.Height, tc.wantW, tc.wantH)
+			assert.InDelta(t, tc.wantH, c.Height, 1, "sent %d×%d, want %d×%d", c.Width, c.Height, tc.wantW, tc.wantH)
+			bodies := srv.RequestBodies()
+			require.NotEmpty(t, bodies, "recorded request bodies")
+			same := bytes.Contains(bodies[0], []byte(b64(tc.image)))
+			assert.Equal(t, tc.wantSame, same, "page bytes sent unchanged")
 		})
 	}
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -482,12 +422,9 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 // API under /openai/v1; the base URL carries the prefix.
 func TestVLLM_KServe_path_prefix(t *testing.T) {
 	srv, e := fakeVLLM(t, vllmtest.Config{PathPrefix: "/openai/v1"}, engine.Config{})
-	if !strings.HasSuffix(srv.URL(), "/openai/v1") {
-		t.Fatalf("fake URL %s", srv.URL())
-	}
-	if _, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: jpegPage(t, 1, 1, 600, 800, 0)}); err != nil {
-		t.Fatal(err)
-	}
+	require.True(t, strings.HasSuffix(srv.URL(), "/openai/v1"), "fake URL %s", srv.URL())
+	_, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: jpegPage(t, 1, 1, 600, 800, 0)})
+	assert.NoError(t, err)
 }
 
 func TestNewVLLM_rejects_bad_configuration(t *testing.T) {
@@ -507,9 +444,7 @@ func TestNewVLLM_rejects_bad_configuration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Name = engine.NameVLLM
 			_, err := engine.New(tc.cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("New(%+v) = %v, want an error containing %q", tc.cfg, err, tc.want)
-			}
+			assert.ErrorContains(t, err, tc.want, "New(%+v)", tc.cfg)
 		})
 	}
 }
@@ -531,12 +466,11 @@ func TestDescribe_and_TargetFor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			model, mode := engine.Describe(tc.cfg)
-			if model != tc.wantModel || mode != tc.wantMode {
-				t.Errorf("Describe = %q, %q; want %q, %q", model, mode, tc.wantModel, tc.wantMode)
-			}
-			if got := engine.TargetFor(tc.cfg); got.LongSide != tc.wantLong || got.DPI != tc.wantDPI {
-				t.Errorf("TargetFor = %+v", got)
-			}
+			assert.Equal(t, tc.wantModel, model, "Describe: model")
+			assert.Equal(t, tc.wantMode, mode, "Describe: mode")
+			got := engine.TargetFor(tc.cfg)
+			assert.Equal(t, tc.wantLong, got.LongSide, "TargetFor = %+v: long side", got)
+			assert.Equal(t, tc.wantDPI, got.DPI, "TargetFor = %+v: DPI", got)
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
@@ -18,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/image/draw"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
@@ -48,58 +49,43 @@ func TestMarker_survives_jpeg_scaling_and_rotation(t *testing.T) {
 			dst := image.NewRGBA(image.Rect(0, 0, int(float64(b.Dx())*scale), int(float64(b.Dy())*scale)))
 			draw.CatmullRom.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
 			var buf bytes.Buffer
-			if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 75}); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 75}))
 			got, _, err := image.Decode(&buf)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			tag, page, corr, ok := vllmtest.ReadMarker(got)
-			if !ok || tag != tc.tag || page != tc.page || corr != tc.wantCorrected {
-				t.Fatalf("ReadMarker = %d, %d, %d, %v; want %d, %d, %d", tag, page, corr, ok, tc.tag, tc.page, tc.wantCorrected)
-			}
+			require.True(t, ok, "ReadMarker found no marker")
+			assert.Equal(t, tc.tag, tag, "ReadMarker: tag")
+			assert.Equal(t, tc.page, page, "ReadMarker: page")
+			assert.Equal(t, tc.wantCorrected, corr, "ReadMarker: correction")
 		})
 	}
 	blank := image.NewGray(image.Rect(0, 0, 500, 700))
 	for i := range blank.Pix {
 		blank.Pix[i] = 255
 	}
-	if _, _, _, ok := vllmtest.ReadMarker(blank); ok {
-		t.Error("a blank page has a marker")
-	}
+	_, _, _, ok := vllmtest.ReadMarker(blank)
+	assert.False(t, ok, "a blank page has a marker")
 }
 
 // TestDocument_renders_through_MuPDF: the generated PDF is a real PDF
 // whose pages keep their markers through convert's renderer.
 func TestDocument_renders_through_MuPDF(t *testing.T) {
 	pdf, err := vllmtest.Document(5, 3, 566, 800)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "doc.pdf")
-	if err := os.WriteFile(path, pdf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, pdf, 0o644))
 	doc, err := render.Open(t.Context(), path, render.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer doc.Close()
-	if doc.Pages() != 3 {
-		t.Fatalf("%d pages, want 3", doc.Pages())
-	}
+	require.Equal(t, 3, doc.Pages(), "pages")
 	for n := 1; n <= 3; n++ {
 		p, err := doc.Render(t.Context(), n, render.Target{LongSide: 640})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "page %d", n)
 		img, _, err := image.Decode(bytes.NewReader(p.Data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tag, page, _, ok := vllmtest.ReadMarker(img); !ok || tag != 5 || page != n {
-			t.Errorf("page %d reads as %d/%d (%v)", n, tag, page, ok)
+		require.NoError(t, err, "page %d", n)
+		tag, page, _, ok := vllmtest.ReadMarker(img)
+		if assert.True(t, ok, "page %d has no marker", n) {
+			assert.Equal(t, [2]int{5, n}, [2]int{tag, page}, "page %d reads as tag/page", n)
 		}
 	}
 }
@@ -109,9 +95,7 @@ func TestDocument_renders_through_MuPDF(t *testing.T) {
 func request(t *testing.T) map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, vllmtest.PageImage(1, 2, 566, 800, 0), nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, jpeg.Encode(&buf, vllmtest.PageImage(1, 2, 566, 800, 0), nil))
 	return map[string]any{
 		"model": "deepseek-ai/DeepSeek-OCR",
 		"messages": []any{map[string]any{"role": "user", "content": []any{
@@ -128,21 +112,15 @@ func request(t *testing.T) map[string]any {
 func post(t *testing.T, url string, body any, header map[string]string) (int, string) {
 	t.Helper()
 	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/chat/completions", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(out)
@@ -152,22 +130,16 @@ func post(t *testing.T, url string, body any, header map[string]string) (int, st
 // rule of a valid request.
 func TestContract_refuses_what_vLLM_or_the_recipe_would(t *testing.T) {
 	srv, err := vllmtest.New(vllmtest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer srv.Close()
 	pngPage := func() string {
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, vllmtest.PageImage(1, 2, 100, 140, 0)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, png.Encode(&buf, vllmtest.PageImage(1, 2, 100, 140, 0)))
 		return base64.StdEncoding.EncodeToString(buf.Bytes())
 	}()
 	bigPage := func() string {
 		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, vllmtest.PageImage(1, 2, 1400, 2000, 0), nil); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, jpeg.Encode(&buf, vllmtest.PageImage(1, 2, 1400, 2000, 0), nil))
 		return base64.StdEncoding.EncodeToString(buf.Bytes())
 	}()
 	parts := func(r map[string]any) []any {
@@ -211,41 +183,32 @@ func TestContract_refuses_what_vLLM_or_the_recipe_would(t *testing.T) {
 			r := request(t)
 			tc.mutate(r)
 			status, body := post(t, srv.URL(), r, nil)
-			if status != tc.status || !strings.Contains(body, tc.want) {
-				t.Fatalf("%d %s\nwant %d with %q", status, body, tc.status, tc.want)
-			}
+			assert.Equal(t, tc.status, status, "status; body %s", body)
+			assert.Contains(t, body, tc.want)
 		})
 	}
-	if n := len(srv.Violations()); n != 19 {
-		t.Errorf("%d violations recorded, want 19:\n%s", n, strings.Join(srv.Violations(), "\n"))
-	}
+	v := srv.Violations()
+	assert.Len(t, v, 19, "violations recorded:\n%s", strings.Join(v, "\n"))
 }
 
 func TestServer_api_key_models_and_metrics(t *testing.T) {
 	srv, err := vllmtest.New(vllmtest.Config{APIKey: "k1", PathPrefix: "/openai/v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer srv.Close()
-	if status, body := post(t, srv.URL(), request(t), nil); status != 401 || !strings.Contains(body, "Unauthorized") {
-		t.Fatalf("without key: %d %s", status, body)
-	}
-	if status, _ := post(t, srv.URL(), request(t), map[string]string{"Authorization": "Bearer k1"}); status != 200 {
-		t.Fatalf("with key: %d", status)
-	}
+	status, body := post(t, srv.URL(), request(t), nil)
+	require.Equal(t, 401, status, "without key: %s", body)
+	require.Contains(t, body, "Unauthorized", "without key")
+	status, _ = post(t, srv.URL(), request(t), map[string]string{"Authorization": "Bearer k1"})
+	require.Equal(t, 200, status, "with key")
 	for _, tc := range []struct{ path, want string }{
 		{srv.URL() + "/models", `"id":"deepseek-ai/DeepSeek-OCR"`},
 		{strings.TrimSuffix(srv.URL(), "/openai/v1") + "/metrics", "vllm:num_requests_running{model_name=\"deepseek-ai/DeepSeek-OCR\"} 0"},
 	} {
 		resp, err := http.Get(tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(b), tc.want) {
-			t.Errorf("GET %s = %s, want %s", tc.path, b, tc.want)
-		}
+		assert.Contains(t, string(b), tc.want, "GET %s", tc.path)
 	}
 }
 
@@ -265,9 +228,7 @@ func TestServer_capacity(t *testing.T) {
 			entered := make(chan struct{}, 10)
 			srv, err := vllmtest.New(vllmtest.Config{Capacity: 2, RejectOverCapacity: tc.reject, Latency: 50 * time.Millisecond,
 				Fault: func(vllmtest.Call) vllmtest.Fault { entered <- struct{}{}; <-hold; return vllmtest.FaultNone }})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer srv.Close()
 			var wg sync.WaitGroup
 			body := request(t)
@@ -280,13 +241,12 @@ func TestServer_capacity(t *testing.T) {
 			close(hold) // … and now compete for two slots
 			wg.Wait()
 			st := srv.Stats()
-			if fmt.Sprint(st.Statuses) != fmt.Sprint(tc.want) || st.MaxInFlight != 2 {
-				t.Fatalf("statuses %v max in flight %d; want %v and 2", st.Statuses, st.MaxInFlight, tc.want)
-			}
+			require.Equal(t, tc.want, st.Statuses, "statuses")
+			require.Equal(t, 2, st.MaxInFlight, "max in flight")
 			first, last := srv.FirstLastStart(time.Time{})
-			if avg := srv.InFlightAverage(first, last.Add(50*time.Millisecond)); avg <= 0 || avg > 2 {
-				t.Errorf("in-flight average %.2f outside (0, 2]", avg)
-			}
+			avg := srv.InFlightAverage(first, last.Add(50*time.Millisecond))
+			assert.Greater(t, avg, 0.0, "in-flight average %.2f outside (0, 2]", avg)
+			assert.LessOrEqual(t, avg, 2.0, "in-flight average %.2f outside (0, 2]", avg)
 		})
 	}
 }
@@ -298,16 +258,13 @@ func TestMix_is_reproducible_and_near_its_rates(t *testing.T) {
 		for attempt := 1; attempt <= 4; attempt++ {
 			c := vllmtest.Call{Marked: true, Tag: 1, Page: page, Attempt: attempt}
 			got := f(c)
-			if again := f(c); again != got {
-				t.Fatalf("page %d attempt %d: %v then %v", page, attempt, got, again)
-			}
+			require.Equal(t, got, f(c), "page %d attempt %d: the same call drew another fault", page, attempt)
 			counts[got]++
 		}
 	}
 	for fault, want := range map[vllmtest.Fault]float64{vllmtest.FaultUnavailable: 0.3, vllmtest.FaultTimeout: 0.1, vllmtest.FaultNone: 0.6} {
-		if got := float64(counts[fault]) / 2000; got < want-0.04 || got > want+0.04 {
-			t.Errorf("%v rate %.3f, want %.2f ± 0.04", fault, got, want)
-		}
+		got := float64(counts[fault]) / 2000
+		assert.InDelta(t, want, got, 0.04, "%v rate %.3f, want %.2f ± 0.04", fault, got, want)
 	}
 }
 
@@ -317,13 +274,9 @@ func TestServer_Close_releases_hung_requests(t *testing.T) {
 		close(held)
 		return vllmtest.FaultTimeout
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := json.Marshal(request(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done := make(chan int)
 	go func() {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL()+"/chat/completions", bytes.NewReader(b))
@@ -339,10 +292,8 @@ func TestServer_Close_releases_hung_requests(t *testing.T) {
 	srv.Close()
 	select {
 	case status := <-done:
-		if status != http.StatusServiceUnavailable && status != 0 {
-			t.Errorf("a held request ended with %d, want 503 or a closed connection", status)
-		}
+		assert.Contains(t, []int{http.StatusServiceUnavailable, 0}, status, "a held request ended with %d, want 503 or a closed connection (0)", status)
 	case <-time.After(10 * time.Second):
-		t.Fatal("a hung request outlived Close")
+		require.FailNow(t, "a hung request outlived Close")
 	}
 }
