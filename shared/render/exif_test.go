@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/render"
 )
 
@@ -29,9 +32,7 @@ func withOrientation(t *testing.T, w, h, orientation int) []byte {
 		}
 	}
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}))
 	// APP1 Exif: big-endian TIFF header, IFD0 with one SHORT entry 0x0112.
 	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08")
 	ifd := make([]byte, 2+12+4)
@@ -63,32 +64,21 @@ func TestEXIF_orientation_turns_photos_upright(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			data := withOrientation(t, 200, 100, tc.orientation)
 			path := filepath.Join(t.TempDir(), "photo.jpg")
-			if err := os.WriteFile(path, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(path, data, 0o644))
 			doc, err := render.Open(context.Background(), path, render.Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer doc.Close()
 			for _, page := range []func() (render.Page, error){
 				func() (render.Page, error) { return doc.Render(context.Background(), 1, render.Target{LongSide: 1024}) },
 				func() (render.Page, error) { return render.FromImage(data, render.Target{LongSide: 1024}, 0) },
 			} {
 				p, err := page()
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				img, err := jpeg.Decode(bytes.NewReader(p.Data))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if img.Bounds().Dx() != tc.wantW {
-					t.Fatalf("width %d, want %d", img.Bounds().Dx(), tc.wantW)
-				}
-				if r, _, _, _ := img.At(tc.darkX, tc.darkY).RGBA(); r > 0x4000 {
-					t.Fatalf("pixel (%d,%d) is light: the image was not turned upright", tc.darkX, tc.darkY)
-				}
+				require.NoError(t, err)
+				require.Equal(t, tc.wantW, img.Bounds().Dx(), "width")
+				r, _, _, _ := img.At(tc.darkX, tc.darkY).RGBA()
+				assert.LessOrEqual(t, r, uint32(0x4000), "pixel (%d,%d) is light: the image was not turned upright", tc.darkX, tc.darkY)
 			}
 		})
 	}

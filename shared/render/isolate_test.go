@@ -3,11 +3,13 @@ package render_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/render"
@@ -28,45 +30,30 @@ func TestIsolation(t *testing.T) {
 	ctx := context.Background()
 	t.Run("child_renders_the_same_pixels_as_in_process", func(t *testing.T) {
 		in, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer in.Close()
 		iso, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{Isolation: render.Isolation{Enabled: true, ChildArgs: []string{}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer iso.Close()
-		if iso.Pages() != in.Pages() {
-			t.Fatalf("child sees %d pages, in-process %d", iso.Pages(), in.Pages())
-		}
+		require.Equal(t, in.Pages(), iso.Pages(), "pages the child sees, as in-process")
 		for _, n := range []int{1, in.Pages()} {
 			a, err := in.Render(ctx, n, render.Target{LongSide: 1024})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			b, err := iso.Render(ctx, n, render.Target{LongSide: 1024})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(a.Data, b.Data) {
-				t.Fatalf("page %d differs between child and in-process rendering", n)
-			}
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(a.Data, b.Data), "page %d differs between child and in-process rendering", n)
 		}
 		h, _, _, ok, err := iso.PageHTML(ctx, 1)
-		if err != nil || !ok || !strings.Contains(h, "Introduction and Scope") {
-			t.Fatalf("child page html: ok=%v err=%v", ok, err)
-		}
+		require.NoError(t, err, "child page html")
+		require.True(t, ok, "child page html: ok")
+		assert.Contains(t, h, "Introduction and Scope", "child page html")
 	})
 	t.Run("child_reports_validation_errors", func(t *testing.T) {
 		bad := t.TempDir() + "/garbage.pdf"
-		if err := os.WriteFile(bad, append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{0xff, 0x00, 0x13}, 400)...), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(bad, append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{0xff, 0x00, 0x13}, 400)...), 0o644))
 		_, err := render.Open(ctx, bad, render.Limits{Isolation: render.Isolation{Enabled: true, ChildArgs: []string{}}})
-		if !errors.Is(err, failure.ErrValidation) || strings.Count(err.Error(), "validation") != 1 {
-			t.Fatalf("err = %v, want one validation error", err)
-		}
+		require.ErrorIs(t, err, failure.ErrValidation, "want one validation error")
+		assert.Equal(t, 1, strings.Count(err.Error(), "validation"), "err = %v, want one validation error", err)
 	})
 	for _, tc := range []struct {
 		name    string
@@ -84,12 +71,9 @@ func TestIsolation(t *testing.T) {
 			_, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{Isolation: render.Isolation{
 				Enabled: true, Command: "/bin/sh", ChildArgs: []string{"-c", tc.script}, CallTimeout: tc.timeout,
 			}})
-			if !errors.Is(err, failure.ErrPermanent) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want a permanent error containing %q", err, tc.want)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Fatalf("took %s", d)
-			}
+			require.ErrorIs(t, err, failure.ErrPermanent, "want a permanent error containing %q", tc.want)
+			assert.ErrorContains(t, err, tc.want)
+			assert.LessOrEqual(t, time.Since(start), 10*time.Second, "took too long")
 		})
 	}
 }

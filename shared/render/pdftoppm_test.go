@@ -4,10 +4,12 @@ package render_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/render"
@@ -17,28 +19,16 @@ import (
 func TestPdftoppm_build(t *testing.T) {
 	ctx := context.Background()
 	doc, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer doc.Close()
-	if doc.Pages() != 6 {
-		t.Fatalf("%d pages, want 6", doc.Pages())
-	}
+	require.Equal(t, 6, doc.Pages(), "pages")
 	p, err := doc.Render(ctx, 2, render.Target{LongSide: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if max(p.Width, p.Height) != 1024 {
-		t.Fatalf("page is %dx%d, want a 1024 px long side", p.Width, p.Height)
-	}
-	if _, _, _, ok, _ := doc.PageHTML(ctx, 1); ok {
-		t.Fatal("the nomupdf build claims a text layer")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 1024, max(p.Width, p.Height), "page is %dx%d, want a 1024 px long side", p.Width, p.Height)
+	_, _, _, ok, _ := doc.PageHTML(ctx, 1)
+	assert.False(t, ok, "the nomupdf build claims a text layer")
 	bad := filepath.Join(t.TempDir(), "cut.pdf")
-	if err := os.WriteFile(bad, append([]byte("%PDF-1.4\n"), make([]byte, 100)...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := render.Open(ctx, bad, render.Limits{}); !errors.Is(err, failure.ErrValidation) {
-		t.Fatalf("damaged pdf: %v, want a validation error", err)
-	}
+	require.NoError(t, os.WriteFile(bad, append([]byte("%PDF-1.4\n"), make([]byte, 100)...), 0o644))
+	_, err = render.Open(ctx, bad, render.Limits{})
+	assert.ErrorIs(t, err, failure.ErrValidation, "damaged pdf, want a validation error")
 }
