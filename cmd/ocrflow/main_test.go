@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
@@ -84,22 +85,14 @@ func TestRun(t *testing.T) {
 			}
 			var stdout, stderr syncBuffer
 			code := run(t.Context(), args, &stdout, &stderr)
-			if code != tc.wantCode {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
-			}
+			require.Equal(t, tc.wantCode, code, "exit code\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			for _, w := range tc.wantOut {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
-				}
+				assert.Contains(t, stdout.String(), w, "stdout")
 			}
 			for md, want := range tc.wantMD {
 				b, err := os.ReadFile(filepath.Join(out, md))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !strings.Contains(string(b), want) {
-					t.Errorf("%s lacks %q:\n%s", md, want, b)
-				}
+				require.NoError(t, err)
+				assert.Contains(t, string(b), want, "%s", md)
 			}
 		})
 	}
@@ -107,13 +100,9 @@ func TestRun(t *testing.T) {
 
 func TestHelp_documents_every_command(t *testing.T) {
 	var stdout, stderr syncBuffer
-	if code := run(t.Context(), []string{"--help"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	require.Equal(t, 0, run(t.Context(), []string{"--help"}, &stdout, &stderr), "exit code")
 	for _, cmd := range []string{"ocrflow run", "ocrflow serve", "ocrflow submit"} {
-		if !strings.Contains(stdout.String(), cmd) {
-			t.Errorf("--help does not document %q", cmd)
-		}
+		assert.Contains(t, stdout.String(), cmd, "--help does not document %q", cmd)
 	}
 	for _, tc := range []struct {
 		cmd   string
@@ -126,9 +115,7 @@ func TestHelp_documents_every_command(t *testing.T) {
 		var out, errb syncBuffer
 		run(t.Context(), []string{tc.cmd, "--help"}, &out, &errb)
 		for _, f := range tc.flags {
-			if !strings.Contains(errb.String(), f) {
-				t.Errorf("%s --help does not mention %s:\n%s", tc.cmd, f, errb.String())
-			}
+			assert.Contains(t, errb.String(), f, "%s --help does not mention %s", tc.cmd, f)
 		}
 	}
 }
@@ -138,9 +125,7 @@ func TestHelp_documents_every_command(t *testing.T) {
 func TestServeAndSubmit(t *testing.T) {
 	isolate(t)
 	srv, err := standalone.StartServer(standalone.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 	work := t.TempDir()
 	t.Setenv("NATS_URL", srv.ClientURL())
@@ -157,23 +142,16 @@ func TestServeAndSubmit(t *testing.T) {
 	var stdout, stderr syncBuffer
 	code := run(t.Context(), []string{"submit", "--file", testdata(t, "page.png"), "--job-id", "cli-job",
 		"--hint", "priority=high", "--wait", "--timeout", "60s"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("submit exit %d\nstdout:\n%s\nstderr:\n%s\nserve:\n%s", code, stdout.String(), stderr.String(), serveErr.String())
-	}
-	if !strings.Contains(stdout.String(), "ocr.job.completed") {
-		t.Fatalf("submit --wait did not print the completed event:\n%s", stdout.String())
-	}
-	if _, err := os.Stat(filepath.Join(work, "out", "page.png.md")); err != nil {
-		t.Fatalf("no result written: %v", err)
-	}
+	require.Equal(t, 0, code, "submit exit code\nstdout:\n%s\nstderr:\n%s\nserve:\n%s", stdout.String(), stderr.String(), serveErr.String())
+	assert.Contains(t, stdout.String(), "ocr.job.completed", "submit --wait did not print the completed event")
+	_, err = os.Stat(filepath.Join(work, "out", "page.png.md"))
+	assert.NoError(t, err, "no result written")
 	stop()
 	select {
 	case code := <-served:
-		if code != 0 {
-			t.Fatalf("serve exit %d after shutdown:\n%s", code, serveErr.String())
-		}
+		assert.Equal(t, 0, code, "serve exit code after shutdown:\n%s", serveErr.String())
 	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop within 30s")
+		assert.Fail(t, "serve did not stop within 30s")
 	}
 }
 
@@ -182,9 +160,7 @@ func TestServeAndSubmit(t *testing.T) {
 func TestFunction(t *testing.T) {
 	isolate(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := l.Addr().String()
 	l.Close()
 	t.Setenv("LISTEN_ADDRESS", addr)
@@ -204,21 +180,19 @@ func TestFunction(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("function not ready within 20s (last error %v):\n%s", err, out.String())
+			require.Failf(t, "function not ready within 20s", "last error %v:\n%s", err, out.String())
 		}
 		select {
 		case code := <-done:
-			t.Fatalf("function exited with %d:\n%s", code, out.String())
+			require.Failf(t, "function exited before it was ready", "function exited with %d:\n%s", code, out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	stop()
 	select {
 	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d after stop:\n%s", code, out.String())
-		}
+		assert.Equal(t, 0, code, "exit code after stop:\n%s", out.String())
 	case <-time.After(35 * time.Second):
-		t.Fatal("function did not stop")
+		assert.Fail(t, "function did not stop")
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRun_content_stores runs the samples through each content store of
@@ -36,26 +38,16 @@ func TestRun_content_stores(t *testing.T) {
 			var stdout, stderr syncBuffer
 			code := run(t.Context(), []string{"run", "--engine", "fake", "--content", tc.content, "--out", out,
 				testdata(t, "report.pdf"), testdata(t, "page.png")}, &stdout, &stderr)
-			if code != 0 {
-				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-			}
+			require.Equal(t, 0, code, "exit code\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			for _, re := range tc.wantOut {
-				if !re.MatchString(stdout.String()) {
-					t.Errorf("stdout does not match %s:\n%s", re, stdout.String())
-				}
+				assert.Regexp(t, re, stdout.String(), "stdout")
 			}
 			for md, want := range map[string]string{"report.pdf.md": "# Page 1: Introduction and Scope", "page.png.md": "fake-ocr "} {
 				b, err := os.ReadFile(filepath.Join(out, md))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !strings.Contains(string(b), want) {
-					t.Errorf("%s lacks %q:\n%s", md, want, b)
-				}
+				require.NoError(t, err)
+				assert.Contains(t, string(b), want, "%s", md)
 			}
-			if strings.Contains(stderr.String(), "INFO") {
-				t.Errorf("simple-content's request logs reached stderr:\n%s", stderr.String())
-			}
+			assert.NotContains(t, stderr.String(), "INFO", "simple-content's request logs reached stderr")
 		})
 	}
 }
@@ -63,10 +55,7 @@ func TestRun_content_stores(t *testing.T) {
 func TestRun_rejects_an_unknown_content_store(t *testing.T) {
 	isolate(t)
 	var stdout, stderr syncBuffer
-	if code := run(t.Context(), []string{"run", "--content", "s3", testdata(t, "page.png")}, &stdout, &stderr); code != 2 {
-		t.Fatalf("exit %d, want 2", code)
-	}
-	if !strings.Contains(stderr.String(), `--content "s3" is not simple-content or dir`) {
-		t.Fatalf("stderr = %s", stderr.String())
-	}
+	code := run(t.Context(), []string{"run", "--content", "s3", testdata(t, "page.png")}, &stdout, &stderr)
+	require.Equal(t, 2, code, "exit code")
+	assert.Contains(t, stderr.String(), `--content "s3" is not simple-content or dir`, "stderr")
 }
