@@ -111,19 +111,33 @@ func request(t *testing.T) map[string]any {
 
 func post(t *testing.T, url string, body any, header map[string]string) (int, string) {
 	t.Helper()
+	status, out, err := send(t.Context(), url, body, header)
+	require.NoError(t, err)
+	return status, out
+}
+
+// send posts body as a chat completion request; safe to call from any
+// goroutine (it reports instead of failing the test).
+func send(ctx context.Context, url string, body any, header map[string]string) (int, string, error) {
 	b, err := json.Marshal(body)
-	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/chat/completions", bytes.NewReader(b))
-	require.NoError(t, err)
+	if err != nil {
+		return 0, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/chat/completions", bytes.NewReader(b))
+	if err != nil {
+		return 0, "", err
+	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out), err
 }
 
 // TestContract_refuses_what_vLLM_or_the_recipe_would: each case breaks one
@@ -232,14 +246,22 @@ func TestServer_capacity(t *testing.T) {
 			defer srv.Close()
 			var wg sync.WaitGroup
 			body := request(t)
+			errs := make(chan error, 6)
 			for range 6 {
-				wg.Go(func() { post(t, srv.URL(), body, nil) })
+				wg.Go(func() {
+					_, _, err := send(t.Context(), srv.URL(), body, nil)
+					errs <- err
+				})
 			}
 			for range 6 {
 				<-entered // all six are past validation …
 			}
 			close(hold) // … and now compete for two slots
 			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
 			st := srv.Stats()
 			require.Equal(t, tc.want, st.Statuses, "statuses")
 			require.Equal(t, 2, st.MaxInFlight, "max in flight")
