@@ -42,13 +42,24 @@ const UoW = "ocr"
 
 // Extension attribute names (lowercase letters only, per the spec).
 const (
-	ExtUoW         = "uow"
-	ExtJob         = "ocrjob"
-	ExtPage        = "ocrpage"
+	// ExtUoW is the unit of work of a simpleprocess.job (UoW for OCR), so
+	// Triggers can filter jobs without reading their data.
+	ExtUoW = "uow"
+	// ExtJob carries the job id on every event of a job.
+	ExtJob = "ocrjob"
+	// ExtPage carries the page number on page events.
+	ExtPage = "ocrpage"
+	// ExtTraceparent is the W3C trace context, copied from the job to
+	// every event it causes.
 	ExtTraceparent = "traceparent"
-	// Knative's dead-letter extensions.
+	// ExtErrorCode is Knative's dead-letter extension: the HTTP status of
+	// the last delivery attempt.
 	ExtErrorCode = "knativeerrorcode"
+	// ExtErrorDest is Knative's dead-letter extension: where the last
+	// delivery attempt went.
 	ExtErrorDest = "knativeerrordest"
+	// ExtErrorData is Knative's dead-letter extension: the last answer's
+	// body, base64-encoded.
 	ExtErrorData = "knativeerrordata"
 )
 
@@ -77,17 +88,23 @@ const (
 
 // PageRendered is the payload of ocr.page.rendered.
 type PageRendered struct {
+	// JobID is the job the page belongs to.
 	JobID string `json:"job_id"`
-	// Page is 1-based.
-	Page  int   `json:"page"`
-	Pages int   `json:"pages"`
+	// Page is the page number in the source document, 1-based.
+	Page int `json:"page"`
+	// Pages is how many pages the job converts (after its pages hint).
+	Pages int `json:"pages"`
+	// Route says whether the page goes to the engine or takes its text
+	// layer.
 	Route Route `json:"route"`
 	// ImageKey is the blob key of the page image (route ocr).
 	ImageKey string `json:"image_key,omitempty"`
 	// TextKey is the blob key of the page's markdown (route text).
 	TextKey string `json:"text_key,omitempty"`
-	Width   int    `json:"width,omitempty"`
-	Height  int    `json:"height,omitempty"`
+	// Width is the page image's width in pixels (route ocr).
+	Width int `json:"width,omitempty"`
+	// Height is the page image's height in pixels (route ocr).
+	Height int `json:"height,omitempty"`
 	// TimeoutSeconds is the job's per-page timeout hint (0 = default).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 	// TextScore rates the page's own text layer (0–1); it decided Route.
@@ -105,11 +122,16 @@ const (
 
 // PageRecognized is the payload of ocr.page.recognized.
 type PageRecognized struct {
-	JobID  string     `json:"job_id"`
-	Page   int        `json:"page"`
-	Pages  int        `json:"pages"`
+	// JobID is the job the page belongs to.
+	JobID string `json:"job_id"`
+	// Page is the page number in the source document, 1-based.
+	Page int `json:"page"`
+	// Pages is how many pages the job converts.
+	Pages int `json:"pages"`
+	// Status says whether the page was recognized or is a placeholder.
 	Status PageStatus `json:"status"`
-	Route  Route      `json:"route,omitempty"`
+	// Route is the route the page took.
+	Route Route `json:"route,omitempty"`
 	// Engine is the engine that produced the page (engine_used).
 	Engine string `json:"engine,omitempty"`
 	// Reason explains a failed page (error type and message).
@@ -120,18 +142,27 @@ type PageRecognized struct {
 
 // JobStarted is the payload of ocr.job.started.
 type JobStarted struct {
-	JobID        string `json:"job_id"`
-	ContentID    string `json:"content_id,omitempty"`
-	TenantID     string `json:"tenant_id,omitempty"`
+	// JobID is the job's id.
+	JobID string `json:"job_id"`
+	// ContentID is the job's source content (simple-content).
+	ContentID string `json:"content_id,omitempty"`
+	// TenantID is the tenant the job names.
+	TenantID string `json:"tenant_id,omitempty"`
+	// SourceFormat is the format sniffed from the source's bytes (pdf,
+	// png, docx, …).
 	SourceFormat string `json:"source_format"`
-	Pages        int    `json:"pages"`
-	Timestamp    string `json:"timestamp"`
+	// Pages is how many pages the job converts; office documents count
+	// each embedded picture as a page.
+	Pages int `json:"pages"`
+	// Timestamp is when convert started the job (RFC 3339, UTC).
+	Timestamp string `json:"timestamp"`
 }
 
 // ConvertContinue is the payload of ocr.convert.continue: the job event as
 // it arrived (structured CloudEvents JSON) and where in its page list
 // convert goes on.
 type ConvertContinue struct {
+	// JobID is the job's id.
 	JobID string `json:"job_id"`
 	// Next is the 0-based index into the job's page list (the manifest's
 	// Pages) of the first page still to convert.
@@ -142,41 +173,68 @@ type ConvertContinue struct {
 
 // JobProgress is the payload of ocr.job.progress.
 type JobProgress struct {
-	JobID          string `json:"job_id"`
-	PagesCompleted int    `json:"pages_completed"`
-	TotalPages     int    `json:"total_pages"`
-	Percent        int    `json:"percent_complete"`
+	// JobID is the job's id.
+	JobID string `json:"job_id"`
+	// PagesCompleted is how many pages are done (recognized or failed).
+	// Events can arrive out of order across processes: use the largest.
+	PagesCompleted int `json:"pages_completed"`
+	// TotalPages is how many pages the job converts.
+	TotalPages int `json:"total_pages"`
+	// Percent is PagesCompleted as a whole percentage of TotalPages.
+	Percent int `json:"percent_complete"`
 }
 
 // JobCompleted is the payload of ocr.job.completed.
 type JobCompleted struct {
-	JobID     string `json:"job_id"`
+	// JobID is the job's id.
+	JobID string `json:"job_id"`
+	// ContentID is the job's source content (simple-content).
 	ContentID string `json:"content_id,omitempty"`
 	// DerivedContentID identifies the stored markdown in the content store
 	// (a derived content id, or a file path for the directory store).
-	DerivedContentID string         `json:"derived_content_id"`
-	PageCount        int            `json:"page_count"`
-	PagesByRoute     map[string]int `json:"pages_by_route"`
+	DerivedContentID string `json:"derived_content_id"`
+	// PageCount is how many pages the job converted.
+	PageCount int `json:"page_count"`
+	// PagesByRoute counts pages by how they were read: "gpu" (by the
+	// engine, whichever it is) and "text" (their own text layer).
+	PagesByRoute map[string]int `json:"pages_by_route"`
 	// EngineUsed maps page number to the engine that answered it.
-	EngineUsed       map[string]string `json:"engine_used,omitempty"`
-	FailedPages      []FailedPage      `json:"failed_pages,omitempty"`
-	ProcessingTimeMS int64             `json:"processing_time_ms"`
-	Reused           bool              `json:"reused,omitempty"`
+	EngineUsed map[string]string `json:"engine_used,omitempty"`
+	// FailedPages lists the pages that are placeholders in the result.
+	FailedPages []FailedPage `json:"failed_pages,omitempty"`
+	// ProcessingTimeMS is the time from convert's start to the stored
+	// result, in milliseconds.
+	ProcessingTimeMS int64 `json:"processing_time_ms"`
+	// Reused is true when an earlier result with the same idempotency key
+	// was found and nothing was processed.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // FailedPage names a page that is a placeholder in the result.
 type FailedPage struct {
-	Page   int    `json:"page"`
+	// Page is the page number, 1-based.
+	Page int `json:"page"`
+	// Reason is the failure's class and message ("permanent: …",
+	// "transient: retries exhausted …"), or the engine's reason for giving
+	// up ("repetition: …", "empty: …"); at most 500 bytes.
 	Reason string `json:"reason"`
 }
 
 // JobFailed is the payload of ocr.job.failed.
 type JobFailed struct {
-	JobID      string `json:"job_id"`
-	ContentID  string `json:"content_id,omitempty"`
-	ErrorType  string `json:"error_type"`
-	Message    string `json:"error_message"`
-	RetryCount int    `json:"retry_count"`
+	// JobID is the job's id.
+	JobID string `json:"job_id"`
+	// ContentID is the job's source content, when the failing stage knows
+	// it.
+	ContentID string `json:"content_id,omitempty"`
+	// ErrorType is the failure's class: validation, permanent or
+	// transient (retries exhausted).
+	ErrorType string `json:"error_type"`
+	// Message says what went wrong, at most 700 bytes.
+	Message string `json:"error_message"`
+	// RetryCount is how many deliveries preceded the failing one, when
+	// the failing stage knows it (convert); 0 otherwise.
+	RetryCount int `json:"retry_count"`
 }
 
 // ID helpers: deterministic event ids.
