@@ -20,6 +20,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	ce "knative.dev/func-go/cloudevents"
 
 	"github.com/ocrflow/ocrflow/internal/funchost"
@@ -52,9 +54,7 @@ const allStages = "convert,recognize,finalize,deadletter"
 func testEnv(t *testing.T, stages, sinkURL string) map[string]string {
 	t.Helper()
 	content, err := filepath.Abs("testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dir := t.TempDir()
 	env := map[string]string{
 		"OCR_ENGINE":    "fake",
@@ -75,13 +75,9 @@ func testEnv(t *testing.T, stages, sinkURL string) map[string]string {
 func started(t *testing.T, env map[string]string) *Function {
 	t.Helper()
 	f := New()
-	if err := f.Start(t.Context(), env); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	require.NoError(t, f.Start(t.Context(), env), "Start")
 	t.Cleanup(func() {
-		if err := f.Stop(context.Background()); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
+		assert.NoError(t, f.Stop(context.Background()), "Stop")
 	})
 	return f
 }
@@ -109,27 +105,17 @@ func post(t *testing.T, client *http.Client, url string, e event.Event) answer {
 	t.Helper()
 	ctx := t.Context()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req))
 	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("post %s: %v", e.Type(), err)
-	}
+	require.NoError(t, err, "post %s", e.Type())
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	a := answer{status: resp.StatusCode, body: string(body), ceType: resp.Header.Get("Ce-Type")}
 	if resp.Header.Get("Ce-Id") != "" {
 		reply, err := binding.ToEvent(ctx, cehttp.NewMessage(resp.Header, io.NopCloser(bytes.NewReader(body))))
-		if err != nil {
-			t.Fatalf("decode reply to %s: %v", e.Type(), err)
-		}
+		require.NoError(t, err, "decode reply to %s", e.Type())
 		a.reply = reply
 	}
 	return a
@@ -147,18 +133,14 @@ func newCollector(t *testing.T) *collector {
 	t.Helper()
 	c := &collector{}
 	p, err := cloudevents.NewHTTP()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h, err := cloudevents.NewHTTPReceiveHandler(t.Context(), p, func(_ context.Context, e event.Event) protocol.Result {
 		c.mu.Lock()
 		c.got = append(c.got, e)
 		c.mu.Unlock()
 		return cehttp.NewResult(http.StatusAccepted, "")
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.srv = httptest.NewServer(h)
 	t.Cleanup(c.srv.Close)
 	return c
@@ -173,18 +155,14 @@ func (c *collector) events() []event.Event {
 func jobEvent(t *testing.T, id, location string) event.Event {
 	t.Helper()
 	e, err := job.NewEvent(job.Spec{ID: id, Location: location})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return e
 }
 
 func testEvent(t *testing.T, id, typ, jobID string, page int, payload any) event.Event {
 	t.Helper()
 	e, err := events.New(nil, id, typ, "/test", page, jobID, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return e
 }
 
@@ -193,9 +171,7 @@ func testEvent(t *testing.T, id, typ, jobID string, page int, payload any) event
 func malformedPage(t *testing.T, jobID string) event.Event {
 	t.Helper()
 	e := testEvent(t, events.PageRecognizedID(jobID, 1), events.TypePageRecognized, jobID, 1, nil)
-	if err := e.SetData(event.ApplicationJSON, []byte("{not json")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.SetData(event.ApplicationJSON, []byte("{not json")))
 	return e
 }
 
@@ -210,9 +186,7 @@ func deadLetter(e event.Event, code int, body string) event.Event {
 func decode[T any](t *testing.T, e *event.Event) T {
 	t.Helper()
 	var v T
-	if err := events.Decode(*e, &v); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, events.Decode(*e, &v))
 	return v
 }
 
@@ -222,9 +196,7 @@ func TestFunction_is_ready_only_between_Start_and_Stop(t *testing.T) {
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := srv.Client().Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
@@ -232,49 +204,33 @@ func TestFunction_is_ready_only_between_Start_and_Stop(t *testing.T) {
 	ready := func() bool {
 		t.Helper()
 		ok, err := f.Ready(t.Context())
-		if err != nil {
-			t.Fatalf("Ready: %v", err)
-		}
+		require.NoError(t, err, "Ready")
 		return ok
 	}
 
-	if ready() {
-		t.Fatal("Ready before Start")
-	}
-	if code, _ := get("/health/readiness"); code != http.StatusServiceUnavailable {
-		t.Fatalf("readiness before Start = %d, want 503", code)
-	}
-	if code, body := get("/health/liveness"); code != http.StatusOK || body != "ALIVE" {
-		t.Fatalf("liveness = %d %q, want 200 ALIVE", code, body)
-	}
+	assert.False(t, ready(), "Ready before Start")
+	code, _ := get("/health/readiness")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "readiness before Start")
+	code, body := get("/health/liveness")
+	assert.Equal(t, http.StatusOK, code, "liveness")
+	assert.Equal(t, "ALIVE", body, "liveness")
 	// An event that arrives before Start is retried, not dropped.
 	early := testEvent(t, "early", events.TypePageRecognized, "j", 1, events.PageRecognized{JobID: "j", Page: 1, Pages: 1})
-	if a := post(t, srv.Client(), srv.URL, early); a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, "not ready") {
-		t.Fatalf("event before Start: %d %q, want 503 not ready", a.status, a.body)
-	}
+	a := post(t, srv.Client(), srv.URL, early)
+	assert.Equal(t, http.StatusServiceUnavailable, a.status, "event before Start (body %q)", a.body)
+	assert.Contains(t, a.body, "not ready", "event before Start")
 
-	if err := f.Start(t.Context(), testEnv(t, "finalize", "")); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	if !ready() {
-		t.Fatal("not Ready after Start")
-	}
-	if code, body := get("/health/readiness"); code != http.StatusOK || body != "READY" {
-		t.Fatalf("readiness after Start = %d %q, want 200 READY", code, body)
-	}
-	if err := f.Start(t.Context(), testEnv(t, "finalize", "")); err == nil {
-		t.Fatal("second Start succeeded, want an error")
-	}
+	require.NoError(t, f.Start(t.Context(), testEnv(t, "finalize", "")), "Start")
+	assert.True(t, ready(), "not Ready after Start")
+	code, body = get("/health/readiness")
+	assert.Equal(t, http.StatusOK, code, "readiness after Start")
+	assert.Equal(t, "READY", body, "readiness after Start")
+	assert.Error(t, f.Start(t.Context(), testEnv(t, "finalize", "")), "second Start succeeded, want an error")
 
-	if err := f.Stop(t.Context()); err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
-	if ready() {
-		t.Fatal("Ready after Stop")
-	}
-	if code, _ := get("/health/readiness"); code != http.StatusServiceUnavailable {
-		t.Fatalf("readiness after Stop = %d, want 503", code)
-	}
+	require.NoError(t, f.Stop(t.Context()), "Stop")
+	assert.False(t, ready(), "Ready after Stop")
+	code, _ = get("/health/readiness")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "readiness after Stop")
 }
 
 func TestFunction_Start_checks_its_configuration(t *testing.T) {
@@ -304,17 +260,12 @@ func TestFunction_Start_checks_its_configuration(t *testing.T) {
 			t.Cleanup(func() { _ = f.Stop(context.Background()) })
 			ready, _ := f.Ready(t.Context())
 			if tc.wantErr == "" {
-				if err != nil || !ready {
-					t.Fatalf("Start: %v (ready %v), want success", err, ready)
-				}
+				require.NoError(t, err, "Start, want success")
+				assert.True(t, ready, "not Ready after Start")
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Start: %v, want an error mentioning %q", err, tc.wantErr)
-			}
-			if ready {
-				t.Fatal("Ready after a failed Start")
-			}
+			require.ErrorContains(t, err, tc.wantErr, "Start")
+			assert.False(t, ready, "Ready after a failed Start")
 		})
 	}
 }
@@ -346,9 +297,9 @@ func TestFunction_Handle_answers_by_outcome(t *testing.T) {
 			in: jobEvent(t, "fn-missing", "missing.png"), wantStatus: 200, wantType: events.TypeJobFailed,
 			check: func(t *testing.T, reply *event.Event) {
 				f := decode[events.JobFailed](t, reply)
-				if f.JobID != "fn-missing" || f.ErrorType != string(failure.TypeValidation) || !strings.Contains(f.Message, "missing.png") {
-					t.Errorf("failed payload = %+v, want job fn-missing, validation, naming missing.png", f)
-				}
+				assert.Equal(t, "fn-missing", f.JobID, "failed payload job")
+				assert.Equal(t, string(failure.TypeValidation), f.ErrorType, "failed payload error type")
+				assert.Contains(t, f.Message, "missing.png", "failed payload message")
 			},
 		},
 		{
@@ -368,9 +319,9 @@ func TestFunction_Handle_answers_by_outcome(t *testing.T) {
 			in: unknownJob, wantStatus: 200, wantType: events.TypeJobFailed,
 			check: func(t *testing.T, reply *event.Event) {
 				f := decode[events.JobFailed](t, reply)
-				if f.JobID != "j-unknown" || f.ErrorType != string(failure.TypePermanent) || !strings.Contains(f.Message, "no manifest") {
-					t.Errorf("failed payload = %+v, want job j-unknown, permanent, no manifest", f)
-				}
+				assert.Equal(t, "j-unknown", f.JobID, "failed payload job")
+				assert.Equal(t, string(failure.TypePermanent), f.ErrorType, "failed payload error type")
+				assert.Contains(t, f.Message, "no manifest", "failed payload message")
 			},
 		},
 		{
@@ -382,12 +333,12 @@ func TestFunction_Handle_answers_by_outcome(t *testing.T) {
 			in: deadPage, wantStatus: 200, wantType: events.TypePageRecognized,
 			check: func(t *testing.T, reply *event.Event) {
 				p := decode[events.PageRecognized](t, reply)
-				if p.JobID != "j-dead" || p.Page != 2 || p.Pages != 3 || p.Status != events.PageFailed || !strings.Contains(p.Reason, "engine unavailable") {
-					t.Errorf("page payload = %+v, want j-dead page 2/3 failed with the dead letter's reason", p)
-				}
-				if _, ok := reply.Extensions()[events.ExtErrorCode]; ok {
-					t.Error("the reply carries knativeerrorcode: it would be dead-lettered again")
-				}
+				assert.Equal(t, "j-dead", p.JobID, "page payload job")
+				assert.Equal(t, 2, p.Page, "page payload page")
+				assert.Equal(t, 3, p.Pages, "page payload pages")
+				assert.Equal(t, events.PageFailed, p.Status, "page payload status")
+				assert.Contains(t, p.Reason, "engine unavailable", "page payload: want the dead letter's reason")
+				assert.NotContains(t, reply.Extensions(), events.ExtErrorCode, "the reply carries knativeerrorcode: it would be dead-lettered again")
 			},
 		},
 		{
@@ -402,29 +353,20 @@ func TestFunction_Handle_answers_by_outcome(t *testing.T) {
 			}
 			srv := serve(t, started(t, testEnv(t, tc.stages, sinkURL)))
 			a := post(t, srv.Client(), srv.URL, tc.in)
-			if a.status != tc.wantStatus {
-				t.Fatalf("status = %d (body %q), want %d", a.status, a.body, tc.wantStatus)
-			}
-			if len(a.body) >= 768 {
-				t.Errorf("body is %d bytes, want < 768", len(a.body))
-			}
+			require.Equal(t, tc.wantStatus, a.status, "status (body %q)", a.body)
+			assert.Less(t, len(a.body), 768, "body bytes")
 			for _, s := range tc.wantBody {
-				if !strings.Contains(a.body, s) {
-					t.Errorf("body %q does not mention %q", a.body, s)
-				}
+				assert.Contains(t, a.body, s, "body")
 			}
 			if tc.wantType == "" {
-				if a.reply != nil || a.ceType != "" {
-					t.Fatalf("reply %v, want none", a.reply)
-				}
+				assert.Nil(t, a.reply, "reply, want none")
+				assert.Empty(t, a.ceType, "Ce-Type, want no reply")
 				return
 			}
-			if a.reply == nil || a.reply.Type() != tc.wantType {
-				t.Fatalf("reply = %v, want a %s event", a.reply, tc.wantType)
-			}
-			if a.reply.ID() == "" || a.reply.Source() == "" {
-				t.Errorf("reply lacks id or source: %v", a.reply)
-			}
+			require.NotNil(t, a.reply, "reply, want a %s event", tc.wantType)
+			require.Equal(t, tc.wantType, a.reply.Type(), "reply type")
+			assert.NotEmpty(t, a.reply.ID(), "reply lacks id: %v", a.reply)
+			assert.NotEmpty(t, a.reply.Source(), "reply lacks source: %v", a.reply)
 			if tc.check != nil {
 				tc.check(t, a.reply)
 			}
@@ -443,58 +385,47 @@ func TestFunction_runs_a_job_through_the_broker(t *testing.T) {
 	const id = "fn-page"
 
 	a := post(t, srv.Client(), srv.URL, jobEvent(t, id, "page.png"))
-	if a.status != http.StatusOK || a.reply != nil {
-		t.Fatalf("convert: %d %q (reply %v), want 200 and no reply: the fan-out goes to the sink", a.status, a.body, a.reply)
-	}
+	require.Equal(t, http.StatusOK, a.status, "convert (body %q)", a.body)
+	require.Nil(t, a.reply, "convert replied: the fan-out goes to the sink")
 	sent := broker.events()
 	var types []string
 	for _, e := range sent {
 		types = append(types, e.Type())
 	}
-	if !slices.Equal(types, []string{events.TypeJobStarted, events.TypePageRendered}) {
-		t.Fatalf("sink got %v, want [started, page.rendered] in that order", types)
-	}
+	require.Equal(t, []string{events.TypeJobStarted, events.TypePageRendered}, types, "sink got, want [started, page.rendered] in that order")
 	started := decode[events.JobStarted](t, &sent[0])
-	if sent[0].ID() != events.StartedID(id) || started.JobID != id || started.Pages != 1 {
-		t.Errorf("started = %s %+v, want id %s, 1 page", sent[0].ID(), started, events.StartedID(id))
-	}
+	assert.Equal(t, events.StartedID(id), sent[0].ID(), "started id")
+	assert.Equal(t, id, started.JobID, "started job")
+	assert.Equal(t, 1, started.Pages, "started pages")
 	rendered := sent[1]
 	page := decode[events.PageRendered](t, &rendered)
-	if rendered.ID() != events.PageRenderedID(id, 1) || page.JobID != id || page.Page != 1 || page.Pages != 1 {
-		t.Errorf("page.rendered = %s %+v, want id %s, page 1 of 1", rendered.ID(), page, events.PageRenderedID(id, 1))
-	}
-	if job, _ := rendered.Extensions()[events.ExtJob].(string); job != id {
-		t.Errorf("page.rendered ocrjob = %q, want %s", job, id)
-	}
+	assert.Equal(t, events.PageRenderedID(id, 1), rendered.ID(), "page.rendered id")
+	assert.Equal(t, id, page.JobID, "page.rendered job")
+	assert.Equal(t, 1, page.Page, "page.rendered page")
+	assert.Equal(t, 1, page.Pages, "page.rendered pages")
+	assert.Equal(t, id, rendered.Extensions()[events.ExtJob], "page.rendered ocrjob")
 
 	// The broker delivers the fan-out to recognize ...
 	a = post(t, srv.Client(), srv.URL, rendered)
-	if a.status != http.StatusOK || a.reply == nil || a.reply.Type() != events.TypePageRecognized {
-		t.Fatalf("recognize: %d %q (reply %v), want 200 with ocr.page.recognized", a.status, a.body, a.reply)
-	}
+	require.Equal(t, http.StatusOK, a.status, "recognize (body %q)", a.body)
+	require.NotNil(t, a.reply, "recognize: want a reply")
+	require.Equal(t, events.TypePageRecognized, a.reply.Type(), "recognize reply")
 	rec := decode[events.PageRecognized](t, a.reply)
-	if rec.Status != events.PageOK || rec.Engine != engine.NameFake {
-		t.Fatalf("page.recognized = %+v, want ok by the fake engine", rec)
-	}
+	require.Equal(t, events.PageOK, rec.Status, "page.recognized = %+v, want ok by the fake engine", rec)
+	require.Equal(t, engine.NameFake, rec.Engine, "page.recognized = %+v, want ok by the fake engine", rec)
 	// ... and its reply to finalize.
 	a = post(t, srv.Client(), srv.URL, *a.reply)
-	if a.status != http.StatusOK || a.reply == nil || a.reply.Type() != events.TypeJobCompleted {
-		t.Fatalf("finalize: %d %q (reply %v), want 200 with ocr.job.completed", a.status, a.body, a.reply)
-	}
+	require.Equal(t, http.StatusOK, a.status, "finalize (body %q)", a.body)
+	require.NotNil(t, a.reply, "finalize: want a reply")
+	require.Equal(t, events.TypeJobCompleted, a.reply.Type(), "finalize reply")
 	done := decode[events.JobCompleted](t, a.reply)
-	if done.JobID != id || done.PageCount != 1 || len(done.FailedPages) != 0 {
-		t.Fatalf("completed = %+v, want job %s with 1 page, none failed", done, id)
-	}
+	assert.Equal(t, id, done.JobID, "completed job")
+	assert.Equal(t, 1, done.PageCount, "completed pages")
+	assert.Empty(t, done.FailedPages, "completed failed pages")
 	md, err := os.ReadFile(filepath.Join(env["OUTPUT_DIR"], "page.png.md"))
-	if err != nil {
-		t.Fatalf("result document: %v", err)
-	}
-	if !strings.Contains(string(md), "fake-ocr ") {
-		t.Fatalf("result document %q lacks the fake engine's text", md)
-	}
-	if n := len(broker.events()); n != 2 {
-		t.Errorf("sink got %d events in all, want only convert's 2", n)
-	}
+	require.NoError(t, err, "result document")
+	assert.Contains(t, string(md), "fake-ocr ", "result document lacks the fake engine's text")
+	assert.Len(t, broker.events(), 2, "sink events in all, want only convert's 2")
 }
 
 // The function builds and serves under func's host scaffolding, as
@@ -506,19 +437,14 @@ func TestFunction_runs_under_func_host_scaffolding(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	root, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tmp := t.TempDir()
 	build := filepath.Join(tmp, "build")
-	if _, err := funchost.Scaffold(build, root); err != nil {
-		t.Fatal(err)
-	}
+	_, err = funchost.Scaffold(build, root)
+	require.NoError(t, err)
 	start := time.Now()
 	bin, err := funchost.Build(ctx, build)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Logf("scaffold build: %s", time.Since(start).Round(time.Millisecond))
 
 	// A clean environment: nothing from the developer's shell leaks in.
@@ -533,9 +459,7 @@ func TestFunction_runs_under_func_host_scaffolding(t *testing.T) {
 	defer cancelReady()
 	start = time.Now()
 	p, err := funchost.Start(readyCtx, bin, root, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Logf("process start to ready: %s", time.Since(start).Round(time.Millisecond))
 	stopped := false
 	t.Cleanup(func() {
@@ -551,34 +475,36 @@ func TestFunction_runs_under_func_host_scaffolding(t *testing.T) {
 		JobID: "j-host", Page: 1, Pages: 1, Status: events.PageOK,
 	})
 	a := post(t, client, p.URL, unknownJob)
-	if a.status != http.StatusOK || a.ceType != events.TypeJobFailed || a.reply == nil || a.reply.ID() != events.FailedID("j-host") {
-		t.Errorf("page.recognized for an unknown job: %d Ce-Type %q reply %v, want 200 with ocr.job.failed %s",
-			a.status, a.ceType, a.reply, events.FailedID("j-host"))
+	assert.Equal(t, http.StatusOK, a.status, "page.recognized for an unknown job: status")
+	assert.Equal(t, events.TypeJobFailed, a.ceType, "page.recognized for an unknown job: Ce-Type")
+	if assert.NotNil(t, a.reply, "page.recognized for an unknown job: want ocr.job.failed") {
+		assert.Equal(t, events.FailedID("j-host"), a.reply.ID(), "page.recognized for an unknown job: reply id")
 	}
 
-	if a = post(t, client, p.URL, malformedPage(t, "j-host-bad")); a.status != http.StatusInternalServerError || a.ceType != "" || !strings.Contains(a.body, "decode") {
-		t.Errorf("malformed page.recognized: %d Ce-Type %q body %q, want 500 without a reply", a.status, a.ceType, a.body)
-	}
+	a = post(t, client, p.URL, malformedPage(t, "j-host-bad"))
+	assert.Equal(t, http.StatusInternalServerError, a.status, "malformed page.recognized: status (body %q)", a.body)
+	assert.Empty(t, a.ceType, "malformed page.recognized: want no reply")
+	assert.Contains(t, a.body, "decode", "malformed page.recognized: body")
 
 	dead := deadLetter(testEvent(t, events.PageRenderedID("j-host-dead", 1), events.TypePageRendered, "j-host-dead", 1, events.PageRendered{
 		JobID: "j-host-dead", Page: 1, Pages: 1, Route: events.RouteOCR, ImageKey: "jobs/j-host-dead/pages/1.jpg",
 	}), 500, "boom")
 	a = post(t, client, p.URL, dead)
-	if a.status != http.StatusOK || a.ceType != events.TypePageRecognized || a.reply == nil || a.reply.ID() != events.PageRecognizedID("j-host-dead", 1) {
-		t.Errorf("dead letter: %d Ce-Type %q reply %v, want 200 with ocr.page.recognized %s", a.status, a.ceType, a.reply, events.PageRecognizedID("j-host-dead", 1))
+	assert.Equal(t, http.StatusOK, a.status, "dead letter: status (body %q)", a.body)
+	assert.Equal(t, events.TypePageRecognized, a.ceType, "dead letter: Ce-Type")
+	if assert.NotNil(t, a.reply, "dead letter: want ocr.page.recognized") {
+		assert.Equal(t, events.PageRecognizedID("j-host-dead", 1), a.reply.ID(), "dead letter: reply id")
 	}
 
 	misrouted := jobEvent(t, "j-host-job", "page.png")
-	if a = post(t, client, p.URL, misrouted); a.status != http.StatusBadRequest || !strings.Contains(a.body, "stage convert") {
-		t.Errorf("job to an instance without convert: %d %q, want 400 naming the convert stage", a.status, a.body)
-	}
+	a = post(t, client, p.URL, misrouted)
+	assert.Equal(t, http.StatusBadRequest, a.status, "job to an instance without convert: status (body %q)", a.body)
+	assert.Contains(t, a.body, "stage convert", "job to an instance without convert: want 400 naming the convert stage")
 
 	stopCtx, cancelStop := context.WithTimeout(ctx, 40*time.Second)
 	defer cancelStop()
 	stopped = true
-	if err := p.Stop(stopCtx); err != nil {
-		t.Fatalf("stop: %v\noutput:\n%s", err, p.Output())
-	}
+	require.NoError(t, p.Stop(stopCtx), "stop\noutput:\n%s", p.Output())
 	if t.Failed() {
 		t.Logf("function output:\n%s", p.Output())
 	}
