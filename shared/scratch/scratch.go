@@ -1,6 +1,7 @@
 // Package scratch lays out a job's working state in the blob store and reads
 // and writes it with types:
 //
+//	jobs/<job>/submitted.json    the job event as it was accepted (first writer wins)
 //	jobs/<job>/manifest.json     what convert found (pages, source, timing)
 //	jobs/<job>/pages/<n>.jpg     page image (route ocr)
 //	jobs/<job>/pages/<n>.md      page markdown
@@ -10,6 +11,7 @@
 //	jobs/<job>/final.lock        the finalize lock (conditional create)
 //	jobs/<job>/result.md         the assembled document
 //	jobs/<job>/outcome.json      the job's terminal outcome (conditional create)
+//	jobs/<job>/replayed.json     the attempt that replays the job (dlq replay)
 //	deadletters/<id>.json        dead events kept for inspection and replay
 package scratch
 
@@ -70,6 +72,29 @@ type PageRecord struct {
 	EventID string `json:"event_id,omitempty"`
 	// TextScore is the page's text-layer score when convert measured it.
 	TextScore float64 `json:"text_score"`
+	// Fallback is true when the fallback engine answered the page
+	// because the primary stayed unavailable.
+	Fallback bool `json:"fallback,omitempty"`
+	// DoneAt is when the page was finished (PutRecord sets it).
+	DoneAt time.Time `json:"done_at,omitzero"`
+}
+
+// Submitted is the job as it was accepted, kept so that any process can
+// report a job before convert starts it and replay can run it again.
+type Submitted struct {
+	SubmittedAt time.Time `json:"submitted_at"`
+	// By names what accepted the job (ocrflow submit, the API, a
+	// backfill, or convert for a job published straight to the broker).
+	By string `json:"by,omitempty"`
+	// Job is the simpleprocess.job event (structured CloudEvents JSON).
+	Job json.RawMessage `json:"job"`
+}
+
+// Replayed links a job to the attempt that replays it.
+type Replayed struct {
+	At time.Time `json:"at"`
+	// As is the replaying attempt's job id.
+	As string `json:"as"`
 }
 
 // Outcome is a job's terminal outcome. It is created once; whoever creates
@@ -84,6 +109,12 @@ type Outcome struct {
 
 // JobPrefix returns the key prefix of a job's scratch objects.
 func JobPrefix(job string) string { return "jobs/" + job + "/" }
+
+// SubmittedKey is the key of the job as it was accepted.
+func SubmittedKey(job string) string { return JobPrefix(job) + "submitted.json" }
+
+// ReplayedKey is the key of the link to the attempt that replays the job.
+func ReplayedKey(job string) string { return JobPrefix(job) + "replayed.json" }
 
 // ManifestKey is the key of the job's manifest.
 func ManifestKey(job string) string { return JobPrefix(job) + "manifest.json" }
@@ -111,9 +142,12 @@ func ResultKey(job string) string { return JobPrefix(job) + "result.md" }
 // OutcomeKey is the key of the job's terminal outcome.
 func OutcomeKey(job string) string { return JobPrefix(job) + "outcome.json" }
 
+// DeadLettersPrefix is the prefix of every kept dead letter.
+const DeadLettersPrefix = "deadletters/"
+
 // DeadLetterKey is the key a dead event is kept under.
 func DeadLetterKey(id string) string {
-	return "deadletters/" + strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(id) + ".json"
+	return DeadLettersPrefix + strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(id) + ".json"
 }
 
 // PutJSON stores v as JSON under key.
@@ -181,6 +215,30 @@ func Records(ctx context.Context, s Store, job string) (map[int]PageRecord, erro
 		out[r.Page] = r
 	}
 	return out, nil
+}
+
+// PutRecord stores rec as the job's record of page rec.Page, stamping
+// DoneAt when it is unset: the page is done.
+func PutRecord(ctx context.Context, s Store, job string, rec PageRecord) error {
+	if rec.DoneAt.IsZero() {
+		rec.DoneAt = time.Now().UTC()
+	}
+	return PutJSON(ctx, s, PageKey(job, rec.Page, "json"), rec)
+}
+
+// Submit keeps e as job's accepted event unless one is kept already (the
+// first acceptance wins, so a redelivery or a second submitter changes
+// nothing).
+func Submit(ctx context.Context, s Store, job, by string, e event.Event) error {
+	b, err := e.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", job, err)
+	}
+	err = CreateJSON(ctx, s, SubmittedKey(job), Submitted{SubmittedAt: time.Now().UTC(), By: by, Job: b})
+	if errors.Is(err, ErrExists) {
+		return nil
+	}
+	return err
 }
 
 // GetRecord returns page n's record, or ok=false if the page is not done.
