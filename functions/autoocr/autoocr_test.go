@@ -6,9 +6,12 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/functions/autoocr"
 	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
 )
 
@@ -18,9 +21,7 @@ func upload(t *testing.T, u autoocr.Upload) event.Event {
 	e.SetID("up-1")
 	e.SetType("content.uploaded")
 	e.SetSource("/platform")
-	if err := e.SetData(event.ApplicationJSON, u); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.SetData(event.ApplicationJSON, u))
 	return e
 }
 
@@ -39,32 +40,26 @@ func TestHandle(t *testing.T) {
 		{"unsupported_type", autoocr.Upload{ContentID: "c5", TenantID: "t1", MIMEType: "video/mp4"}, false},
 		{"derived_content_is_never_ocred", autoocr.Upload{ContentID: "c6", TenantID: "t1", MIMEType: "text/markdown", DerivationType: "derived"}, false},
 		{"no_content_id", autoocr.Upload{TenantID: "t1", MIMEType: "application/pdf"}, false},
+		{"content_id_that_cannot_name_a_job", autoocr.Upload{ContentID: "a/b c", TenantID: "t1", MIMEType: "application/pdf"}, false},
+		{"original_content_is_ocred", autoocr.Upload{ContentID: "c7", TenantID: "t1", MIMEType: "application/pdf", DerivationType: "original"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reply, err := s.Handle(context.Background(), upload(t, tc.u))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (reply != nil) != tc.wantJob {
-				t.Fatalf("reply = %v, want a job: %v", reply, tc.wantJob)
-			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantJob, reply != nil, "reply = %v, want a job: %v", reply, tc.wantJob)
 			if reply == nil {
 				return
 			}
 			j, err := job.Parse(*reply)
-			if err != nil {
-				t.Fatalf("the reply is not a valid job: %v", err)
-			}
+			require.NoError(t, err, "the reply is not a valid job")
 			cid := tc.u.ContentID
 			if cid == "" {
 				cid = tc.u.ID
 			}
-			if j.ContentID != cid || j.TenantID != tc.u.TenantID || j.ID != "auto-"+cid {
-				t.Fatalf("job = %+v", j)
-			}
-			if reply.Extensions()[events.ExtUoW] != events.UoW {
-				t.Fatal("the job has no uow extension for the convert Trigger")
-			}
+			assert.Equal(t, cid, j.ContentID, "job = %+v", j)
+			assert.Equal(t, tc.u.TenantID, j.TenantID, "job = %+v", j)
+			assert.Equal(t, "auto-"+cid, j.ID, "job = %+v", j)
+			assert.Equal(t, events.UoW, reply.Extensions()[events.ExtUoW], "the job has no uow extension for the convert Trigger")
 		})
 	}
 }
@@ -72,8 +67,45 @@ func TestHandle(t *testing.T) {
 func TestPolicy_defaults_accept_pdfs_and_images_for_every_tenant(t *testing.T) {
 	var p autoocr.Policy
 	for mt, want := range map[string]bool{"application/pdf": true, "image/jpeg": true, "image/webp": true, "text/plain": false, "": false} {
-		if got, _ := p.Accepts(autoocr.Upload{MIMEType: mt, TenantID: "any"}); got != want {
-			t.Errorf("Accepts(%q) = %v, want %v", mt, got, want)
-		}
+		got, _ := p.Accepts(autoocr.Upload{MIMEType: mt, TenantID: "any"})
+		assert.Equal(t, want, got, "Accepts(%q)", mt)
+	}
+}
+
+// TestHandle_same_upload_makes_the_same_job: the job id derives from the
+// content id, so a redelivered upload event makes the same job.
+func TestHandle_same_upload_makes_the_same_job(t *testing.T) {
+	s := autoocr.New(autoocr.Policy{}, slog.New(slog.DiscardHandler))
+	u := autoocr.Upload{ContentID: "c1", TenantID: "t1", OwnerID: "o1", MIMEType: "image/png", FileName: "scan.png"}
+	first, err := s.Handle(context.Background(), upload(t, u))
+	require.NoError(t, err)
+	require.NotNil(t, first)
+	second, err := s.Handle(context.Background(), upload(t, u))
+	require.NoError(t, err)
+	require.NotNil(t, second)
+	assert.Equal(t, first.ID(), second.ID())
+	j, err := job.Parse(*first)
+	require.NoError(t, err)
+	assert.Equal(t, "o1", j.OwnerID)
+	assert.Equal(t, "scan.png", j.Name)
+	assert.Equal(t, autoocr.Source, first.Source())
+}
+
+// TestHandle_undecodable_upload_is_a_permanent_error: an upload event
+// whose data is not JSON is not retried.
+func TestHandle_undecodable_upload_is_a_permanent_error(t *testing.T) {
+	s := autoocr.New(autoocr.Policy{}, slog.New(slog.DiscardHandler))
+	e := upload(t, autoocr.Upload{ContentID: "c1"})
+	e.DataEncoded = []byte("{not json")
+	reply, err := s.Handle(context.Background(), e)
+	assert.Nil(t, reply)
+	require.ErrorIs(t, err, failure.ErrPermanent)
+}
+
+func TestPolicy_wildcard_tenant_enables_every_tenant_but_the_excluded(t *testing.T) {
+	p := autoocr.Policy{Tenants: []string{"*"}, ExcludeTenants: []string{"off"}}
+	for tenant, want := range map[string]bool{"any": true, "other": true, "off": false} {
+		got, why := p.Accepts(autoocr.Upload{MIMEType: "application/pdf", TenantID: tenant})
+		assert.Equal(t, want, got, "tenant %q (%s)", tenant, why)
 	}
 }

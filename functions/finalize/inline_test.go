@@ -3,6 +3,8 @@ package finalize
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
@@ -31,9 +33,7 @@ func TestPlaceInline(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := placeInline(tc.md, tc.pic, tc.text); got != tc.want {
-				t.Errorf("placeInline =\n%q\nwant\n%q", got, tc.want)
-			}
+			assert.Equal(t, tc.want, placeInline(tc.md, tc.pic, tc.text))
 		})
 	}
 }
@@ -51,14 +51,8 @@ func TestInlined(t *testing.T) {
 	}
 	recs := map[int]scratch.PageRecord{1: ok, 2: ok, 3: failed, 5: ok, 6: ok}
 	in := inlined(m, recs)
-	if got := in.pictures[1]; len(got) != 2 || got[0] != 2 || got[1] != 3 {
-		t.Errorf("pictures of page 1 = %v, want [2 3]", got)
-	}
-	if len(in.host) != 2 || in.host[2] != 1 || in.host[3] != 1 {
-		t.Errorf("host = %v, want pages 2 and 3 inside page 1", in.host)
-	}
+	assert.Equal(t, []int{2, 3}, in.pictures[1], "pictures of page 1")
+	assert.Equal(t, map[int]int{2: 1, 3: 1}, in.host, "pages 2 and 3 inside page 1")
 	recs[1] = failed
-	if in := inlined(m, recs); len(in.host) != 0 {
-		t.Errorf("host = %v, want nothing folded into a failed page", in.host)
-	}
+	assert.Empty(t, inlined(m, recs).host, "nothing folded into a failed page")
 }

@@ -1,13 +1,19 @@
 package recognize_test
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/functions/recognize"
 	"github.com/ocrflow/ocrflow/shared/blob"
@@ -89,62 +95,46 @@ func TestHandle_records_what_the_engine_reports(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			blobs, err := blob.NewDir(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			const job = "j1"
-			if err := scratch.PutJSON(ctx, blobs, scratch.ManifestKey(job), scratch.Manifest{JobID: job, Pages: []int{1}, Hints: map[string]string{"resolution": tc.hint}}); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, scratch.PutJSON(ctx, blobs, scratch.ManifestKey(job), scratch.Manifest{JobID: job, Pages: []int{1}, Hints: map[string]string{"resolution": tc.hint}}))
 			imgKey := scratch.PageKey(job, 1, "jpg")
-			if err := blobs.Put(ctx, imgKey, strings.NewReader("jpeg bytes")); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, blobs.Put(ctx, imgKey, strings.NewReader("jpeg bytes")))
 			e, err := events.New(nil, events.PageRenderedID(job, 1), events.TypePageRendered, "/test", 1, job,
 				events.PageRendered{JobID: job, Page: 1, Pages: 1, Route: events.RouteOCR, ImageKey: imgKey, Width: 10, Height: 20})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			st := recognize.New(recognize.Config{}, blobs, tc.eng, slog.New(slog.DiscardHandler))
 			reply, err := st.Handle(ctx, e)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("Handle err = %v, want %v", err, tc.wantErr)
-				}
-				if _, done, _ := scratch.GetRecord(ctx, blobs, job, 1); done {
-					t.Fatal("a transient failure was recorded as the page's outcome")
-				}
+				require.ErrorIs(t, err, tc.wantErr)
+				_, done, _ := scratch.GetRecord(ctx, blobs, job, 1)
+				assert.False(t, done, "a transient failure was recorded as the page's outcome")
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
+			require.NotNil(t, reply)
 			var pr events.PageRecognized
-			if err := events.Decode(*reply, &pr); err != nil {
-				t.Fatal(err)
-			}
-			if pr.Status != tc.wantStatus || pr.Engine != tc.wantEngine || !strings.HasPrefix(pr.Reason, tc.wantReason) {
-				t.Fatalf("recognized = %+v, want status %s engine %s reason %q…", pr, tc.wantStatus, tc.wantEngine, tc.wantReason)
-			}
+			require.NoError(t, events.Decode(*reply, &pr))
+			assert.Equal(t, tc.wantStatus, pr.Status, "recognized = %+v", pr)
+			assert.Equal(t, tc.wantEngine, pr.Engine, "recognized = %+v", pr)
+			assert.True(t, strings.HasPrefix(pr.Reason, tc.wantReason), "reason %q, want prefix %q", pr.Reason, tc.wantReason)
 			if tc.wantRaw != "" {
 				raw, err := scratch.GetBytes(ctx, blobs, scratch.PageKey(job, 1, "raw"))
-				if err != nil || string(raw) != tc.wantRaw {
-					t.Errorf("raw = %q, %v; want %q", raw, err, tc.wantRaw)
-				}
+				assert.NoError(t, err)
+				assert.Equal(t, tc.wantRaw, string(raw), "raw")
 			}
 			var side recognize.Sidecar
 			err = scratch.GetJSON(ctx, blobs, scratch.BlocksKey(job, 1), &side)
-			if got := err == nil; got != tc.wantSide {
-				t.Fatalf("sidecar stored = %v (%v), want %v", got, err, tc.wantSide)
-			}
-			if tc.wantSide && (side.Engine != tc.wantEngine || side.Width != 10 || len(side.Blocks)+len(side.Meta) == 0) {
-				t.Errorf("sidecar = %+v", side)
+			require.Equal(t, tc.wantSide, err == nil, "sidecar stored (%v)", err)
+			if tc.wantSide {
+				assert.Equal(t, tc.wantEngine, side.Engine, "sidecar = %+v", side)
+				assert.Equal(t, 10, side.Width, "sidecar = %+v", side)
+				assert.NotZero(t, len(side.Blocks)+len(side.Meta), "sidecar = %+v", side)
 			}
 			// Records are listed from pages/; the sidecar must not be one.
 			recs, err := scratch.Records(ctx, blobs, job)
-			if err != nil || len(recs) != 1 {
-				t.Errorf("Records = %v, %v; want the one page record", recs, err)
-			}
+			assert.NoError(t, err)
+			assert.Len(t, recs, 1, "Records = %v; want the one page record", recs)
 		})
 	}
 }
@@ -168,18 +158,12 @@ func TestHandle_old_page_event_counts_as_the_last_delivery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			blobs, err := blob.NewDir(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			imgKey := scratch.PageKey("j", 1, "jpg")
-			if err := blobs.Put(ctx, imgKey, strings.NewReader("jpeg")); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, blobs.Put(ctx, imgKey, strings.NewReader("jpeg")))
 			e, err := events.New(nil, events.PageRenderedID("j", 1), events.TypePageRendered, "/test", 1, "j",
 				events.PageRendered{JobID: "j", Page: 1, Pages: 1, Route: events.RouteOCR, ImageKey: imgKey})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			e.SetTime(time.Now().Add(-tc.age))
 			eng := engineFunc(func(ctx context.Context, _ engine.Page) (engine.Result, error) {
 				return engine.Result{Markdown: fmt.Sprint(stage.LastAttempt(ctx))}, nil
@@ -188,13 +172,295 @@ func TestHandle_old_page_event_counts_as_the_last_delivery(t *testing.T) {
 				ctx = tc.transport(ctx)
 			}
 			st := recognize.New(recognize.Config{RetryWindow: 10 * time.Minute}, blobs, eng, slog.New(slog.DiscardHandler))
-			if _, err := st.Handle(ctx, e); err != nil {
-				t.Fatal(err)
-			}
+			_, err = st.Handle(ctx, e)
+			require.NoError(t, err)
 			md, err := scratch.GetBytes(ctx, blobs, scratch.PageKey("j", 1, "md"))
-			if err != nil || string(md) != tc.want {
-				t.Fatalf("LastAttempt seen by the engine = %q (%v), want %s", md, err, tc.want)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(md), "LastAttempt seen by the engine")
+		})
+	}
+}
+
+// countingEngine counts the recognitions it passes on to its engine.
+type countingEngine struct {
+	recognize.Engine
+	calls atomic.Int32
+}
+
+func (c *countingEngine) Recognize(ctx context.Context, p engine.Page) (engine.Result, error) {
+	c.calls.Add(1)
+	return c.Engine.Recognize(ctx, p)
+}
+
+// countingFake is the fake engine, counting its recognitions; fail, when
+// set, injects an error into each (engine.Fake.Fail).
+func countingFake(fail func(engine.Page) error) (*countingEngine, *atomic.Int32) {
+	c := &countingEngine{Engine: &engine.Fake{Fail: fail}}
+	return c, &c.calls
+}
+
+// image is the stand-in image bytes of page n.
+func image(n int) []byte { return []byte(fmt.Sprintf("jpeg of page %d", n)) }
+
+// ocrPage stores page n's image and returns its ocr.page.rendered event.
+func ocrPage(t *testing.T, blobs scratch.Store, job string, n, pages int) event.Event {
+	t.Helper()
+	key := scratch.PageKey(job, n, "jpg")
+	require.NoError(t, blobs.Put(t.Context(), key, bytes.NewReader(image(n))))
+	e, err := events.New(nil, events.PageRenderedID(job, n), events.TypePageRendered, "/convert", n, job,
+		events.PageRendered{JobID: job, Page: n, Pages: pages, Route: events.RouteOCR, ImageKey: key, Width: 100, Height: 140, TextScore: 0.25})
+	require.NoError(t, err)
+	return e
+}
+
+// textPage stores page n's text-layer markdown and returns its
+// ocr.page.rendered event on route text.
+func textPage(t *testing.T, blobs scratch.Store, job string, n, pages int, md string) event.Event {
+	t.Helper()
+	key := scratch.PageKey(job, n, "text.md")
+	require.NoError(t, blobs.Put(t.Context(), key, strings.NewReader(md)))
+	e, err := events.New(nil, events.PageRenderedID(job, n), events.TypePageRendered, "/convert", n, job,
+		events.PageRendered{JobID: job, Page: n, Pages: pages, Route: events.RouteText, TextKey: key, TextScore: 0.97})
+	require.NoError(t, err)
+	return e
+}
+
+// recognized decodes an ocr.page.recognized reply.
+func recognized(t *testing.T, reply *event.Event) events.PageRecognized {
+	t.Helper()
+	require.NotNil(t, reply, "want ocr.page.recognized, got no reply")
+	require.Equal(t, events.TypePageRecognized, reply.Type())
+	var pr events.PageRecognized
+	require.NoError(t, events.Decode(*reply, &pr))
+	return pr
+}
+
+func newRecognizer(blobs scratch.Store, eng recognize.Engine, cfg recognize.Config) *recognize.Recognizer {
+	return recognize.New(cfg, blobs, eng, slog.New(slog.DiscardHandler))
+}
+
+// TestRecognize_ocr_page_becomes_the_engines_markdown: a page on route ocr
+// is read by the engine; its markdown and raw answer are stored, its record
+// written, and the reply points finalize at the markdown.
+func TestRecognize_ocr_page_becomes_the_engines_markdown(t *testing.T) {
+	ctx := t.Context()
+	blobs := blob.NewMemory()
+	eng, calls := countingFake(nil)
+	e := ocrPage(t, blobs, "job-ocr", 2, 3)
+
+	reply, err := newRecognizer(blobs, eng, recognize.Config{}).Handle(ctx, e)
+	require.NoError(t, err)
+	pr := recognized(t, reply)
+	assert.Equal(t, events.PageRecognized{
+		JobID: "job-ocr", Page: 2, Pages: 3, Status: events.PageOK, Route: events.RouteOCR, Engine: engine.NameFake,
+		ResultKey: scratch.PageKey("job-ocr", 2, "md"),
+	}, pr)
+	assert.Equal(t, events.PageRecognizedID("job-ocr", 2), reply.ID())
+	assert.Equal(t, recognize.Source, reply.Source())
+	assert.EqualValues(t, 1, calls.Load())
+	md, err := scratch.GetBytes(ctx, blobs, pr.ResultKey)
+	require.NoError(t, err)
+	assert.Equal(t, engine.FakeText(image(2)), string(md), "the engine read this page's image")
+	raw, err := scratch.GetBytes(ctx, blobs, scratch.PageKey("job-ocr", 2, "raw"))
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), "page=2")
+	rec, ok, err := scratch.GetRecord(ctx, blobs, "job-ocr", 2)
+	require.NoError(t, err)
+	require.True(t, ok, "the page has a record")
+	assert.Equal(t, scratch.PageRecord{
+		Page: 2, Status: events.PageOK, Route: events.RouteOCR, Engine: engine.NameFake,
+		MarkdownKey: pr.ResultKey, EventID: e.ID(), TextScore: 0.25,
+	}, rec)
+}
+
+// TestRecognize_page_with_a_record_is_answered_from_it: a redelivered page,
+// or one whose record another delivery already wrote, is answered from its
+// record; the engine is not called again and the record is not rewritten.
+func TestRecognize_page_with_a_record_is_answered_from_it(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rec  scratch.PageRecord
+	}{
+		{name: "ok_page", rec: scratch.PageRecord{Page: 1, Status: events.PageOK, Route: events.RouteOCR, Engine: "tesseract",
+			MarkdownKey: scratch.PageKey("job-done", 1, "md"), EventID: "earlier"}},
+		{name: "failed_page", rec: scratch.PageRecord{Page: 1, Status: events.PageFailed, Route: events.RouteOCR, Engine: "vllm",
+			Reason: "repetition: page 1", EventID: "earlier"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			blobs := blob.NewMemory()
+			e := ocrPage(t, blobs, "job-done", 1, 4)
+			require.NoError(t, scratch.PutJSON(ctx, blobs, scratch.PageKey("job-done", 1, "json"), tc.rec))
+			eng, calls := countingFake(nil)
+
+			reply, err := newRecognizer(blobs, eng, recognize.Config{}).Handle(ctx, e)
+			require.NoError(t, err)
+			pr := recognized(t, reply)
+			assert.Zero(t, calls.Load(), "the engine was called for a finished page")
+			assert.Equal(t, events.PageRecognized{
+				JobID: "job-done", Page: 1, Pages: 4, Status: tc.rec.Status, Route: tc.rec.Route, Engine: tc.rec.Engine,
+				Reason: tc.rec.Reason, ResultKey: tc.rec.MarkdownKey,
+			}, pr)
+			got, _, err := scratch.GetRecord(ctx, blobs, "job-done", 1)
+			require.NoError(t, err)
+			assert.Equal(t, tc.rec, got, "the record was rewritten")
+		})
+	}
+	t.Run("redelivery_after_recognition", func(t *testing.T) {
+		ctx := t.Context()
+		blobs := blob.NewMemory()
+		e := ocrPage(t, blobs, "job-again", 1, 1)
+		eng, calls := countingFake(nil)
+		st := newRecognizer(blobs, eng, recognize.Config{})
+		first, err := st.Handle(ctx, e)
+		require.NoError(t, err)
+		second, err := st.Handle(ctx, e)
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, calls.Load(), "one engine call for two deliveries")
+		assert.Equal(t, recognized(t, first), recognized(t, second))
+		assert.Equal(t, first.ID(), second.ID(), "the same reply id, for brokers to dedupe")
+	})
+}
+
+// TestRecognize_transient_engine_error_is_retried_without_a_record: an
+// engine failure that may pass (a transient or unclassified error, the
+// page deadline) is returned for the transport to retry, writes no record,
+// and the retry recognizes the page.
+func TestRecognize_transient_engine_error_is_retried_without_a_record(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		eng  *engine.Fake
+		cfg  recognize.Config
+	}{
+		{name: "transient_error", eng: &engine.Fake{Fail: func(engine.Page) error { return failure.Transient("503 from the model server") }}},
+		{name: "unclassified_error", eng: &engine.Fake{Fail: func(engine.Page) error { return io.ErrUnexpectedEOF }}},
+		{name: "page_deadline", eng: &engine.Fake{Latency: time.Hour}, cfg: recognize.Config{PageTimeout: time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			blobs := blob.NewMemory()
+			e := ocrPage(t, blobs, "job-transient", 1, 1)
+			eng := &countingEngine{Engine: tc.eng}
+
+			reply, err := newRecognizer(blobs, eng, tc.cfg).Handle(ctx, e)
+			require.Error(t, err)
+			assert.True(t, failure.Retryable(err), "want a retryable error, got %v", err)
+			assert.Nil(t, reply)
+			assert.EqualValues(t, 1, eng.calls.Load(), "the engine was asked once")
+			_, done, err := scratch.GetRecord(ctx, blobs, "job-transient", 1)
+			require.NoError(t, err)
+			assert.False(t, done, "a transient failure was recorded as the page's outcome")
+			ok, err := blobs.Exists(ctx, scratch.PageKey("job-transient", 1, "md"))
+			require.NoError(t, err)
+			assert.False(t, ok, "no markdown for a page that was not read")
+
+			eng, retries := countingFake(nil)
+			reply, err = newRecognizer(blobs, eng, recognize.Config{}).Handle(ctx, e)
+			require.NoError(t, err)
+			assert.Equal(t, events.PageOK, recognized(t, reply).Status, "the retry reads the page")
+			assert.EqualValues(t, 1, retries.Load())
+		})
+	}
+}
+
+// TestRecognize_permanent_engine_error_records_a_failed_page: a page the
+// engine cannot read is recorded as failed, with the reason, and reported
+// as such; the engine is not asked again on a redelivery.
+func TestRecognize_permanent_engine_error_records_a_failed_page(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		err        error
+		wantClass  string // the reason's prefix
+		wantReason string // what the reason says
+	}{
+		{name: "permanent_error", err: failure.Permanent("model rejected the image"), wantClass: "permanent: ", wantReason: "model rejected the image"},
+		{name: "validation_error", err: failure.Validation("image too small"), wantClass: "validation: ", wantReason: "image too small"},
+		{name: "engine_gave_up", err: engine.GiveUp(engine.ReasonRepetition, "la la la", "page 1: 3 attempts"), wantClass: "repetition: ", wantReason: "page 1: 3 attempts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			blobs := blob.NewMemory()
+			e := ocrPage(t, blobs, "job-permanent", 1, 2)
+			eng, calls := countingFake(func(engine.Page) error { return tc.err })
+			st := newRecognizer(blobs, eng, recognize.Config{})
+
+			reply, err := st.Handle(ctx, e)
+			require.NoError(t, err, "a failed page is an outcome, not an error")
+			pr := recognized(t, reply)
+			assert.Equal(t, events.PageFailed, pr.Status)
+			assert.Equal(t, engine.NameFake, pr.Engine)
+			assert.Empty(t, pr.ResultKey, "a failed page has no markdown")
+			assert.True(t, strings.HasPrefix(pr.Reason, tc.wantClass), "reason %q, want prefix %q", pr.Reason, tc.wantClass)
+			assert.Contains(t, pr.Reason, tc.wantReason)
+			rec, ok, err := scratch.GetRecord(ctx, blobs, "job-permanent", 1)
+			require.NoError(t, err)
+			require.True(t, ok, "the failed page has a record")
+			assert.Equal(t, scratch.PageRecord{
+				Page: 1, Status: events.PageFailed, Route: events.RouteOCR, Engine: engine.NameFake, Reason: pr.Reason, EventID: e.ID(),
+			}, rec)
+
+			_, err = st.Handle(ctx, e)
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, calls.Load(), "a failed page is not read again")
+		})
+	}
+}
+
+// TestRecognize_text_route_never_calls_the_engine: a page on route text
+// takes its own text layer as its markdown.
+func TestRecognize_text_route_never_calls_the_engine(t *testing.T) {
+	ctx := t.Context()
+	blobs := blob.NewMemory()
+	const md = "# Page 3: Distribution\n\nCrews completed the trunk main."
+	e := textPage(t, blobs, "job-text", 3, 6, md)
+	eng, calls := countingFake(func(engine.Page) error { return failure.Permanent("must not be called") })
+
+	reply, err := newRecognizer(blobs, eng, recognize.Config{}).Handle(ctx, e)
+	require.NoError(t, err)
+	pr := recognized(t, reply)
+	assert.Zero(t, calls.Load(), "the engine was called for a text page")
+	assert.Equal(t, events.PageRecognized{
+		JobID: "job-text", Page: 3, Pages: 6, Status: events.PageOK, Route: events.RouteText, Engine: recognize.EngineTextLayer,
+		ResultKey: scratch.PageKey("job-text", 3, "md"),
+	}, pr)
+	got, err := scratch.GetBytes(ctx, blobs, pr.ResultKey)
+	require.NoError(t, err)
+	assert.Equal(t, md, string(got))
+	rec, ok, err := scratch.GetRecord(ctx, blobs, "job-text", 3)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, recognize.EngineTextLayer, rec.Engine)
+	assert.InDelta(t, 0.97, rec.TextScore, 1e-9, "the text-layer score is kept")
+	raw, err := blobs.Exists(ctx, scratch.PageKey("job-text", 3, "raw"))
+	require.NoError(t, err)
+	assert.False(t, raw, "a text page has no raw engine answer")
+}
+
+// TestRecognize_unusable_page_event_is_a_permanent_error: an event that
+// names no job or page, or cannot be decoded, is not retried.
+func TestRecognize_unusable_page_event_is_a_permanent_error(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(e *event.Event)
+	}{
+		{name: "no_job", edit: func(e *event.Event) {
+			require.NoError(t, e.SetData(event.ApplicationJSON, events.PageRendered{Page: 1, Route: events.RouteOCR}))
+		}},
+		{name: "page_zero", edit: func(e *event.Event) {
+			require.NoError(t, e.SetData(event.ApplicationJSON, events.PageRendered{JobID: "j", Route: events.RouteOCR}))
+		}},
+		{name: "undecodable_data", edit: func(e *event.Event) { e.DataEncoded = []byte("{not json") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs := blob.NewMemory()
+			e := ocrPage(t, blobs, "j", 1, 1)
+			tc.edit(&e)
+			eng, calls := countingFake(nil)
+			reply, err := newRecognizer(blobs, eng, recognize.Config{}).Handle(t.Context(), e)
+			assert.Nil(t, reply)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, failure.ErrPermanent)
+			assert.Zero(t, calls.Load())
 		})
 	}
 }
