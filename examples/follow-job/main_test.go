@@ -32,7 +32,7 @@ func TestRun(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		file string
-		// started: follow before submitting; else after the job ended.
+		// startFirst: follow before submitting; else after the job ended.
 		startFirst bool
 		wantFirst  string
 		wantLast   string
@@ -47,7 +47,9 @@ func TestRun(t *testing.T) {
 			id := "example-follow-" + strings.ReplaceAll(tc.name, "_", "-")
 			var out, errOut strings.Builder
 			done := make(chan error, 1)
-			follow := func() { done <- run(t.Context(), []string{"-nats", p.URL, "-job-id", id, "-timeout", "60s"}, &out, &errOut) }
+			follow := func() {
+				done <- run(t.Context(), []string{"-nats", p.URL, "-job-id", id, "-timeout", "60s"}, &out, &errOut)
+			}
 			if tc.startFirst {
 				go follow()
 				submit(t, id+"-other", "report.pdf") // another job's events are not printed

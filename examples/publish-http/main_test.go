@@ -41,7 +41,7 @@ func broker(t *testing.T, status int) (string, <-chan event.Event) {
 func TestRun(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		status  int    // the broker's answer; 0: nothing listens
+		status  int // the broker's answer; 0: nothing listens
 		args    []string
 		wantOut string
 		wantJob job.Job // the job the broker receives (ID "" when generated)
