@@ -130,10 +130,22 @@ func (s *Converter) Handle(ctx context.Context, e event.Event) (*event.Event, er
 	if err == nil {
 		j, err = job.Parse(parent)
 	}
+	if err == nil {
+		again, ended, err := scratch.Ended(ctx, s.blobs, j.ID, e.ID())
+		if err != nil {
+			return nil, err
+		}
+		if ended {
+			if again == nil {
+				s.log.InfoContext(ctx, "job already finished; ignoring redelivery", "job", j.ID)
+			}
+			return again, nil
+		}
+	}
 	var reply *event.Event
 	handled := false
 	if err == nil && next == 0 {
-		reply, handled, err = s.reuse(ctx, parent, j)
+		reply, handled, err = s.reuse(ctx, e, parent, j)
 	}
 	if err == nil && !handled {
 		err = s.convert(ctx, parent, j, next, start)
@@ -144,7 +156,7 @@ func (s *Converter) Handle(ctx context.Context, e event.Event) (*event.Event, er
 	if !job.ValidID(j.ID) {
 		j.ID = ""
 	}
-	return s.fail(ctx, parent, j, err)
+	return s.fail(ctx, e, parent, j, err)
 }
 
 // continuation unpacks an ocr.convert.continue event: the original job
@@ -182,7 +194,8 @@ func (s *Converter) continueAt(ctx context.Context, parent event.Event, j job.Jo
 	return nil
 }
 
-func (s *Converter) fail(ctx context.Context, parent event.Event, j job.Job, cause error) (*event.Event, error) {
+// fail ends job j with ocr.job.failed for cause, decided by handling e.
+func (s *Converter) fail(ctx context.Context, e, parent event.Event, j job.Job, cause error) (*event.Event, error) {
 	ev, err := events.Failed(&parent, Source, j.ID, j.ContentID, string(failure.Classify(cause)),
 		failure.Text(cause), stage.Attempt(ctx)-1)
 	if err != nil {
@@ -194,18 +207,12 @@ func (s *Converter) fail(ctx context.Context, parent event.Event, j job.Job, cau
 	if err := s.recordFailure(ctx, j, cause); err != nil {
 		return nil, err
 	}
-	return scratch.End(ctx, s.blobs, j.ID, ev)
+	return scratch.End(ctx, s.blobs, j.ID, e, ev)
 }
 
 // convert converts job j's pages from index next of its page list on,
 // until they are done or the slice that began at start is used up.
 func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, next int, start time.Time) error {
-	if _, done, err := scratch.GetOutcome(ctx, s.blobs, j.ID); err != nil {
-		return err
-	} else if done {
-		s.log.Info("job already finished; ignoring redelivery", "job", j.ID)
-		return nil
-	}
 	if next == 0 {
 		j.LogUnknown(s.log)
 	}

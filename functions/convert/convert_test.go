@@ -380,7 +380,7 @@ func TestConvert_job_with_an_outcome_is_ignored(t *testing.T) {
 			const id = "job-ended"
 			done, err := events.New(nil, events.FailedID(id), events.TypeJobFailed, "/x", 0, id, events.JobFailed{JobID: id})
 			require.NoError(t, err)
-			emit, err := scratch.Conclude(ctx, f.scratch, id, done)
+			emit, err := scratch.Conclude(ctx, f.scratch, id, "another-event", done)
 			require.NoError(t, err)
 			require.True(t, emit)
 
@@ -596,9 +596,8 @@ func TestConvert_unusable_source_fails_the_job_once(t *testing.T) {
 
 			reply, err = f.conv.Handle(ctx, e)
 			require.NoError(t, err)
-			if reply != nil {
-				assert.Equal(t, events.FailedID(id), reply.ID(), "a redelivery may only repeat the job's own outcome")
-			}
+			require.NotNil(t, reply, "the deciding event's redelivery replies ocr.job.failed again (its first reply may have been lost)")
+			assert.Equal(t, events.FailedID(id), reply.ID(), "a redelivery repeats the job's own outcome")
 			assert.Len(t, store.failures, 1, "still one failure trace")
 			assert.Empty(t, f.send.take(), "a redelivery of a failed job publishes nothing")
 		})

@@ -17,16 +17,11 @@ import (
 // job does not say force. handled is true when the job needs no
 // conversion: it was completed here (reply is ocr.job.completed with
 // reused: true, recorded through scratch.End so the job still ends exactly
-// once) or had already ended.
-func (s *Converter) reuse(ctx context.Context, parent event.Event, j job.Job) (reply *event.Event, handled bool, err error) {
+// once). e is the event being handled.
+func (s *Converter) reuse(ctx context.Context, e, parent event.Event, j job.Job) (reply *event.Event, handled bool, err error) {
 	r, ok := s.fetcher.(content.Reuser)
 	if !ok || j.Hints.Force || j.ContentID == "" {
 		return nil, false, nil
-	}
-	if _, done, err := scratch.GetOutcome(ctx, s.blobs, j.ID); err != nil {
-		return nil, false, err
-	} else if done {
-		return nil, false, nil // convert logs and ignores the redelivery
 	}
 	key := s.cfg.Recipe.Key(j.ContentID, j.Hints.Resolution)
 	d, found, err := r.Existing(ctx, j, key)
@@ -41,7 +36,7 @@ func (s *Converter) reuse(ctx context.Context, parent event.Event, j job.Job) (r
 		return nil, false, err
 	}
 	s.log.Info("reusing existing result", "job", j.ID, "content", j.ContentID, "derived", d.Ref, "key", key)
-	reply, err = scratch.End(ctx, s.blobs, j.ID, ev)
+	reply, err = scratch.End(ctx, s.blobs, j.ID, e, ev)
 	return reply, err == nil, err
 }
 

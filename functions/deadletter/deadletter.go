@@ -131,5 +131,5 @@ func (s *Sink) deadJob(ctx context.Context, e event.Event, job, msg string) (*ev
 	if err != nil {
 		return nil, err
 	}
-	return scratch.End(ctx, s.blobs, job, ev)
+	return scratch.End(ctx, s.blobs, job, e, ev)
 }

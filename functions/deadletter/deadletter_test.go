@@ -214,7 +214,7 @@ func TestHandle_dead_job(t *testing.T) {
 		stage, store := newStage(t)
 		completed, err := events.New(nil, events.CompletedID("job-4"), events.TypeJobCompleted, "/finalize", 0, "job-4", events.JobCompleted{JobID: "job-4"})
 		require.NoError(t, err)
-		emit, err := scratch.Conclude(ctx, store, "job-4", completed)
+		emit, err := scratch.Conclude(ctx, store, "job-4", "another-event", completed)
 		require.NoError(t, err)
 		require.True(t, emit, "Conclude")
 		reply, err := stage.Handle(ctx, deadJob(t, "job-4"))

@@ -61,10 +61,8 @@ func (s *Finalizer) Handle(ctx context.Context, e event.Event) (*event.Event, er
 }
 
 func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRecognized) (*event.Event, error) {
-	if _, ended, err := scratch.GetOutcome(ctx, s.blobs, pr.JobID); err != nil {
-		return nil, err
-	} else if ended {
-		return nil, nil
+	if again, ended, err := scratch.Ended(ctx, s.blobs, pr.JobID, e.ID()); err != nil || ended {
+		return again, err
 	}
 	var m scratch.Manifest
 	if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(pr.JobID), &m); err != nil {
@@ -188,7 +186,7 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 		return nil, err
 	}
 	s.log.Info("job completed", "job", m.JobID, "pages", len(m.Pages), "failed_pages", len(failed), "result", ref)
-	return scratch.End(ctx, s.blobs, m.JobID, ev)
+	return scratch.End(ctx, s.blobs, m.JobID, e, ev)
 }
 
 func (s *Finalizer) fail(ctx context.Context, e event.Event, job string, cause error) (*event.Event, error) {
@@ -199,7 +197,7 @@ func (s *Finalizer) fail(ctx context.Context, e event.Event, job string, cause e
 	if err := s.recordFailure(ctx, job, cause); err != nil {
 		return nil, err
 	}
-	return scratch.End(ctx, s.blobs, job, ev)
+	return scratch.End(ctx, s.blobs, job, e, ev)
 }
 
 // inline is where picture pages go: pictures[host] lists the picture pages

@@ -225,13 +225,13 @@ func TestFinalize_exactly_one_delivery_assembles_the_job(t *testing.T) {
 			require.NoError(t, err, "event %s", e.ID())
 			assert.Nil(t, reply, "event %s after the job completed", e.ID())
 		}
-		// The winner's own redelivery may repeat its reply (same id, for
-		// brokers to dedupe) but never stores again.
+		// The winner's own redelivery repeats its reply (same id, for
+		// brokers to dedupe: the first reply may have been lost between
+		// the outcome and its publication) but never stores again.
 		again, err := fz.Handle(t.Context(), evs[2])
 		require.NoError(t, err)
-		if again != nil {
-			assert.Equal(t, first.ID(), again.ID())
-		}
+		require.NotNil(t, again, "the deciding event's redelivery replies the terminal event again")
+		assert.Equal(t, first.ID(), again.ID())
 		assert.Len(t, st.stored(), 1, "the result is stored once")
 	})
 	t.Run("concurrent", func(t *testing.T) {
@@ -507,7 +507,7 @@ func TestFinalize_ended_or_unknown_jobs(t *testing.T) {
 		last := j.finish(t, okPage(1, "a"))
 		failed, err := events.Failed(nil, "/x", j.id, "", "validation", "gone", 0)
 		require.NoError(t, err)
-		emit, err := scratch.Conclude(ctx, j.store, j.id, failed)
+		emit, err := scratch.Conclude(ctx, j.store, j.id, "another-event", failed)
 		require.NoError(t, err)
 		require.True(t, emit)
 		st := &storer{}

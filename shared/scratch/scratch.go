@@ -103,6 +103,11 @@ type Outcome struct {
 	Status  string          `json:"status"` // completed | failed
 	EventID string          `json:"event_id"`
 	Event   json.RawMessage `json:"event"`
+	// Cause is the id of the event whose handling decided the outcome. A
+	// redelivery of that event replies the terminal event again (Ended):
+	// the first reply may have been lost between the outcome and its
+	// publication.
+	Cause string `json:"cause,omitempty"`
 }
 
 // Keys.
@@ -261,11 +266,12 @@ func GetOutcome(ctx context.Context, s Store, job string) (Outcome, bool, error)
 	return o, err == nil, err
 }
 
-// Conclude records e (ocr.job.completed or ocr.job.failed) as the job's
-// terminal outcome, exactly once per job. It returns the event to emit: e
-// when this call (or an earlier delivery of the same event) decided the
-// outcome, nil when a different terminal event already did.
-func Conclude(ctx context.Context, s Store, job string, e eventJSON) (bool, error) {
+// Conclude records e (ocr.job.completed or ocr.job.failed), decided by
+// handling the event with id cause, as the job's terminal outcome, exactly
+// once per job. It reports whether to emit e: true when this call (or an
+// earlier delivery of the same terminal event) decided the outcome, false
+// when a different terminal event already did.
+func Conclude(ctx context.Context, s Store, job, cause string, e eventJSON) (bool, error) {
 	b, err := e.MarshalJSON()
 	if err != nil {
 		return false, fmt.Errorf("encode outcome: %w", err)
@@ -274,7 +280,7 @@ func Conclude(ctx context.Context, s Store, job string, e eventJSON) (bool, erro
 	if e.Type() == events.TypeJobCompleted {
 		status = "completed"
 	}
-	err = CreateJSON(ctx, s, OutcomeKey(job), Outcome{Status: status, EventID: e.ID(), Event: b})
+	err = CreateJSON(ctx, s, OutcomeKey(job), Outcome{Status: status, EventID: e.ID(), Event: b, Cause: cause})
 	if err == nil {
 		return true, nil
 	}
@@ -295,11 +301,11 @@ type eventJSON interface {
 	MarshalJSON() ([]byte, error)
 }
 
-// End records ev as the job's terminal outcome and returns the event to
-// reply: ev itself, or nil when the job had already ended with another
-// terminal event. Store errors are transient.
-func End(ctx context.Context, s Store, job string, ev event.Event) (*event.Event, error) {
-	emit, err := Conclude(ctx, s, job, ev)
+// End records ev as the job's terminal outcome, decided by handling cause,
+// and returns the event to reply: ev itself, or nil when the job had
+// already ended with another terminal event.
+func End(ctx context.Context, s Store, job string, cause, ev event.Event) (*event.Event, error) {
+	emit, err := Conclude(ctx, s, job, cause.ID(), ev)
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +313,25 @@ func End(ctx context.Context, s Store, job string, ev event.Event) (*event.Event
 		return nil, nil
 	}
 	return &ev, nil
+}
+
+// Ended reports whether job has ended. When it has and the event with id
+// cause decided it, again is the terminal event to reply once more (the
+// redelivery of the deciding event means its reply may not have gone
+// out); any other late event of an ended job replies nothing.
+func Ended(ctx context.Context, s Store, job, cause string) (again *event.Event, ended bool, err error) {
+	o, ended, err := GetOutcome(ctx, s, job)
+	if err != nil || !ended {
+		return nil, false, err
+	}
+	if o.Cause == "" || o.Cause != cause {
+		return nil, true, nil
+	}
+	var e event.Event
+	if err := json.Unmarshal(o.Event, &e); err != nil {
+		return nil, true, fmt.Errorf("decode outcome of %s: %w", job, err)
+	}
+	return &e, true, nil
 }
 
 // RecognizedEvent builds the ocr.page.recognized event that reports rec.

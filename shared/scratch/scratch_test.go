@@ -58,7 +58,7 @@ func TestConclude_first_terminal_wins(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
 			for i, e := range tc.calls {
-				got, err := scratch.Conclude(ctx, s, job, e)
+				got, err := scratch.Conclude(ctx, s, job, "cause-1", e)
 				require.NoError(t, err, "Conclude #%d", i+1)
 				assert.Equal(t, tc.want[i], got, "Conclude #%d (%s)", i+1, e.ID())
 			}
@@ -78,7 +78,7 @@ func TestConclude_jobs_are_independent(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	for _, job := range []string{"a", "b"} {
-		emit, err := scratch.Conclude(ctx, s, job, terminal(t, job, events.TypeJobCompleted, events.CompletedID(job)))
+		emit, err := scratch.Conclude(ctx, s, job, "cause-1", terminal(t, job, events.TypeJobCompleted, events.CompletedID(job)))
 		if assert.NoError(t, err, "Conclude(%s)", job) {
 			assert.True(t, emit, "Conclude(%s) emit", job)
 		}
@@ -99,7 +99,7 @@ func TestConclude_concurrent_terminals_emit_exactly_once(t *testing.T) {
 			typ, id = events.TypeJobFailed, events.FailedID(job)+"-"+string(rune('a'+i))
 		}
 		e := terminal(t, job, typ, id)
-		wg.Go(func() { emits[i], errs[i] = scratch.Conclude(ctx, s, job, e) })
+		wg.Go(func() { emits[i], errs[i] = scratch.Conclude(ctx, s, job, "cause-1", e) })
 	}
 	wg.Wait()
 	won := 0
@@ -117,6 +117,7 @@ func TestEnd(t *testing.T) {
 	const job = "job-e"
 	completed := terminal(t, job, events.TypeJobCompleted, events.CompletedID(job))
 	failed := terminal(t, job, events.TypeJobFailed, events.FailedID(job))
+	cause := terminal(t, job, events.TypePageRecognized, events.PageRecognizedID(job, 1))
 	s := newStore(t)
 	for _, tc := range []struct {
 		name   string
@@ -128,7 +129,7 @@ func TestEnd(t *testing.T) {
 		{"other_terminal_gets_no_reply", completed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := scratch.End(ctx, s, job, tc.e)
+			got, err := scratch.End(ctx, s, job, cause, tc.e)
 			require.NoError(t, err)
 			if tc.wantID == "" {
 				assert.Nil(t, got, "End")
@@ -141,7 +142,7 @@ func TestEnd(t *testing.T) {
 	}
 	t.Run("store_error_is_transient", func(t *testing.T) {
 		broken := failingStore{Store: newStore(t), err: errors.New("disk on fire")}
-		got, err := scratch.End(ctx, broken, job, completed)
+		got, err := scratch.End(ctx, broken, job, cause, completed)
 		assert.Nil(t, got, "End")
 		require.Error(t, err, "End")
 		assert.True(t, failure.Retryable(err), "End err = %v, want a transient error", err)
@@ -272,4 +273,45 @@ func TestRecognizedEvent(t *testing.T) {
 	assert.Equal(t, 6, p.Pages, "payload = %+v", p)
 	assert.Equal(t, events.PageFailed, p.Status, "payload = %+v", p)
 	assert.Equal(t, rec.Reason, p.Reason, "payload = %+v", p)
+}
+
+// TestEnded: a job that has ended replies its terminal event again only to
+// a redelivery of the event that decided it (whose first reply may have
+// been lost), and nothing to any other late event.
+func TestEnded(t *testing.T) {
+	ctx := context.Background()
+	const job = "job-x"
+	s := newStore(t)
+	again, ended, err := scratch.Ended(ctx, s, job, "p3-recognized")
+	require.NoError(t, err)
+	assert.False(t, ended, "a job without an outcome has not ended")
+	assert.Nil(t, again)
+
+	completed := terminal(t, job, events.TypeJobCompleted, events.CompletedID(job))
+	cause := terminal(t, job, events.TypePageRecognized, "p3-recognized")
+	reply, err := scratch.End(ctx, s, job, cause, completed)
+	require.NoError(t, err)
+	require.NotNil(t, reply)
+
+	for _, tc := range []struct {
+		name, cause string
+		wantAgain   bool
+	}{
+		{"redelivered_deciding_event_replies_again", "p3-recognized", true},
+		{"other_late_event_replies_nothing", "p2-recognized", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			again, ended, err := scratch.Ended(ctx, s, job, tc.cause)
+			require.NoError(t, err)
+			assert.True(t, ended)
+			if !tc.wantAgain {
+				assert.Nil(t, again)
+				return
+			}
+			require.NotNil(t, again)
+			assert.Equal(t, completed.ID(), again.ID(), "the terminal event keeps its id, so consumers drop a duplicate")
+			assert.Equal(t, completed.Type(), again.Type())
+			assert.JSONEq(t, string(completed.Data()), string(again.Data()))
+		})
+	}
 }
