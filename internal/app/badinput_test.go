@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/shared/events"
 )
 
@@ -49,32 +52,24 @@ func TestPipeline_bad_input_corpus(t *testing.T) {
 		{"notes.odt", "libreoffice could not convert the document (Error: source file could not be loaded)"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(testdata, "bad", tc.file)); err != nil {
-				t.Fatal(err)
-			}
+			_, err := os.Stat(filepath.Join(testdata, "bad", tc.file))
+			require.NoError(t, err)
 			id := "bad-" + strings.NewReplacer(".", "-", "_", "-").Replace(tc.file)
 			start := time.Now()
 			h.submit(id, "bad/"+tc.file, nil)
 			evs := h.wait(id)
-			if len(evs) != 1 || evs[0].Type() != events.TypeJobFailed {
-				t.Fatalf("lifecycle %v, want exactly [failed]", types(evs))
-			}
+			require.Len(t, evs, 1, "lifecycle %v, want exactly [failed]", types(evs))
+			require.Equal(t, events.TypeJobFailed, evs[0].Type(), "lifecycle %v, want exactly [failed]", types(evs))
 			var f events.JobFailed
-			if err := events.Decode(evs[0], &f); err != nil {
-				t.Fatal(err)
-			}
-			if (f.ErrorType != "validation" && f.ErrorType != "permanent") || !strings.Contains(f.Message, tc.want) {
-				t.Fatalf("failed = %+v, want validation/permanent mentioning %q", f, tc.want)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Fatalf("took %s", d)
-			}
+			require.NoError(t, events.Decode(evs[0], &f))
+			assert.Contains(t, []string{"validation", "permanent"}, f.ErrorType, "failed = %+v", f)
+			assert.Contains(t, f.Message, tc.want, "failed = %+v", f)
+			assert.LessOrEqual(t, time.Since(start), 10*time.Second, "took too long")
 		})
 	}
 	close(stop)
 	<-sampled
-	if p := peak.Load(); p > 256<<20 {
-		t.Fatalf("peak heap %d MiB over the corpus, want < 256 MiB", p>>20)
-	}
+	p := peak.Load()
+	assert.LessOrEqual(t, p, uint64(256<<20), "peak heap %d MiB over the corpus, want < 256 MiB", p>>20)
 	t.Logf("peak heap %.1f MiB", float64(peak.Load())/(1<<20))
 }

@@ -1,9 +1,13 @@
 package app_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
@@ -40,26 +44,20 @@ func TestNewContent_selects_the_store(t *testing.T) {
 				store, err = app.OpenContent(t.Context(), cfg, nil)
 			}
 			if tc.wantErr {
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("err = %v, want %q", err, tc.want)
-				}
+				assert.ErrorContains(t, err, tc.want)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
+			var got string
 			switch store.(type) {
 			case *simplecontent.Store:
-				if tc.want != "simple-content" {
-					t.Fatalf("got the simple-content store, want %s", tc.want)
-				}
+				got = "simple-content"
 			case *contentdir.Store:
-				if tc.want != "dir" {
-					t.Fatalf("got the directory store, want %s", tc.want)
-				}
+				got = "dir"
 			default:
-				t.Fatalf("got %T", store)
+				got = fmt.Sprintf("%T", store)
 			}
+			assert.Equal(t, tc.want, got, "store selected")
 		})
 	}
 }
@@ -83,20 +81,14 @@ func TestSourcePolicy_defaults_to_the_configured_endpoints(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := load(t, tc.env)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			p, err := app.SourcePolicy(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for _, raw := range append(tc.allowed, tc.refused...) {
 				u, _ := url.Parse(raw)
 				allowed := p.Check(u) == nil
 				want := !strings.Contains(strings.Join(tc.refused, " "), raw)
-				if allowed != want {
-					t.Errorf("Check(%s) allowed=%v, want %v", raw, allowed, want)
-				}
+				assert.Equal(t, want, allowed, "Check(%s) allowed", raw)
 			}
 		})
 	}
@@ -104,13 +96,11 @@ func TestSourcePolicy_defaults_to_the_configured_endpoints(t *testing.T) {
 
 func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 	cfg, err := load(t, map[string]string{"OCR_TESSERACT_LANGS": "eng+deu"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r := app.RecipeFor(cfg, "")
-	if r.Engine != "tesseract" || r.Model != "tesseract:eng+deu" || r.PipelineVersion != content.PipelineVersion {
-		t.Fatalf("recipe = %+v", r)
-	}
+	assert.Equal(t, "tesseract", r.Engine, "recipe = %+v", r)
+	assert.Equal(t, "tesseract:eng+deu", r.Model, "recipe = %+v", r)
+	assert.Equal(t, content.PipelineVersion, r.PipelineVersion, "recipe = %+v", r)
 	for _, tc := range []struct {
 		name            string
 		env             map[string]string
@@ -122,12 +112,10 @@ func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := load(t, tc.env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := app.RecipeFor(c, ""); r.Model != tc.model || r.Mode != tc.wantMode {
-				t.Fatalf("recipe = %+v, want model %s, mode %s", r, tc.model, tc.wantMode)
-			}
+			require.NoError(t, err)
+			r := app.RecipeFor(c, "")
+			assert.Equal(t, tc.model, r.Model, "recipe = %+v", r)
+			assert.Equal(t, tc.wantMode, r.Mode, "recipe = %+v", r)
 		})
 	}
 	base := r.Key("c1", "")
@@ -137,8 +125,6 @@ func TestRecipeFor_keys_depend_on_model_and_pipeline_version(t *testing.T) {
 		"engine":     app.RecipeFor(cfg, "fake").Key("c1", ""),
 		"pipeline_v": content.IdempotencyKey("c1", "2", r.Model, content.DefaultMode),
 	} {
-		if other == base {
-			t.Errorf("changing the %s does not change the key %s", name, base)
-		}
+		assert.NotEqual(t, base, other, "changing the %s does not change the key", name)
 	}
 }

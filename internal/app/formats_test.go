@@ -3,6 +3,8 @@ package app_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestPipeline_mupdf_formats: SVG, EPUB, CBZ and XPS, each verified with a
@@ -27,12 +29,9 @@ func TestPipeline_mupdf_formats(t *testing.T) {
 			h.submit(id, tc.file, nil)
 			evs := h.wait(id)
 			c := completed(t, evs[len(evs)-1])
-			if c.PagesByRoute["text"] != tc.text || c.PagesByRoute["gpu"] != tc.gpu {
-				t.Fatalf("pages by route %v, want text %d gpu %d", c.PagesByRoute, tc.text, tc.gpu)
-			}
-			if md := readResult(t, c); !strings.Contains(md, tc.want) {
-				t.Fatalf("result lacks %q:\n%s", tc.want, md)
-			}
+			assert.Equal(t, tc.text, c.PagesByRoute["text"], "text pages; pages by route %v", c.PagesByRoute)
+			assert.Equal(t, tc.gpu, c.PagesByRoute["gpu"], "gpu pages; pages by route %v", c.PagesByRoute)
+			assert.Contains(t, readResult(t, c), tc.want)
 		})
 	}
 }

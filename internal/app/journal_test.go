@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/events"
 )
@@ -30,13 +31,11 @@ func (j *journal) until(t testing.TB, id string, within time.Duration) []event.E
 		}
 		select {
 		case e, ok := <-j.events:
-			if !ok {
-				t.Fatalf("lifecycle stream closed while waiting for %s", id)
-			}
+			require.True(t, ok, "lifecycle stream closed while waiting for %s", id)
 			job, _ := e.Extensions()[events.ExtJob].(string)
 			j.seen[job] = append(j.seen[job], e)
 		case <-timeout:
-			t.Fatalf("job %s did not end within %s; saw %v", id, within, types(j.seen[id]))
+			require.Failf(t, "job did not end", "job %s did not end within %s; saw %v", id, within, types(j.seen[id]))
 		}
 	}
 }

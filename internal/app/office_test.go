@@ -1,13 +1,15 @@
 package app_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/blob"
@@ -37,9 +39,7 @@ func TestPipeline_office_documents_need_no_engine_for_their_text(t *testing.T) {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
 			calls.Store(0)
 			golden, err := os.ReadFile(filepath.Join(testdata, tc.golden))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			pages := strings.Split(strings.TrimSpace(string(golden)), "\n<!-- page break -->\n")
 			pictures := 0
 			for _, p := range pages {
@@ -49,37 +49,30 @@ func TestPipeline_office_documents_need_no_engine_for_their_text(t *testing.T) {
 			h.submit(id, tc.file, nil)
 			evs := h.wait(id)
 			c := completed(t, evs[len(evs)-1])
-			if c.PagesByRoute["text"] != len(pages) {
-				t.Fatalf("pages by route %v, want %d text pages", c.PagesByRoute, len(pages))
-			}
-			if got := int(calls.Load()); got != pictures || c.PagesByRoute["gpu"] != pictures {
-				t.Fatalf("%d engine calls, %d gpu pages; want one per embedded picture (%d)", got, c.PagesByRoute["gpu"], pictures)
-			}
+			assert.Equal(t, len(pages), c.PagesByRoute["text"], "text pages; pages by route %v", c.PagesByRoute)
+			assert.Equal(t, pictures, int(calls.Load()), "engine calls, want one per embedded picture")
+			assert.Equal(t, pictures, c.PagesByRoute["gpu"], "gpu pages, want one per embedded picture")
 			md, err := os.ReadFile(c.DerivedContentID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			// Each golden page is in the result with its pictures' text
 			// right after their placeholders (inline), not on pages of
 			// their own.
 			rest := string(md)
+		segments:
 			for i, p := range pages {
 				for k, seg := range placeholderRe.Split(strings.TrimSpace(p), -1) {
 					at := strings.Index(rest, seg)
-					if at < 0 {
-						t.Fatalf("page %d segment %d of the golden markdown is not in the result (in order):\n%q\nresult:\n%s", i+1, k, seg, md)
+					if !assert.GreaterOrEqual(t, at, 0, "page %d segment %d of the golden markdown is not in the result (in order):\n%q\nresult:\n%s", i+1, k, seg, md) {
+						break segments
 					}
 					rest = rest[at+len(seg):]
 				}
 			}
 			for _, m := range placeholderRe.FindAllString(string(golden), -1) {
-				if !strings.Contains(string(md), m+"\n\nfake-ocr ") && !strings.Contains(string(md), m+" fake-ocr ") {
-					t.Errorf("%s is not followed by its picture's text:\n%s", m, md)
-				}
+				assert.True(t, strings.Contains(string(md), m+"\n\nfake-ocr ") || strings.Contains(string(md), m+" fake-ocr "),
+					"%s is not followed by its picture's text:\n%s", m, md)
 			}
-			if got := strings.Count(string(md), "<!-- page "); got != len(pages) {
-				t.Errorf("%d page markers, want %d: pictures must not be pages of their own", got, len(pages))
-			}
+			assert.Equal(t, len(pages), strings.Count(string(md), "<!-- page "), "page markers: pictures must not be pages of their own")
 		})
 	}
 	for _, bad := range []struct{ file, want string }{
@@ -92,13 +85,12 @@ func TestPipeline_office_documents_need_no_engine_for_their_text(t *testing.T) {
 			id := "office-bad-" + strings.NewReplacer(".", "-", "/", "-").Replace(filepath.Base(bad.file))
 			h.submit(id, bad.file, nil)
 			evs := h.wait(id)
+			require.Len(t, evs, 1, "lifecycle %v, want exactly [failed]", types(evs))
+			require.Equal(t, events.TypeJobFailed, evs[0].Type(), "lifecycle %v, want exactly [failed]", types(evs))
 			var f events.JobFailed
-			if len(evs) != 1 || evs[0].Type() != events.TypeJobFailed || events.Decode(evs[0], &f) != nil {
-				t.Fatalf("lifecycle %v, want exactly [failed]", types(evs))
-			}
-			if f.ErrorType != "validation" || !strings.Contains(f.Message, bad.want) {
-				t.Fatalf("failed = %+v, want validation mentioning %q", f, bad.want)
-			}
+			require.NoError(t, events.Decode(evs[0], &f))
+			assert.Equal(t, "validation", f.ErrorType, "failed = %+v", f)
+			assert.Contains(t, f.Message, bad.want, "failed = %+v", f)
 		})
 	}
 }
@@ -118,9 +110,7 @@ func TestPipeline_office_through_libreoffice(t *testing.T) {
 	}
 	// A LibreOffice that starts and writes nothing: every conversion fails.
 	broken := filepath.Join(t.TempDir(), "soffice")
-	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(broken, []byte("#!/bin/sh\nexit 0\n"), 0o755))
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -179,32 +169,26 @@ func TestPipeline_office_through_libreoffice(t *testing.T) {
 					evs := h.wait(id)
 					last := evs[len(evs)-1]
 					if w.failedMsg != "" {
+						require.Equal(t, events.TypeJobFailed, last.Type(), "lifecycle %v, want it to end in failed", types(evs))
 						var f events.JobFailed
-						if last.Type() != events.TypeJobFailed || events.Decode(last, &f) != nil {
-							t.Fatalf("lifecycle %v, want it to end in failed", types(evs))
-						}
-						if f.ErrorType != "validation" || !strings.Contains(f.Message, w.failedMsg) {
-							t.Fatalf("failed = %+v, want validation containing %q", f, w.failedMsg)
-						}
+						require.NoError(t, events.Decode(last, &f))
+						assert.Equal(t, "validation", f.ErrorType, "failed = %+v", f)
+						assert.Contains(t, f.Message, w.failedMsg, "failed = %+v", f)
 						return
 					}
 					c := completed(t, last)
+					require.Equal(t, events.TypeJobStarted, evs[0].Type(), "lifecycle %v, want it to start with started", types(evs))
 					var st events.JobStarted
-					if evs[0].Type() != events.TypeJobStarted || events.Decode(evs[0], &st) != nil {
-						t.Fatalf("lifecycle %v, want it to start with started", types(evs))
+					require.NoError(t, events.Decode(evs[0], &st))
+					assert.Equal(t, w.format, st.SourceFormat, "source format")
+					if w.text >= 0 {
+						assert.Equal(t, w.text, c.PagesByRoute["text"], "text pages; pages by route %v", c.PagesByRoute)
 					}
-					if st.SourceFormat != w.format {
-						t.Errorf("source format %q, want %q", st.SourceFormat, w.format)
+					if w.gpu >= 0 {
+						assert.Equal(t, w.gpu, c.PagesByRoute["gpu"], "gpu pages; pages by route %v", c.PagesByRoute)
 					}
-					if (w.text >= 0 && c.PagesByRoute["text"] != w.text) || (w.gpu >= 0 && c.PagesByRoute["gpu"] != w.gpu) {
-						t.Errorf("pages by route %v, want text %d gpu %d (-1 = any)", c.PagesByRoute, w.text, w.gpu)
-					}
-					if len(c.FailedPages) != 0 {
-						t.Errorf("failed pages %+v", c.FailedPages)
-					}
-					if md := readResult(t, c); !strings.Contains(md, w.contains) {
-						t.Errorf("result lacks %q:\n%s", w.contains, md)
-					}
+					assert.Empty(t, c.FailedPages, "failed pages")
+					assert.Contains(t, readResult(t, c), w.contains)
 				})
 			}
 		})
@@ -218,22 +202,13 @@ func TestBuild_render_mode_needs_libreoffice(t *testing.T) {
 		v, ok := map[string]string{"OCR_ENGINE": "fake", "OFFICE_MODE": "render", "LIBREOFFICE_PATH": "/nonexistent/soffice", "OCR_STAGES": "convert"}[k]
 		return v, ok
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tr, err := knative.New(knative.Config{Sink: "http://127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	store, err := contentdir.New([]string{t.TempDir()}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = app.Open(t.Context(), cfg, app.Options{Transport: tr, Scratch: blob.NewMemory(), Content: store})
-	if !errors.Is(err, libreoffice.ErrNotInstalled) || !strings.Contains(err.Error(), "OFFICE_MODE=render") {
-		t.Fatalf("Open = %v, want ErrNotInstalled naming OFFICE_MODE=render", err)
-	}
-	if tr.Ready() {
-		t.Error("the transport serves stages of a pipeline that failed to open")
-	}
+	assert.ErrorIs(t, err, libreoffice.ErrNotInstalled)
+	assert.ErrorContains(t, err, "OFFICE_MODE=render")
+	assert.False(t, tr.Ready(), "the transport serves stages of a pipeline that failed to open")
 }

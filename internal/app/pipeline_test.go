@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/internal/app"
@@ -83,9 +85,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		dir = t.TempDir()
 	}
 	abs, err := filepath.Abs(testdata)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
 		if v, ok := o.env[k]; ok {
 			return v, true
@@ -95,17 +95,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		}[k]
 		return v, ok
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	blobs, err := blob.NewDir(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cd, err := contentdir.New([]string{abs}, filepath.Join(dir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	store := &countingStore{dir: cd, stores: map[string]int{}}
 	fake := o.fake
 	if fake == nil {
@@ -123,12 +117,8 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 func (h *harness) submit(id, file string, hints map[string]string) {
 	h.t.Helper()
 	e, err := job.NewEvent(job.Spec{ID: id, Location: file, Hints: hints})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.rt.Send(h.t.Context(), e); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, err)
+	require.NoError(h.t, h.rt.Send(h.t.Context(), e))
 }
 
 // wait collects lifecycle events until job ends and returns them in order.
@@ -150,45 +140,37 @@ func types(evs []event.Event) []string {
 func expectedPages(t *testing.T, file string) []string {
 	t.Helper()
 	doc, err := render.Open(t.Context(), filepath.Join(testdata, file), render.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer doc.Close()
+	require.NoError(t, err)
+	defer func() { _ = doc.Close() }()
 	var out []string
 	for n := 1; n <= doc.Pages(); n++ {
 		p, err := doc.Render(t.Context(), n, engine.Target(engine.NameFake))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		out = append(out, engine.FakeText(p.Data))
 	}
 	return out
 }
 
+// assertInOrderOnce checks that each of want is in md exactly once, in
+// the order given.
 func assertInOrderOnce(t *testing.T, md string, want []string) {
 	t.Helper()
 	pos := -1
 	for i, w := range want {
-		if c := strings.Count(md, w); c != 1 {
-			t.Fatalf("page %d text %q appears %d times, want exactly once", i+1, w, c)
+		if !assert.Equal(t, 1, strings.Count(md, w), "times page %d text %q appears", i+1, w) {
+			continue
 		}
 		at := strings.Index(md, w)
-		if at < pos {
-			t.Fatalf("page %d text is out of order", i+1)
-		}
+		assert.GreaterOrEqual(t, at, pos, "page %d text is out of order", i+1)
 		pos = at
 	}
 }
 
 func completed(t *testing.T, e event.Event) events.JobCompleted {
 	t.Helper()
-	if e.Type() != events.TypeJobCompleted {
-		t.Fatalf("terminal event is %s (%s), want completed", e.Type(), e.Data())
-	}
+	require.Equal(t, events.TypeJobCompleted, e.Type(), "terminal event is %s (%s), want completed", e.Type(), e.Data())
 	var c events.JobCompleted
-	if err := events.Decode(e, &c); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, events.Decode(e, &c))
 	return c
 }
 
@@ -208,35 +190,24 @@ func TestPipeline_documents_complete_with_every_page_once_in_order(t *testing.T)
 			// Every page through the engine, so the fake's text proves order.
 			h.submit(id, tc.file, map[string]string{"text_layer": "off"})
 			evs := h.wait(id)
-			if evs[0].Type() != events.TypeJobStarted {
-				t.Fatalf("first lifecycle event is %s, want started (all: %v)", evs[0].Type(), types(evs))
-			}
+			assert.Equal(t, events.TypeJobStarted, evs[0].Type(), "first lifecycle event (all: %v)", types(evs))
 			last := -1
 			for _, e := range evs[1 : len(evs)-1] {
-				if e.Type() != events.TypeJobProgress {
-					t.Fatalf("unexpected %s between started and completed: %v", e.Type(), types(evs))
-				}
+				require.Equal(t, events.TypeJobProgress, e.Type(), "unexpected event between started and completed: %v", types(evs))
 				var p events.JobProgress
-				if err := events.Decode(e, &p); err != nil {
-					t.Fatal(err)
-				}
-				if p.PagesCompleted < last || p.TotalPages != tc.pages {
-					t.Fatalf("progress %d/%d after %d: not monotonic or wrong total", p.PagesCompleted, p.TotalPages, last)
-				}
+				require.NoError(t, events.Decode(e, &p))
+				assert.GreaterOrEqual(t, p.PagesCompleted, last, "progress %d/%d after %d: not monotonic", p.PagesCompleted, p.TotalPages, last)
+				assert.Equal(t, tc.pages, p.TotalPages, "progress %d/%d: wrong total", p.PagesCompleted, p.TotalPages)
 				last = p.PagesCompleted
 			}
 			c := completed(t, evs[len(evs)-1])
-			if c.PageCount != tc.pages || len(c.FailedPages) != 0 || c.PagesByRoute["gpu"] != tc.pages {
-				t.Fatalf("completed = %+v, want %d ok pages", c, tc.pages)
-			}
+			assert.Equal(t, tc.pages, c.PageCount, "completed = %+v", c)
+			assert.Empty(t, c.FailedPages, "completed = %+v", c)
+			assert.Equal(t, tc.pages, c.PagesByRoute["gpu"], "completed = %+v", c)
 			md, err := os.ReadFile(c.DerivedContentID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			assertInOrderOnce(t, string(md), expectedPages(t, tc.file))
-			if n := h.content.count(id); n != 1 {
-				t.Fatalf("result stored %d times, want 1", n)
-			}
+			assert.Equal(t, 1, h.content.count(id), "times the result was stored")
 		})
 	}
 }
@@ -254,20 +225,17 @@ func TestPipeline_bad_input_fails_as_validation_without_retry(t *testing.T) {
 			id := "bad-" + strings.ReplaceAll(tc.name, "_", "-")
 			h.submit(id, tc.file, nil)
 			evs := h.wait(id)
-			if len(evs) != 1 || evs[0].Type() != events.TypeJobFailed {
-				t.Fatalf("lifecycle = %v, want exactly [failed]", types(evs))
-			}
+			require.Len(t, evs, 1, "lifecycle = %v, want exactly [failed]", types(evs))
+			require.Equal(t, events.TypeJobFailed, evs[0].Type(), "lifecycle = %v, want exactly [failed]", types(evs))
 			var f events.JobFailed
-			if err := events.Decode(evs[0], &f); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, events.Decode(evs[0], &f))
 			wantType := string(failure.TypeValidation)
 			if tc.name == "path_outside_roots" {
 				wantType = string(failure.TypePermanent)
 			}
-			if f.ErrorType != wantType || f.RetryCount != 0 || !strings.Contains(f.Message, tc.wantMsg) {
-				t.Fatalf("failed = %+v, want %s, no retries, message with %q", f, wantType, tc.wantMsg)
-			}
+			assert.Equal(t, wantType, f.ErrorType, "failed = %+v", f)
+			assert.Zero(t, f.RetryCount, "failed = %+v, want no retries", f)
+			assert.Contains(t, f.Message, tc.wantMsg, "failed = %+v", f)
 		})
 	}
 }
@@ -284,24 +252,16 @@ func TestPipeline_transient_engine_failure_is_retried_then_succeeds(t *testing.T
 	h.submit("retry-job", "report.pdf", map[string]string{"text_layer": "off"})
 	evs := h.wait("retry-job")
 	c := completed(t, evs[len(evs)-1])
-	if len(c.FailedPages) != 0 {
-		t.Fatalf("failed pages %v, want none", c.FailedPages)
-	}
-	if got := attempts.Load(); got != 3 {
-		t.Fatalf("page 2 was attempted %d times, want 3 (two transient failures, then success)", got)
-	}
+	assert.Empty(t, c.FailedPages)
+	assert.Equal(t, int32(3), attempts.Load(), "attempts of page 2: two transient failures, then success")
 	md, err := os.ReadFile(c.DerivedContentID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	assertInOrderOnce(t, string(md), expectedPages(t, "report.pdf"))
 }
 
 func TestPipeline_poisoned_page_exhausts_retries_and_is_dead_lettered(t *testing.T) {
 	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var retry int
 	for _, tr := range triggers {
 		if tr.Subscriber == eventing.ServiceName(stage.Recognize) {
@@ -320,39 +280,27 @@ func TestPipeline_poisoned_page_exhausts_retries_and_is_dead_lettered(t *testing
 	h.submit("poison-job", "report.pdf", map[string]string{"text_layer": "off"})
 	evs := h.wait("poison-job")
 	c := completed(t, evs[len(evs)-1])
-	if len(c.FailedPages) != 1 || c.FailedPages[0].Page != 3 {
-		t.Fatalf("failed pages = %+v, want page 3", c.FailedPages)
+	if assert.Len(t, c.FailedPages, 1, "failed pages = %+v, want page 3", c.FailedPages) {
+		assert.Equal(t, 3, c.FailedPages[0].Page, "failed pages = %+v, want page 3", c.FailedPages)
 	}
-	if got := int(attempts.Load()); got != retry+1 {
-		t.Fatalf("page 3 attempted %d times, want retry+1 = %d from the Trigger", got, retry+1)
-	}
+	assert.Equal(t, retry+1, int(attempts.Load()), "attempts of page 3: retry+1 from the Trigger")
 	select {
 	case d := <-h.dlq:
-		if d.ID() != events.PageRenderedID("poison-job", 3)+"-dead-ocrflow-recognize" {
-			t.Fatalf("dead letter id %s", d.ID())
-		}
-		if code := fmt.Sprint(d.Extensions()[events.ExtErrorCode]); code != "503" {
-			t.Fatalf("knativeerrorcode = %s, want 503", code)
-		}
+		assert.Equal(t, events.PageRenderedID("poison-job", 3)+"-dead-ocrflow-recognize", d.ID(), "dead letter id")
+		assert.Equal(t, "503", fmt.Sprint(d.Extensions()[events.ExtErrorCode]), "knativeerrorcode")
 	case <-time.After(10 * time.Second):
-		t.Fatal("nothing arrived on ocr.dlq")
+		assert.Fail(t, "nothing arrived on ocr.dlq")
 	}
 	md, err := os.ReadFile(c.DerivedContentID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(md), "page 3 could not be recognized") {
-		t.Fatalf("markdown has no placeholder for page 3:\n%s", md)
-	}
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "page 3 could not be recognized", "markdown has no placeholder for page 3")
 	want := expectedPages(t, "report.pdf")
 	assertInOrderOnce(t, string(md), append(want[:2:2], want[3:]...))
 }
 
 func TestStandalone_two_runtimes_share_work_and_complete_each_job_once(t *testing.T) {
 	srv, err := standalone.StartServer(standalone.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	shared := t.TempDir()
 	var perRuntime [2]atomic.Int32
@@ -377,20 +325,13 @@ func TestStandalone_two_runtimes_share_work_and_complete_each_job_once(t *testin
 				terminals++
 			}
 		}
-		if terminals != 1 {
-			t.Fatalf("job %s ended %d times", id, terminals)
-		}
-		if n := hs[0].content.count(id) + hs[1].content.count(id); n != 1 {
-			t.Fatalf("job %s assembled %d times, want exactly once", id, n)
-		}
+		assert.Equal(t, 1, terminals, "times job %s ended", id)
+		assert.Equal(t, 1, hs[0].content.count(id)+hs[1].content.count(id), "times job %s was assembled", id)
 	}
 	a, b := perRuntime[0].Load(), perRuntime[1].Load()
-	if a == 0 || b == 0 {
-		t.Fatalf("pages recognized per runtime = %d and %d: the work was not shared", a, b)
-	}
-	if a+b != 6+1+2+6+1+6 {
-		t.Fatalf("%d engine calls in all, want one per page (22)", a+b)
-	}
+	assert.NotZero(t, a, "pages recognized per runtime = %d and %d: the work was not shared", a, b)
+	assert.NotZero(t, b, "pages recognized per runtime = %d and %d: the work was not shared", a, b)
+	assert.Equal(t, int32(6+1+2+6+1+6), a+b, "engine calls in all, want one per page (22)")
 }
 
 // TestPipeline_tesseract_reads_the_scanned_sample runs real OCR end to end:
@@ -408,16 +349,10 @@ func TestPipeline_tesseract_reads_the_scanned_sample(t *testing.T) {
 	evs := h.wait("tess-scan")
 	c := completed(t, evs[len(evs)-1])
 	md, err := os.ReadFile(c.DerivedContentID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	src, err := os.ReadFile(filepath.Join(testdata, "scanned.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := wordRecall(string(src), string(md)); r < 0.95 {
-		t.Fatalf("word recall %.3f < 0.95; markdown:\n%s", r, md)
-	}
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, wordRecall(string(src), string(md)), 0.95, "word recall; markdown:\n%s", md)
 }
 
 // wordRecall is the share of the source's words (lowercased, punctuation
@@ -468,26 +403,17 @@ func TestPipeline_text_layer_fast_path(t *testing.T) {
 			h.submit(id, tc.file, nil)
 			evs := h.wait(id)
 			c := completed(t, evs[len(evs)-1])
-			if c.PagesByRoute["text"] != tc.text || c.PagesByRoute["gpu"] != tc.gpu {
-				t.Fatalf("pages by route %v, want text %d gpu %d", c.PagesByRoute, tc.text, tc.gpu)
-			}
-			if got := calls.Load(); got != tc.engineCalls {
-				t.Fatalf("%d engine calls, want %d", got, tc.engineCalls)
-			}
+			assert.Equal(t, tc.text, c.PagesByRoute["text"], "text pages; pages by route %v", c.PagesByRoute)
+			assert.Equal(t, tc.gpu, c.PagesByRoute["gpu"], "gpu pages; pages by route %v", c.PagesByRoute)
+			assert.Equal(t, tc.engineCalls, calls.Load(), "engine calls")
 			if tc.text == 0 {
 				return
 			}
 			md, err := os.ReadFile(c.DerivedContentID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			src, err := os.ReadFile(filepath.Join(testdata, strings.TrimSuffix(tc.file, ".pdf")+".txt"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := wordRecall(string(src), string(md)); r < 0.99 {
-				t.Fatalf("word recall %.4f < 0.99 for a born-digital document", r)
-			}
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, wordRecall(string(src), string(md)), 0.99, "word recall for a born-digital document")
 		})
 	}
 }
@@ -500,17 +426,11 @@ func TestPipeline_autoocr_turns_an_upload_into_a_completed_job(t *testing.T) {
 	up.SetID("upload-1")
 	up.SetType("content.uploaded")
 	up.SetSource("/platform")
-	if err := up.SetData(event.ApplicationJSON, map[string]string{
+	require.NoError(t, up.SetData(event.ApplicationJSON, map[string]string{
 		"content_id": "page.png", "tenant_id": "t1", "mime_type": "image/png", "file_name": "page.png",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.rt.Send(t.Context(), up); err != nil {
-		t.Fatal(err)
-	}
+	}))
+	require.NoError(t, h.rt.Send(t.Context(), up))
 	evs := h.wait("auto-page.png")
 	c := completed(t, evs[len(evs)-1])
-	if c.PageCount != 1 {
-		t.Fatalf("completed = %+v", c)
-	}
+	assert.Equal(t, 1, c.PageCount, "completed = %+v", c)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
@@ -32,40 +34,26 @@ func serve(t testing.TB, cfg config.Config, o app.Options, natsURL string) *serv
 	cfg.NATSURL, cfg.NATSListen = natsURL, ""
 	cfg.NATSStoreDir = filepath.Join(t.TempDir(), "nats")
 	rcfg, err := standalone.ConfigFrom(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rcfg.BackoffScale, rcfg.FetchWait = 0.001, 100*time.Millisecond
 	rt, err := standalone.New(ctx, rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	followCtx, stop := context.WithCancel(context.Background())
 	lc, err := rt.Follow(followCtx, standalone.LifecycleSubjects)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dlq, err := rt.Follow(followCtx, standalone.DeadLetterSubject)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	o.Transport = rt
 	a, err := app.Open(ctx, cfg, o)
 	t.Cleanup(func() {
 		stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := rt.Close(ctx); err != nil {
-			t.Errorf("close runtime: %v", err)
-		}
+		assert.NoError(t, rt.Close(ctx), "close runtime")
 		if a != nil {
-			if err := a.Close(ctx); err != nil {
-				t.Errorf("close app: %v", err)
-			}
+			assert.NoError(t, a.Close(ctx), "close app")
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &served{rt: rt, app: a, journal: newJournal(lc), dlq: dlq}
 }

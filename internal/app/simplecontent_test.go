@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/tendant/simple-process/pkg/contracts"
 
 	"github.com/ocrflow/ocrflow/internal/app"
@@ -124,15 +126,11 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 	ctx := t.Context()
 	tr := newTraffic()
 	srv, err := embedded.Start(embedded.Config{APIMiddleware: tr.middleware("API"), S3Middleware: tr.middleware("S3")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close simple-content: %v", err)
-		}
+		assert.NoError(t, srv.Close(ctx), "close simple-content")
 	})
 	// s3:// sources are presigned with credentials from the default chain.
 	t.Setenv("AWS_ACCESS_KEY_ID", "embedded")
@@ -151,30 +149,20 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 		env[k] = v
 	}
 	cfg, err := config.FromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	store, err := app.OpenContent(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	sc, ok := store.(*simplecontent.Store)
-	if !ok {
-		t.Fatalf("CONTENT_STORE=simple-content built a %T", store)
-	}
+	require.True(t, ok, "CONTENT_STORE=simple-content built a %T", store)
 	t.Cleanup(sc.Client().CloseIdleConnections)
 
 	policy, _ := egress.NewPolicy(egress.HostOf(srv.URL()), egress.HostOf(srv.S3URL()))
 	api, err := simplecontent.New(simplecontent.Config{BaseURL: srv.URL(), APIKey: srv.APIKey(), Transfers: policy.Client(), Attempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(api.CloseIdleConnections)
 
 	blobs, err := blob.NewDir(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: &engine.Fake{}}, "")
 	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: sv.rt, journal: sv.journal}
 	for _, s := range sv.app.Stages() {
@@ -191,9 +179,7 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 func (h *scHarness) upload(file, tenant, owner string, declareSize, complete bool) string {
 	h.t.Helper()
 	body, err := os.ReadFile(filepath.Join(testdata, file))
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, err)
 	return h.uploadBytes(file, body, tenant, owner, declareSize, complete)
 }
 
@@ -205,16 +191,10 @@ func (h *scHarness) uploadBytes(name string, body []byte, tenant, owner string, 
 		nf.FileSize = int64(len(body))
 	}
 	f, err := h.api.CreateFile(ctx, nf)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.api.Upload(ctx, f.UploadURL, bytes.NewReader(body), int64(len(body)), "application/octet-stream"); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, err)
+	require.NoError(h.t, h.api.Upload(ctx, f.UploadURL, bytes.NewReader(body), int64(len(body)), "application/octet-stream"))
 	if complete {
-		if err := h.api.CompleteFile(ctx, f.ContentID); err != nil {
-			h.t.Fatal(err)
-		}
+		require.NoError(h.t, h.api.CompleteFile(ctx, f.ContentID))
 	}
 	return f.ContentID
 }
@@ -231,30 +211,22 @@ type jobSpec struct {
 func (h *scHarness) event(s jobSpec) event.Event {
 	h.t.Helper()
 	e, err := job.NewEvent(job.Spec{ID: s.id, ContentID: s.contentID, TenantID: s.tenant, OwnerID: s.owner, Location: s.location, Hints: s.hints})
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, err)
 	var raw contracts.Job
-	if err := json.Unmarshal(e.Data(), &raw); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, json.Unmarshal(e.Data(), &raw))
 	raw.PresignedGet = s.presignedGet
 	raw.File.Blob.Size = s.size
 	if s.sha256 != "" {
 		raw.File.Attributes["sha256"] = s.sha256
 	}
-	if err := e.SetData(event.ApplicationJSON, raw); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, e.SetData(event.ApplicationJSON, raw))
 	return e
 }
 
 func (h *scHarness) submit(s jobSpec) event.Event {
 	h.t.Helper()
 	e := h.event(s)
-	if err := h.rt.Send(h.t.Context(), e); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, h.rt.Send(h.t.Context(), e))
 	return e
 }
 
@@ -268,13 +240,9 @@ func (h *scHarness) failed(id string) events.JobFailed {
 	h.t.Helper()
 	evs := h.wait(id)
 	last := evs[len(evs)-1]
-	if last.Type() != events.TypeJobFailed {
-		h.t.Fatalf("job %s ended with %s (%s), want failed", id, last.Type(), last.Data())
-	}
+	require.Equal(h.t, events.TypeJobFailed, last.Type(), "job %s ended with %s (%s), want failed", id, last.Type(), last.Data())
 	var f events.JobFailed
-	if err := events.Decode(last, &f); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, events.Decode(last, &f))
 	return f
 }
 
@@ -282,14 +250,11 @@ func (h *scHarness) failed(id string) events.JobFailed {
 func (h *scHarness) derived(parent string) ([]simplecontent.Content, []simplecontent.Metadata) {
 	h.t.Helper()
 	list, err := h.api.ListDerived(h.t.Context(), parent)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, err)
 	metas := make([]simplecontent.Metadata, len(list))
 	for i, c := range list {
-		if metas[i], err = h.api.GetMetadata(h.t.Context(), c.ID); err != nil {
-			h.t.Fatal(err)
-		}
+		metas[i], err = h.api.GetMetadata(h.t.Context(), c.ID)
+		require.NoError(h.t, err)
 	}
 	return list, metas
 }
@@ -298,21 +263,13 @@ func (h *scHarness) derived(parent string) ([]simplecontent.Content, []simplecon
 func (h *scHarness) download(id string) string {
 	h.t.Helper()
 	f, err := h.api.GetFile(h.t.Context(), id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if f.DownloadURL == "" {
-		h.t.Fatalf("content %s (status %s) has no download url", id, f.Status)
-	}
+	require.NoError(h.t, err)
+	require.NotEmpty(h.t, f.DownloadURL, "content %s (status %s) has no download url", id, f.Status)
 	resp, err := h.api.Download(h.t.Context(), f.DownloadURL, 10*time.Second)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	require.NoError(h.t, err)
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, err)
 	return string(b)
 }
 
@@ -326,39 +283,34 @@ func TestSimpleContent_pdf_job_ends_in_a_downloadable_derived_markdown_with_meta
 	h.submit(jobSpec{id: "sc-flow", contentID: parent, tenant: tenantA, owner: ownerA, hints: offHints})
 	evs := h.wait("sc-flow")
 	c := completed(t, evs[len(evs)-1])
-	if c.Reused || c.PageCount != 6 || c.ContentID != parent {
-		t.Fatalf("completed = %+v", c)
-	}
+	assert.False(t, c.Reused, "completed = %+v", c)
+	assert.Equal(t, 6, c.PageCount, "completed = %+v", c)
+	assert.Equal(t, parent, c.ContentID, "completed = %+v", c)
 	list, metas := h.derived(parent)
-	if len(list) != 1 || list[0].ID != c.DerivedContentID {
-		t.Fatalf("derived of %s = %+v, want exactly the completed one %s", parent, list, c.DerivedContentID)
-	}
+	require.Len(t, list, 1, "derived of %s = %+v, want exactly the completed one %s", parent, list, c.DerivedContentID)
+	assert.Equal(t, c.DerivedContentID, list[0].ID, "derived of %s = %+v, want exactly the completed one", parent, list)
 	d, m := list[0], metas[0]
-	if d.Status != simplecontent.StatusUploaded || d.ParentID != parent || d.TenantID != tenantA || d.OwnerID != ownerA {
-		t.Fatalf("derived content = %+v: want uploaded, under the parent, with the parent's tenant and owner", d)
-	}
+	assert.Equal(t, simplecontent.StatusUploaded, d.Status, "derived content = %+v", d)
+	assert.Equal(t, parent, d.ParentID, "derived content = %+v: want under the parent", d)
+	assert.Equal(t, tenantA, d.TenantID, "derived content = %+v: want the parent's tenant", d)
+	assert.Equal(t, ownerA, d.OwnerID, "derived content = %+v: want the parent's owner", d)
 	md := h.download(d.ID)
 	assertInOrderOnce(t, md, expectedPages(t, "report.pdf"))
 
-	if m.ContentType != "text/markdown" || m.FileName != "report.pdf.md" || m.FileSize != int64(len(md)) {
-		t.Fatalf("metadata = %+v, want text/markdown, report.pdf.md, %d bytes", m, len(md))
-	}
+	assert.Equal(t, "text/markdown", m.ContentType, "metadata = %+v", m)
+	assert.Equal(t, "report.pdf.md", m.FileName, "metadata = %+v", m)
+	assert.Equal(t, int64(len(md)), m.FileSize, "metadata = %+v", m)
 	for k, want := range map[string]any{
 		"engine": "fake", "model": "fake", "mode": "default", "pipeline_version": content.PipelineVersion,
 		"source_format": "pdf", "page_count": 6.0, "generator": "ocrflow", "variant": "ocr_markdown",
 		"job_id": "sc-flow", "state": "completed", "idempotency_key": content.IdempotencyKey(parent, content.PipelineVersion, "fake", "default"),
 	} {
-		if got := m.Custom[k]; got != want {
-			t.Errorf("metadata %s = %#v, want %#v", k, got, want)
-		}
+		assert.Equal(t, want, m.Custom[k], "metadata %s", k)
 	}
-	if r, _ := m.Custom["pages_by_route"].(map[string]any); r["gpu"] != 6.0 {
-		t.Errorf("pages_by_route = %v, want gpu 6", m.Custom["pages_by_route"])
-	}
+	r, _ := m.Custom["pages_by_route"].(map[string]any)
+	assert.Equal(t, 6.0, r["gpu"], "pages_by_route = %v, want gpu 6", m.Custom["pages_by_route"])
 	for _, k := range []string{"processing_time_ms", "failed_pages", "sha256", "completed_at"} {
-		if _, ok := m.Custom[k]; !ok {
-			t.Errorf("metadata lacks %s: %v", k, m.Custom)
-		}
+		assert.Contains(t, m.Custom, k, "metadata lacks %s", k)
 	}
 }
 
@@ -371,47 +323,42 @@ func TestSimpleContent_rerun_never_creates_a_second_derived_content_unless_force
 
 	for _, tc := range []struct {
 		name       string
-		run        func() (events.JobCompleted, bool) // false: the job ended no second time
+		run        func(t *testing.T) (events.JobCompleted, bool) // false: the job ended no second time
 		wantReused bool
 		wantCount  int
 	}{
-		{"same_job_delivered_again", func() (events.JobCompleted, bool) {
+		{"same_job_delivered_again", func(t *testing.T) (events.JobCompleted, bool) {
 			// A broker redelivery: the same event reaches convert again.
 			reply, err := h.convert(t.Context(), first)
-			if err != nil || reply != nil {
-				t.Fatalf("redelivery = %v, %v; want nothing to do", reply, err)
-			}
+			require.NoError(t, err, "redelivery; want nothing to do")
+			require.Nil(t, reply, "redelivery replied; want nothing to do")
 			return events.JobCompleted{}, false
 		}, false, 1},
-		{"new_job_same_content", func() (events.JobCompleted, bool) {
+		{"new_job_same_content", func(t *testing.T) (events.JobCompleted, bool) {
 			h.submit(jobSpec{id: "sc-second", contentID: parent, tenant: tenantA})
 			evs := h.wait("sc-second")
-			if len(evs) != 1 {
-				t.Fatalf("lifecycle %v: a reused job must complete at once", types(evs))
-			}
+			require.Len(t, evs, 1, "lifecycle %v: a reused job must complete at once", types(evs))
 			return completed(t, evs[0]), true
 		}, true, 1},
-		{"new_job_with_force", func() (events.JobCompleted, bool) {
+		{"new_job_with_force", func(t *testing.T) (events.JobCompleted, bool) {
 			h.submit(jobSpec{id: "sc-forced", contentID: parent, tenant: tenantA, hints: map[string]string{"force": "true", "text_layer": "off"}})
 			evs := h.wait("sc-forced")
 			return completed(t, evs[len(evs)-1]), true
 		}, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, ended := tc.run()
-			if ended && c.Reused != tc.wantReused {
-				t.Fatalf("reused = %v, want %v", c.Reused, tc.wantReused)
-			}
-			if ended && tc.wantReused && (c.DerivedContentID != orig || c.PageCount != 1) {
-				t.Fatalf("reused completion = %+v, want derived %s with its page count", c, orig)
-			}
-			if ended && !tc.wantReused && c.DerivedContentID == orig {
-				t.Fatalf("forced job reported the old derived content %s", orig)
+			c, ended := tc.run(t)
+			if ended {
+				assert.Equal(t, tc.wantReused, c.Reused, "reused")
+				if tc.wantReused {
+					assert.Equal(t, orig, c.DerivedContentID, "reused completion = %+v, want the original derived content", c)
+					assert.Equal(t, 1, c.PageCount, "reused completion = %+v, want the original's page count", c)
+				} else {
+					assert.NotEqual(t, orig, c.DerivedContentID, "forced job reported the old derived content")
+				}
 			}
 			list, _ := h.derived(parent)
-			if len(list) != tc.wantCount {
-				t.Fatalf("%d derived contents, want %d: %+v", len(list), tc.wantCount, list)
-			}
+			assert.Len(t, list, tc.wantCount, "derived contents")
 		})
 	}
 }
@@ -432,21 +379,16 @@ func TestSimpleContent_jobs_of_another_tenant_fail_permanently_and_read_nothing(
 			id := "sc-x-" + strings.ReplaceAll(tc.name, "_", "-")
 			h.submit(jobSpec{id: id, contentID: parent, tenant: tc.tenant, owner: tc.owner, hints: tc.hints})
 			f := h.failed(id)
-			if f.ErrorType != string(failure.TypePermanent) || !strings.Contains(f.Message, "does not own content") {
-				t.Fatalf("failed = %+v, want permanent: does not own content", f)
+			assert.Equal(t, string(failure.TypePermanent), f.ErrorType, "failed = %+v", f)
+			assert.Contains(t, f.Message, "does not own content", "failed = %+v", f)
+			assert.NotContains(t, f.Message, ownerA, "failure message names the real owner")
+			if tc.tenant != tenantA {
+				assert.NotContains(t, f.Message, tenantA, "failure message names the real owner's tenant")
 			}
-			if strings.Contains(f.Message, ownerA) || strings.Contains(f.Message, tenantA) && tc.tenant != tenantA {
-				t.Fatalf("failure message names the real owner: %s", f.Message)
-			}
-			if n := h.traffic.count("S3 GET"); n != 0 {
-				t.Fatalf("%d reads from S3: the source was downloaded", n)
-			}
-			if n := h.traffic.count("API GET /api/v5/files/"); n != 0 {
-				t.Fatalf("%d download-url lookups for another tenant's content", n)
-			}
-			if list, _ := h.derived(parent); len(list) != 0 {
-				t.Fatalf("the victim's content got derived contents: %+v", list)
-			}
+			assert.Zero(t, h.traffic.count("S3 GET"), "reads from S3: the source was downloaded")
+			assert.Zero(t, h.traffic.count("API GET /api/v5/files/"), "download-url lookups for another tenant's content")
+			list, _ := h.derived(parent)
+			assert.Empty(t, list, "the victim's content got derived contents")
 		})
 	}
 }
@@ -454,9 +396,7 @@ func TestSimpleContent_jobs_of_another_tenant_fail_permanently_and_read_nothing(
 func TestSimpleContent_unusable_sources_fail_as_validation(t *testing.T) {
 	h := newSCHarness(t, scOpts{})
 	pdf, err := os.ReadFile(filepath.Join(testdata, "report.pdf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	notUploaded := h.upload("report.pdf", tenantA, ownerA, true, false)
 	ok := h.upload("report.pdf", tenantA, ownerA, true, true)
 	for _, tc := range []struct {
@@ -475,9 +415,9 @@ func TestSimpleContent_unusable_sources_fail_as_validation(t *testing.T) {
 			tc.spec.id = "sc-v-" + strings.ReplaceAll(tc.name, "_", "-")
 			h.submit(tc.spec)
 			f := h.failed(tc.spec.id)
-			if f.ErrorType != string(failure.TypeValidation) || f.RetryCount != 0 || !strings.Contains(f.Message, tc.wantMsg) {
-				t.Fatalf("failed = %+v, want validation, no retry, message with %q", f, tc.wantMsg)
-			}
+			assert.Equal(t, string(failure.TypeValidation), f.ErrorType, "failed = %+v", f)
+			assert.Zero(t, f.RetryCount, "failed = %+v, want no retry", f)
+			assert.Contains(t, f.Message, tc.wantMsg, "failed = %+v", f)
 		})
 	}
 }
@@ -488,30 +428,25 @@ func TestSimpleContent_failed_job_leaves_a_failed_derived_content_as_trace(t *te
 	h.submit(jobSpec{id: "sc-trace", contentID: parent, tenant: tenantA})
 	f := h.failed("sc-trace")
 	list, metas := h.derived(parent)
-	if len(list) != 1 {
-		t.Fatalf("derived = %+v, want one failure trace", list)
-	}
+	require.Len(t, list, 1, "derived = %+v, want one failure trace", list)
 	m := metas[0].Custom
-	if list[0].Status != simplecontent.StatusFailed || m["state"] != "failed" || m["job_id"] != "sc-trace" ||
-		m["error_type"] != f.ErrorType || m["error_message"] != f.Message {
-		t.Fatalf("trace = %+v %v, want status failed with the job's error %+v", list[0], m, f)
-	}
+	assert.Equal(t, simplecontent.StatusFailed, list[0].Status, "trace = %+v", list[0])
+	assert.Equal(t, "failed", m["state"], "trace metadata %v", m)
+	assert.Equal(t, "sc-trace", m["job_id"], "trace metadata %v", m)
+	assert.Equal(t, f.ErrorType, m["error_type"], "trace metadata %v, want the job's error %+v", m, f)
+	assert.Equal(t, f.Message, m["error_message"], "trace metadata %v, want the job's error %+v", m, f)
 	// A redelivery of the failed job leaves one trace, not two.
 	reply, err := h.convert(t.Context(), h.event(jobSpec{id: "sc-trace", contentID: parent, tenant: tenantA}))
-	if err != nil {
-		t.Fatal(err)
+	require.NoError(t, err)
+	if reply != nil {
+		assert.Equal(t, events.TypeJobFailed, reply.Type(), "redelivery replied")
 	}
-	if reply != nil && reply.Type() != events.TypeJobFailed {
-		t.Fatalf("redelivery replied %s", reply.Type())
-	}
-	if list, _ := h.derived(parent); len(list) != 1 {
-		t.Fatalf("after redelivery %d derived contents, want 1", len(list))
-	}
+	list, _ = h.derived(parent)
+	assert.Len(t, list, 1, "derived contents after redelivery")
 	// A later job for the same content does not reuse a failure.
 	h.submit(jobSpec{id: "sc-trace-2", contentID: parent, tenant: tenantA})
-	if f2 := h.failed("sc-trace-2"); f2.ErrorType != string(failure.TypeValidation) {
-		t.Fatalf("second job = %+v", f2)
-	}
+	f2 := h.failed("sc-trace-2")
+	assert.Equal(t, string(failure.TypeValidation), f2.ErrorType, "second job = %+v", f2)
 }
 
 // injectN answers the first n requests that match with status and a text
@@ -593,19 +528,13 @@ func TestSimpleContent_failures_while_storing_are_retried_into_exactly_one_deriv
 			h.submit(jobSpec{id: id, contentID: parent, tenant: tenantA, hints: offHints})
 			evs := h.wait(id)
 			c := completed(t, evs[len(evs)-1])
-			if got := fired.Load(); got != tc.want {
-				t.Fatalf("fault fired %d times, want %d", got, tc.want)
-			}
-			if got := h.traffic.count("API DELETE"); got != tc.abandoned {
-				t.Fatalf("%d derived contents deleted, want %d", got, tc.abandoned)
-			}
+			assert.Equal(t, tc.want, fired.Load(), "times the fault fired")
+			assert.Equal(t, tc.abandoned, h.traffic.count("API DELETE"), "derived contents deleted")
 			list, metas := h.derived(parent)
-			if len(list) != 1 || list[0].ID != c.DerivedContentID {
-				t.Fatalf("derived = %+v, want exactly the completed %s", list, c.DerivedContentID)
-			}
-			if list[0].Status != simplecontent.StatusUploaded || metas[0].Custom["state"] != "completed" {
-				t.Fatalf("derived %+v state %v, want uploaded and completed", list[0], metas[0].Custom["state"])
-			}
+			require.Len(t, list, 1, "derived = %+v, want exactly the completed %s", list, c.DerivedContentID)
+			assert.Equal(t, c.DerivedContentID, list[0].ID, "derived = %+v, want exactly the completed one", list)
+			assert.Equal(t, simplecontent.StatusUploaded, list[0].Status, "derived %+v", list[0])
+			assert.Equal(t, "completed", metas[0].Custom["state"], "derived %+v state", list[0])
 			assertInOrderOnce(t, h.download(c.DerivedContentID), expectedPages(t, "page.png"))
 		})
 	}
@@ -641,20 +570,13 @@ func TestSimpleContent_oversized_source_fails_naming_the_limit_and_leaves_no_tem
 			id := "sc-big-" + strings.ReplaceAll(tc.name, "_", "-")
 			h.submit(jobSpec{id: id, contentID: parent, tenant: tenantA})
 			f := h.failed(id)
-			if f.ErrorType != string(failure.TypeValidation) || !strings.Contains(f.Message, tc.wantMsg) {
-				t.Fatalf("failed = %+v, want validation with %q", f, tc.wantMsg)
-			}
-			if n := h.traffic.count("S3 GET"); n != tc.wantS3Gets {
-				t.Fatalf("%d source downloads, want %d", n, tc.wantS3Gets)
-			}
+			assert.Equal(t, string(failure.TypeValidation), f.ErrorType, "failed = %+v", f)
+			assert.Contains(t, f.Message, tc.wantMsg, "failed = %+v", f)
+			assert.Equal(t, tc.wantS3Gets, h.traffic.count("S3 GET"), "source downloads")
 			left, err := os.ReadDir(tmp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for _, e := range left {
-				if strings.HasPrefix(e.Name(), "ocrflow-") {
-					t.Fatalf("temp files left behind: %s", e.Name())
-				}
+				assert.False(t, strings.HasPrefix(e.Name(), "ocrflow-"), "temp files left behind: %s", e.Name())
 			}
 		})
 	}
@@ -676,25 +598,20 @@ func (n noLength) Write(b []byte) (int, error) {
 func TestSimpleContent_sources_by_s3_location_and_presigned_url(t *testing.T) {
 	h := newSCHarness(t, scOpts{})
 	pdf, err := os.ReadFile(filepath.Join(testdata, "report.pdf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// The platform's own bucket, outside simple-content: put the PDF there
 	// with aws-sdk-go-v2.
-	if err := h.srv.CreateBucket("inbox"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.srv.CreateBucket("inbox"))
 	s3c := s3.New(s3.Options{
 		BaseEndpoint: aws.String(h.srv.S3URL()), UsePathStyle: true, Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("x", "x", ""), RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
-	if _, err := s3c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("inbox"), Key: aws.String("scans/report.pdf"), Body: bytes.NewReader(pdf)}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = s3c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("inbox"), Key: aws.String("scans/report.pdf"), Body: bytes.NewReader(pdf)})
+	require.NoError(t, err)
 	// A content record for it (its own object stays empty: the bytes come
 	// from the location).
 	parent := h.uploadBytes("report.pdf", nil, tenantA, ownerA, false, true)
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pdf) }))
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(pdf) }))
 	t.Cleanup(other.Close)
 
 	for _, tc := range []struct {
@@ -717,25 +634,19 @@ func TestSimpleContent_sources_by_s3_location_and_presigned_url(t *testing.T) {
 			last := evs[len(evs)-1]
 			if tc.wantFailMsg == "" {
 				c := completed(t, last)
-				if c.PageCount != 6 {
-					t.Fatalf("completed = %+v, want the 6 pages of report.pdf", c)
-				}
+				assert.Equal(t, 6, c.PageCount, "completed = %+v, want the 6 pages of report.pdf", c)
 			} else {
+				require.Equal(t, events.TypeJobFailed, last.Type(), "ended with %s %s, want %s failure", last.Type(), last.Data(), tc.wantFailType)
 				var f events.JobFailed
-				if last.Type() != events.TypeJobFailed || events.Decode(last, &f) != nil ||
-					f.ErrorType != string(tc.wantFailType) || !strings.Contains(f.Message, tc.wantFailMsg) {
-					t.Fatalf("ended with %s %s, want %s failure with %q", last.Type(), last.Data(), tc.wantFailType, tc.wantFailMsg)
-				}
-				if strings.Contains(f.Message, "X-Amz-Signature") {
-					t.Fatalf("failure message leaks a presigned query: %s", f.Message)
-				}
+				require.NoError(t, events.Decode(last, &f))
+				assert.Equal(t, string(tc.wantFailType), f.ErrorType, "failed = %+v", f)
+				assert.Contains(t, f.Message, tc.wantFailMsg, "failed = %+v", f)
+				assert.NotContains(t, f.Message, "X-Amz-Signature", "failure message leaks a presigned query")
 			}
-			if tc.wantS3Get != "" && h.traffic.count(tc.wantS3Get) != 1 {
-				t.Fatalf("source was not read from %s", tc.wantS3Get)
+			if tc.wantS3Get != "" {
+				assert.Equal(t, 1, h.traffic.count(tc.wantS3Get), "times the source was read from %s", tc.wantS3Get)
 			}
-			if n := h.traffic.count("API GET /api/v5/files/" + parent); n != 0 {
-				t.Fatalf("the content's own download url was used %d times", n)
-			}
+			assert.Zero(t, h.traffic.count("API GET /api/v5/files/"+parent), "times the content's own download url was used")
 		})
 	}
 }

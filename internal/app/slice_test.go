@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/standalone"
@@ -21,10 +23,8 @@ func TestPipeline_long_documents_are_converted_in_slices(t *testing.T) {
 	h := newHarness(t, harnessOpts{env: map[string]string{"CONVERT_SLICE": "1ns"}})
 	continues := make(chan *nats.Msg, 64)
 	sub, err := h.rt.Conn().ChanSubscribe(events.TypeConvertContinue, continues)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	require.NoError(t, err)
+	defer func() { _ = sub.Unsubscribe() }()
 
 	for _, tc := range []struct {
 		name, file string
@@ -40,17 +40,14 @@ func TestPipeline_long_documents_are_converted_in_slices(t *testing.T) {
 			id := "slice-" + strings.ReplaceAll(tc.name, "_", "-")
 			h.submit(id, tc.file, tc.hints)
 			evs := h.wait(id)
-			if got := types(evs); got[0] != events.TypeJobStarted || strings.Count(strings.Join(got, " "), events.TypeJobStarted) != 1 {
-				t.Fatalf("lifecycle %v, want exactly one started, first", got)
-			}
+			got := types(evs)
+			assert.Equal(t, events.TypeJobStarted, got[0], "lifecycle %v, want exactly one started, first", got)
+			assert.Equal(t, 1, strings.Count(strings.Join(got, " "), events.TypeJobStarted), "lifecycle %v, want exactly one started, first", got)
 			c := completed(t, evs[len(evs)-1])
-			if c.PageCount != len(tc.pages) || len(c.FailedPages) != 0 {
-				t.Fatalf("completed = %+v, want %d pages, none failed", c, len(tc.pages))
-			}
+			assert.Equal(t, len(tc.pages), c.PageCount, "completed = %+v", c)
+			assert.Empty(t, c.FailedPages, "completed = %+v", c)
 			md, err := os.ReadFile(c.DerivedContentID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			// OCRed pages carry the fake engine's per-image text; text-layer
 			// pages their own headings.
 			all := expectedPages(t, tc.file)
@@ -63,31 +60,27 @@ func TestPipeline_long_documents_are_converted_in_slices(t *testing.T) {
 				}
 			}
 			assertInOrderOnce(t, string(md), want)
-			if n := h.content.count(id); n != 1 {
-				t.Fatalf("result stored %d times, want 1", n)
-			}
+			assert.Equal(t, 1, h.content.count(id), "times the result was stored")
 			// One continuation per page after the first, each naming the
 			// next index; none for a one-page job.
 			seen := map[string]bool{}
 			timeout := time.After(10 * time.Second)
+		collect:
 			for len(seen) < len(tc.pages)-1 {
 				select {
 				case m := <-continues:
 					e, err := standalone.Decode(m.Header, m.Data)
-					if err != nil {
-						t.Fatal(err)
-					}
+					require.NoError(t, err)
 					if e.Extensions()[events.ExtJob] == id {
 						seen[e.ID()] = true
 					}
 				case <-timeout:
-					t.Fatalf("saw continuations %v of %s, want %d", seen, id, len(tc.pages)-1)
+					assert.Failf(t, "continuations missing", "saw continuations %v of %s, want %d", seen, id, len(tc.pages)-1)
+					break collect
 				}
 			}
 			for i := 1; i < len(tc.pages); i++ {
-				if !seen[events.ContinueID(id, i)] {
-					t.Errorf("no continuation %s among %v", events.ContinueID(id, i), seen)
-				}
+				assert.True(t, seen[events.ContinueID(id, i)], "no continuation %s among %v", events.ContinueID(id, i), seen)
 			}
 		})
 	}

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/functions/recognize"
 	"github.com/ocrflow/ocrflow/internal/app"
@@ -50,25 +53,15 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 	vars := map[string]string{"OCR_ENGINE": "vllm", "CONVERT_WORKERS": "2"}
 	maps.Copy(vars, env)
 	cfg, err := config.FromLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	eng, err := app.OpenEngine(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	blobs, err := blob.NewDir(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	docs := filepath.Join(dir, "docs")
-	if err := os.MkdirAll(docs, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.MkdirAll(docs, 0o755))
 	store, err := contentdir.New([]string{docs}, filepath.Join(dir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: eng}, "")
 	return &vllmRun{t: t, rt: sv.rt, blobs: blobs, docs: docs, journal: sv.journal}
 }
@@ -77,20 +70,12 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 func (r *vllmRun) submit(id string, tag, n int, hints map[string]string) {
 	r.t.Helper()
 	pdf, err := vllmtest.Document(tag, n, 566, 800)
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	require.NoError(r.t, err)
 	name := id + ".pdf"
-	if err := os.WriteFile(filepath.Join(r.docs, name), pdf, 0o644); err != nil {
-		r.t.Fatal(err)
-	}
+	require.NoError(r.t, os.WriteFile(filepath.Join(r.docs, name), pdf, 0o644))
 	e, err := job.NewEvent(job.Spec{ID: id, Location: name, Hints: hints})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.rt.Send(context.Background(), e); err != nil {
-		r.t.Fatal(err)
-	}
+	require.NoError(r.t, err)
+	require.NoError(r.t, r.rt.Send(context.Background(), e))
 }
 
 // wait returns the job's completed event (failing on anything else).
@@ -98,13 +83,9 @@ func (r *vllmRun) wait(id string, within time.Duration) events.JobCompleted {
 	r.t.Helper()
 	evs := r.journal.until(r.t, id, within)
 	last := evs[len(evs)-1]
-	if last.Type() != events.TypeJobCompleted {
-		r.t.Fatalf("job %s ended with %s: %s", id, last.Type(), last.Data())
-	}
+	require.Equal(r.t, events.TypeJobCompleted, last.Type(), "job %s ended with %s: %s", id, last.Type(), last.Data())
 	var c events.JobCompleted
-	if err := events.Decode(last, &c); err != nil {
-		r.t.Fatal(err)
-	}
+	require.NoError(r.t, events.Decode(last, &c))
 	return c
 }
 
@@ -112,9 +93,8 @@ func (r *vllmRun) wait(id string, within time.Duration) events.JobCompleted {
 func (r *vllmRun) record(id string, n int) scratch.PageRecord {
 	r.t.Helper()
 	rec, ok, err := scratch.GetRecord(context.Background(), r.blobs, id, n)
-	if err != nil || !ok {
-		r.t.Fatalf("page %d of %s has no record (%v)", n, id, err)
-	}
+	require.NoError(r.t, err, "record of page %d of %s", n, id)
+	require.True(r.t, ok, "page %d of %s has no record", n, id)
 	return rec
 }
 
@@ -126,18 +106,14 @@ func pagesInOrderOnce(t *testing.T, md string, tag, n int, skip ...int) {
 	for p := 1; p <= n; p++ {
 		tok := vllmtest.Token(tag, p)
 		if slices.Contains(skip, p) {
-			if strings.Contains(md, tok) {
-				t.Fatalf("page %d should be a placeholder but its text is there", p)
-			}
+			assert.NotContains(t, md, tok, "page %d should be a placeholder but its text is there", p)
 			continue
 		}
-		if c := strings.Count(md, tok); c != 1 {
-			t.Fatalf("page %d (%s) appears %d times, want exactly once", p, tok, c)
+		if !assert.Equal(t, 1, strings.Count(md, tok), "times page %d (%s) appears", p, tok) {
+			continue
 		}
 		at := strings.Index(md, tok)
-		if at < pos {
-			t.Fatalf("page %d is out of order", p)
-		}
+		assert.GreaterOrEqual(t, at, pos, "page %d is out of order", p)
 		pos = at
 	}
 }
@@ -145,27 +121,22 @@ func pagesInOrderOnce(t *testing.T, md string, tag, n int, skip ...int) {
 func readResult(t *testing.T, c events.JobCompleted) string {
 	t.Helper()
 	md, err := os.ReadFile(c.DerivedContentID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return string(md)
 }
 
 func newFake(t testing.TB, cfg vllmtest.Config) *vllmtest.Server {
 	t.Helper()
 	srv, err := vllmtest.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(srv.Close)
 	return srv
 }
 
 func fakeViolations(t *testing.T, srv *vllmtest.Server) {
 	t.Helper()
-	if v := srv.Violations(); len(v) > 0 {
-		t.Fatalf("the fake vLLM refused %d request(s):\n%s", len(v), strings.Join(v, "\n"))
-	}
+	v := srv.Violations()
+	assert.Empty(t, v, "the fake vLLM refused %d request(s):\n%s", len(v), strings.Join(v, "\n"))
 }
 
 // TestVLLM_twenty_page_document_completes_in_order_without_tags: every
@@ -176,37 +147,30 @@ func TestVLLM_twenty_page_document_completes_in_order_without_tags(t *testing.T)
 	run.submit("twenty", 1, 20, nil)
 	c := run.wait("twenty", 3*time.Minute)
 	fakeViolations(t, srv)
-	if c.PageCount != 20 || len(c.FailedPages) != 0 || c.PagesByRoute["gpu"] != 20 {
-		t.Fatalf("completed = %+v, want 20 recognized pages", c)
-	}
+	assert.Equal(t, 20, c.PageCount, "completed = %+v, want 20 recognized pages", c)
+	assert.Empty(t, c.FailedPages, "completed = %+v, want 20 recognized pages", c)
+	assert.Equal(t, 20, c.PagesByRoute["gpu"], "completed = %+v, want 20 recognized pages", c)
 	md := readResult(t, c)
 	pagesInOrderOnce(t, md, 1, 20)
-	if engine.HasGroundingTags(md) {
-		t.Fatalf("grounding tags left in the result:\n%s", md)
-	}
+	assert.False(t, engine.HasGroundingTags(md), "grounding tags left in the result:\n%s", md)
 	st := srv.Stats()
 	for p := 1; p <= 20; p++ {
-		if n := st.Answered[vllmtest.Token(1, p)]; n != 1 {
-			t.Errorf("page %d answered %d times, want once", p, n)
-		}
-		if rec := run.record("twenty", p); rec.Engine != engine.NameVLLM {
-			t.Errorf("page %d engine_used = %q, want vllm", p, rec.Engine)
-		}
+		assert.Equal(t, 1, st.Answered[vllmtest.Token(1, p)], "times page %d was answered", p)
+		assert.Equal(t, engine.NameVLLM, run.record("twenty", p).Engine, "page %d engine_used", p)
 	}
 	var side recognize.Sidecar
-	if err := scratch.GetJSON(context.Background(), run.blobs, scratch.BlocksKey("twenty", 7), &side); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, scratch.GetJSON(context.Background(), run.blobs, scratch.BlocksKey("twenty", 7), &side))
 	var labels []string
 	for _, b := range side.Blocks {
 		labels = append(labels, b.Label)
 	}
-	if side.Page != 7 || strings.Join(labels, ",") != "title,text,table,equation,image,image_caption" || len(side.Blocks[1].Boxes) != 1 {
-		t.Errorf("page 7 sidecar = %+v", side)
+	assert.Equal(t, 7, side.Page, "page 7 sidecar = %+v", side)
+	if assert.Equal(t, "title,text,table,equation,image,image_caption", strings.Join(labels, ","), "page 7 sidecar = %+v", side) {
+		assert.Len(t, side.Blocks[1].Boxes, 1, "page 7 sidecar = %+v", side)
 	}
 	raw, err := scratch.GetBytes(context.Background(), run.blobs, scratch.PageKey("twenty", 7, "raw"))
-	if err != nil || !strings.Contains(string(raw), "<|ref|>text<|/ref|>") {
-		t.Errorf("raw model output not kept beside the page (%v): %.80q", err, raw)
+	if assert.NoError(t, err, "raw model output not kept beside the page") {
+		assert.Contains(t, string(raw), "<|ref|>text<|/ref|>", "raw model output not kept beside the page")
 	}
 }
 
@@ -215,9 +179,7 @@ func TestVLLM_twenty_page_document_completes_in_order_without_tags(t *testing.T)
 // retries still bring every page through exactly once.
 func TestVLLM_jobs_complete_through_503s_and_timeouts(t *testing.T) {
 	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	attempts := 0
 	for _, tr := range triggers {
 		if tr.Subscriber == eventing.ServiceName(stage.Recognize) {
@@ -234,9 +196,7 @@ func TestVLLM_jobs_complete_through_503s_and_timeouts(t *testing.T) {
 			for a := 1; a <= attempts && !ok; a++ {
 				ok = faults(vllmtest.Call{Marked: true, Tag: tag, Page: p, Attempt: a}) == vllmtest.FaultNone
 			}
-			if !ok {
-				t.Fatalf("seed %d fails page %d of document %d on all %d attempts; pick another seed", seed, p, tag, attempts)
-			}
+			require.True(t, ok, "seed %d fails page %d of document %d on all %d attempts; pick another seed", seed, p, tag, attempts)
 		}
 	}
 	srv := newFake(t, vllmtest.Config{Mode: "small", Fault: faults})
@@ -250,16 +210,14 @@ func TestVLLM_jobs_complete_through_503s_and_timeouts(t *testing.T) {
 		tag int
 	}{{"faulty-a", 2}, {"faulty-b", 3}} {
 		c := run.wait(j.id, 3*time.Minute)
-		if c.PageCount != pages || len(c.FailedPages) != 0 {
-			t.Fatalf("%s completed = %+v, want %d pages and none failed", j.id, c, pages)
-		}
+		assert.Equal(t, pages, c.PageCount, "%s completed = %+v", j.id, c)
+		assert.Empty(t, c.FailedPages, "%s completed = %+v", j.id, c)
 		pagesInOrderOnce(t, readResult(t, c), j.tag, pages)
 	}
 	fakeViolations(t, srv)
 	st := srv.Stats()
-	if st.Faults[vllmtest.FaultUnavailable] == 0 || st.Faults[vllmtest.FaultTimeout] == 0 {
-		t.Fatalf("faults injected: %v; the test did not exercise both", st.Faults)
-	}
+	assert.NotZero(t, st.Faults[vllmtest.FaultUnavailable], "faults injected: %v; the test did not exercise both", st.Faults)
+	assert.NotZero(t, st.Faults[vllmtest.FaultTimeout], "faults injected: %v; the test did not exercise both", st.Faults)
 	t.Logf("%d requests for %d pages; faults %v; statuses %v", st.Requests, 2*pages, st.Faults, st.Statuses)
 }
 
@@ -278,20 +236,19 @@ func TestVLLM_page_that_always_loops_fails_with_repetition(t *testing.T) {
 	run.submit("loops", 5, 6, nil)
 	c := run.wait("loops", 2*time.Minute)
 	fakeViolations(t, srv)
-	if len(c.FailedPages) != 1 || c.FailedPages[0].Page != loopPage || !strings.HasPrefix(c.FailedPages[0].Reason, "repetition: ") {
-		t.Fatalf("failed pages = %+v, want page %d with reason repetition", c.FailedPages, loopPage)
+	if assert.Len(t, c.FailedPages, 1, "failed pages = %+v, want page %d with reason repetition", c.FailedPages, loopPage) {
+		assert.Equal(t, loopPage, c.FailedPages[0].Page, "failed pages = %+v", c.FailedPages)
+		assert.True(t, strings.HasPrefix(c.FailedPages[0].Reason, "repetition: "), "failed pages = %+v, want reason repetition", c.FailedPages)
 	}
 	md := readResult(t, c)
-	if !strings.Contains(md, fmt.Sprintf("page %d could not be recognized", loopPage)) || !strings.Contains(md, "reason: repetition: ") {
-		t.Fatalf("no placeholder for page %d:\n%s", loopPage, md)
-	}
+	assert.Contains(t, md, fmt.Sprintf("page %d could not be recognized", loopPage), "no placeholder for page %d", loopPage)
+	assert.Contains(t, md, "reason: repetition: ", "no placeholder for page %d", loopPage)
 	pagesInOrderOnce(t, md, 5, 6, loopPage)
-	if n := srv.Stats().Attempts[vllmtest.Token(5, loopPage)]; n != 3 {
-		t.Errorf("page %d was requested %d times, want the 3 rungs of one ladder (a permanent failure is not redelivered)", loopPage, n)
-	}
+	assert.Equal(t, 3, srv.Stats().Attempts[vllmtest.Token(5, loopPage)],
+		"times page %d was requested, want the 3 rungs of one ladder (a permanent failure is not redelivered)", loopPage)
 	raw, err := scratch.GetBytes(context.Background(), run.blobs, scratch.PageKey("loops", loopPage, "raw"))
-	if err != nil || !strings.Contains(string(raw), "again and again") {
-		t.Errorf("the looping answer was not kept for inspection (%v)", err)
+	if assert.NoError(t, err, "the looping answer was not kept for inspection") {
+		assert.Contains(t, string(raw), "again and again", "the looping answer was not kept for inspection")
 	}
 }
 
@@ -299,9 +256,7 @@ func TestVLLM_page_that_always_loops_fails_with_repetition(t *testing.T) {
 // last delivery falls back to OCR_FALLBACK_ENGINE, recorded as engine_used.
 func TestVLLM_engine_down_for_the_whole_run_uses_the_fallback(t *testing.T) {
 	triggers, err := eventing.Triggers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	attempts := 0
 	for _, tr := range triggers {
 		if tr.Subscriber == eventing.ServiceName(stage.Recognize) {
@@ -326,24 +281,15 @@ func TestVLLM_engine_down_for_the_whole_run_uses_the_fallback(t *testing.T) {
 			id := "down-" + strings.ReplaceAll(tc.name, "_", "-")
 			run.submit(id, 6, 3, nil)
 			c := run.wait(id, 2*time.Minute)
-			if c.PageCount != 3 || len(c.FailedPages) != 0 {
-				t.Fatalf("completed = %+v, want 3 pages from the fallback", c)
-			}
+			assert.Equal(t, 3, c.PageCount, "completed = %+v, want 3 pages from the fallback", c)
+			assert.Empty(t, c.FailedPages, "completed = %+v, want 3 pages from the fallback", c)
 			md := readResult(t, c)
-			if n := strings.Count(md, "fake-ocr "); n != 3 {
-				t.Fatalf("%d pages carry the fallback's text, want 3:\n%s", n, md)
-			}
+			assert.Equal(t, 3, strings.Count(md, "fake-ocr "), "pages carrying the fallback's text:\n%s", md)
 			for p := 1; p <= 3; p++ {
-				if rec := run.record(id, p); rec.Engine != engine.NameFake {
-					t.Errorf("page %d engine_used = %q, want fake", p, rec.Engine)
-				}
-				if got := c.EngineUsed[strconv.Itoa(p)]; got != engine.NameFake {
-					t.Errorf("completed event: page %d engine_used = %q, want fake", p, got)
-				}
+				assert.Equal(t, engine.NameFake, run.record(id, p).Engine, "page %d engine_used", p)
+				assert.Equal(t, engine.NameFake, c.EngineUsed[strconv.Itoa(p)], "completed event: page %d engine_used", p)
 				if tc.fake != nil {
-					if n := tc.fake.Stats().Attempts[vllmtest.Token(6, p)]; n != attempts {
-						t.Errorf("page %d reached the model %d times, want one per delivery (%d)", p, n, attempts)
-					}
+					assert.Equal(t, attempts, tc.fake.Stats().Attempts[vllmtest.Token(6, p)], "times page %d reached the model, want one per delivery", p)
 				}
 			}
 		})
@@ -359,9 +305,7 @@ func TestVLLM_resolution_hint_picks_the_mode(t *testing.T) {
 	c := run.wait("tiny", 2*time.Minute)
 	fakeViolations(t, srv)
 	pagesInOrderOnce(t, readResult(t, c), 8, 2)
-	if n := len(srv.RequestBodies()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
+	assert.Len(t, srv.RequestBodies(), 2, "requests")
 }
 
 // BenchmarkVLLM_keeps_the_GPU_full measures GPU utilisation: a fake server
