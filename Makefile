@@ -14,14 +14,16 @@ FUZZ_TARGETS := shared/render:FuzzSniff shared/office:FuzzDOCX shared/office:Fuz
 	shared/textlayer:FuzzAnalyze shared/engine:FuzzParseGrounding shared/engine:FuzzFrontMatter \
 	shared/failure:FuzzMessage
 FUZZTIME ?= 5s
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI_LINT    := bin/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: run test fuzz lint bench build testdata deps-run deps-test libreoffice help
+.PHONY: run test test-race nomupdf fuzz lint bench build testdata deps-run deps-test libreoffice help docs-check
 
 help:
 	@echo "make run    OCR the sample documents into ./out (installs tesseract-ocr if missing)"
 	@echo "make test   run all tests with -race (installs what they need, LibreOffice included)"
 	@echo "make libreoffice  install LibreOffice for OFFICE_MODE=auto|render (DOC/XLS/PPT/ODF)"
-	@echo "make lint   gofmt and go vet"
+	@echo "make lint   gofmt, go mod tidy, go vet and golangci-lint (installs the pinned version)"
 	@echo "make bench  benchmarks (see docs/performance.md)"
 	@echo "make build  build ./bin/ocrflow"
 
@@ -29,13 +31,18 @@ help:
 run: deps-run
 	$(GO) run ./cmd/ocrflow run --content simple-content --out out $(SAMPLES)
 
-## test: all tests, race detector on
-test: deps-test
+## test: all tests, race detector on; the nomupdf build; every fuzz target briefly
+test: test-race nomupdf fuzz
+
+## test-race: go vet and every test with the race detector (TESTFLAGS adds flags, e.g. coverage)
+test-race: deps-test
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
+
+## nomupdf: the AGPL-free build renders PDFs with pdftoppm and links no go-fitz
+nomupdf: deps-test
 	$(GO) test -tags nomupdf -count=1 -run Pdftoppm ./shared/render/
 	@if $(GO) list -deps -tags nomupdf ./cmd/ocrflow | grep -q go-fitz; then echo "nomupdf build still links go-fitz (AGPL)"; exit 1; fi
-	$(MAKE) fuzz
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each; seeds also run in go test)
 fuzz:
@@ -48,15 +55,32 @@ fuzz:
 		rm -f $$log; \
 	done
 
-lint:
+## lint: gofmt, go mod tidy leaving no diff, go vet and golangci-lint
+## (.golangci.yml; the pinned version is installed on first use)
+lint: $(GOLANGCI_LINT)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@cp go.mod /tmp/ocrflow-go.mod.$$$$ && cp go.sum /tmp/ocrflow-go.sum.$$$$ && $(GO) mod tidy && \
+		if ! cmp -s go.mod /tmp/ocrflow-go.mod.$$$$ || ! cmp -s go.sum /tmp/ocrflow-go.sum.$$$$; then \
+			echo "go mod tidy changes go.mod or go.sum:"; diff -u /tmp/ocrflow-go.mod.$$$$ go.mod; \
+			mv /tmp/ocrflow-go.mod.$$$$ go.mod; mv /tmp/ocrflow-go.sum.$$$$ go.sum; exit 1; fi; \
+		rm -f /tmp/ocrflow-go.mod.$$$$ /tmp/ocrflow-go.sum.$$$$
 	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/bin/.install $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv bin/.install/golangci-lint $@ && rmdir bin/.install
 
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 build:
 	CGO_ENABLED=1 $(GO) build -o bin/ocrflow ./cmd/ocrflow
+
+## docs-check: run every shell block of README.md, docs/ and examples/
+## (or check the annotation that covers it; see docs/README.md)
+docs-check: deps-test
+	DOCS_CHECK=run $(GO) test -count=1 -v -timeout 15m -run '^TestDocs$$' ./internal/docscheck/
 
 ## testdata: regenerate the sample documents (deterministic)
 testdata:

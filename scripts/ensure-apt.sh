@@ -11,12 +11,17 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "ocrflow needs: ${missing[*]} (no apt-get here: install them with your package manager)" >&2
   exit 1
 fi
+sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-  echo "ocrflow needs: ${missing[*]}. Install them with:" >&2
-  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
-  exit 1
+  # Passwordless sudo (CI runners) installs; anywhere else, say how.
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo=(sudo -n)
+  else
+    echo "ocrflow needs: ${missing[*]}. Install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
 fi
 echo "installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

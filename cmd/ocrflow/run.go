@@ -264,7 +264,9 @@ func summary(w io.Writer, jobs []*runJob, elapsed time.Duration) error {
 		pages += j.pages
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1fs\t%s\n", j.name, status, j.pages, j.failedPages, float64(j.ms)/1000, result)
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "\n%d document(s), %d page(s), %d failed, %.1fs\n", len(jobs), pages, failed, elapsed.Seconds())
 	if failed > 0 {
 		return exitError(1)

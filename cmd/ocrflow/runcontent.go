@@ -51,7 +51,7 @@ func (l *localContent) upload(ctx context.Context, path string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: nothing is lost
 	st, err := f.Stat()
 	if err != nil {
 		return "", err

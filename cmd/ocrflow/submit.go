@@ -32,7 +32,7 @@ func (h hintFlags) Set(v string) error {
 	return nil
 }
 
-func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("file", "", "source file path (directory content store)")
@@ -95,7 +95,7 @@ func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	defer closeRuntime(rt, cfg)
+	defer func() { err = errors.Join(err, closeRuntime(rt, cfg)) }()
 	var lifecycle <-chan event.Event
 	followCtx, stop := context.WithTimeout(ctx, *timeout)
 	defer stop()

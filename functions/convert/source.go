@@ -126,7 +126,7 @@ func (r *rendered) format() render.Format {
 	return r.doc.Format()
 }
 func (r *rendered) pages() int { return r.doc.Pages() }
-func (r *rendered) close()     { r.doc.Close() }
+func (r *rendered) close()     { _ = r.doc.Close() } // read only: nothing is lost
 func (r *rendered) page(ctx context.Context, parent event.Event, j job.Job, n, total int) error {
 	return r.s.page(ctx, parent, j, r.doc, n, total)
 }
