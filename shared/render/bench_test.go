@@ -41,7 +41,9 @@ func renderLoop(b *testing.B, file string, lim render.Limits, t render.Target) {
 			}
 			pages++
 		}
-		doc.Close()
+		if err := doc.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
 }
@@ -81,8 +83,12 @@ func BenchmarkRenderFormat(b *testing.B) {
 	// AVIF and HEIC compile their WebAssembly decoder on first use: pay
 	// that once here, not in the first format's figure.
 	for _, f := range otherFormats[2:4] {
-		if d, err := render.Open(ctx, f.file, render.Limits{}); err == nil {
-			d.Close()
+		d, err := render.Open(ctx, f.file, render.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
 		}
 	}
 	for _, f := range otherFormats {

@@ -67,7 +67,7 @@ func TestEXIF_orientation_turns_photos_upright(t *testing.T) {
 			require.NoError(t, os.WriteFile(path, data, 0o644))
 			doc, err := render.Open(context.Background(), path, render.Limits{})
 			require.NoError(t, err)
-			defer doc.Close()
+			defer func() { assert.NoError(t, doc.Close()) }()
 			for _, page := range []func() (render.Page, error){
 				func() (render.Page, error) { return doc.Render(context.Background(), 1, render.Target{LongSide: 1024}) },
 				func() (render.Page, error) { return render.FromImage(data, render.Target{LongSide: 1024}, 0) },

@@ -28,7 +28,7 @@ func openFitz(path string, format Format) (*pdfDoc, error) {
 	if err != nil {
 		// New returns a live context on these errors: release it.
 		if doc != nil && (errors.Is(err, fitz.ErrOpenDocument) || errors.Is(err, fitz.ErrNeedsPassword)) {
-			doc.Close()
+			_ = doc.Close() // go-fitz's Close frees C memory and always returns nil
 		}
 		switch {
 		case errors.Is(err, fitz.ErrNeedsPassword):
@@ -79,5 +79,23 @@ func (p *pdfDoc) html(i int) (string, image.Rectangle, error) {
 func (p *pdfDoc) close() {
 	fitzMu.Lock()
 	defer fitzMu.Unlock()
-	p.doc.Close()
+	_ = p.doc.Close() // go-fitz's Close frees C memory and always returns nil
+}
+
+// dpiFor returns the DPI that renders a page of the given size in points at
+// target t, keeping the long side within limits.
+func dpiFor(bounds image.Rectangle, t Target) float64 {
+	longPt := float64(max(bounds.Dx(), bounds.Dy()) + 1) // Bound() is integral: +1 keeps us under
+	if longPt <= 1 {
+		longPt = 842
+	}
+	limit := float64(MaxLongSide)
+	if t.LongSide > 0 && float64(t.LongSide) < limit {
+		limit = float64(t.LongSide)
+	}
+	maxDPI := limit * 72 / longPt
+	if t.DPI > 0 && t.DPI < maxDPI {
+		return t.DPI
+	}
+	return maxDPI
 }

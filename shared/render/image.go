@@ -45,7 +45,7 @@ func decodeImage(path string, maxPixels int64) (image.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing is lost
 	return decode(f, maxPixels)
 }
 

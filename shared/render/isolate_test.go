@@ -31,10 +31,10 @@ func TestIsolation(t *testing.T) {
 	t.Run("child_renders_the_same_pixels_as_in_process", func(t *testing.T) {
 		in, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{})
 		require.NoError(t, err)
-		defer in.Close()
+		defer func() { assert.NoError(t, in.Close()) }()
 		iso, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{Isolation: render.Isolation{Enabled: true, ChildArgs: []string{}}})
 		require.NoError(t, err)
-		defer iso.Close()
+		defer func() { assert.NoError(t, iso.Close()) }()
 		require.Equal(t, in.Pages(), iso.Pages(), "pages the child sees, as in-process")
 		for _, n := range []int{1, in.Pages()} {
 			a, err := in.Render(ctx, n, render.Target{LongSide: 1024})

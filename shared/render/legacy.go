@@ -76,7 +76,7 @@ func oleFormat(path string) (f Format, encrypted bool) {
 	if err != nil {
 		return "", false
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }() // read-only: nothing is lost
 	const window, overlap = 1 << 20, 64
 	buf := make([]byte, window+overlap)
 	keep := 0

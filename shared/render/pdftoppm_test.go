@@ -20,7 +20,7 @@ func TestPdftoppm_build(t *testing.T) {
 	ctx := context.Background()
 	doc, err := render.Open(ctx, "../../testdata/report.pdf", render.Limits{})
 	require.NoError(t, err)
-	defer doc.Close()
+	defer func() { assert.NoError(t, doc.Close()) }()
 	require.Equal(t, 6, doc.Pages(), "pages")
 	p, err := doc.Render(ctx, 2, render.Target{LongSide: 1024})
 	require.NoError(t, err)

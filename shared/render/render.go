@@ -127,7 +127,7 @@ func Sniff(path string) (Format, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("sniff: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing is lost
 	head := make([]byte, 3072)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -226,7 +226,7 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 		}
 		d.pages = d.pdf.numPages()
 		if d.pages == 0 {
-			d.Close()
+			d.release()
 			return nil, failure.Validation("the %s has 0 pages: it is corrupt or truncated", format)
 		}
 	default:
@@ -237,7 +237,7 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 		d.pages = 1
 	}
 	if lim.MaxPages > 0 && d.pages > lim.MaxPages {
-		d.Close()
+		d.release()
 		return nil, failure.Validation("the document has %d pages, more than MAX_PAGES=%d", d.pages, lim.MaxPages)
 	}
 	return d, nil
@@ -249,8 +249,16 @@ func (d *Document) Format() Format { return d.format }
 // Pages returns the page count (≥ 1).
 func (d *Document) Pages() int { return d.pages }
 
-// Close releases the document. It is safe to call more than once.
+// Close releases the document. It is safe to call more than once. Nothing
+// in a document is written, so it always returns nil.
 func (d *Document) Close() error {
+	d.release()
+	return nil
+}
+
+// release frees the renderer (MuPDF, or the child process) and removes what
+// Open made next to the source.
+func (d *Document) release() {
 	if d.pdf != nil {
 		d.pdf.close()
 		d.pdf = nil
@@ -260,7 +268,6 @@ func (d *Document) Close() error {
 		d.cleanup = nil
 	}
 	d.img = nil
-	return nil
 }
 
 // Render renders page n (1-based) at target t and encodes it as JPEG
@@ -350,24 +357,6 @@ func fit(src image.Image, t Target) image.Image {
 	return dst
 }
 
-// dpiFor returns the DPI that renders a page of the given size in points at
-// target t, keeping the long side within limits.
-func dpiFor(bounds image.Rectangle, t Target) float64 {
-	longPt := float64(max(bounds.Dx(), bounds.Dy()) + 1) // Bound() is integral: +1 keeps us under
-	if longPt <= 1 {
-		longPt = 842
-	}
-	limit := float64(MaxLongSide)
-	if t.LongSide > 0 && float64(t.LongSide) < limit {
-		limit = float64(t.LongSide)
-	}
-	maxDPI := limit * 72 / longPt
-	if t.DPI > 0 && t.DPI < maxDPI {
-		return t.DPI
-	}
-	return maxDPI
-}
-
 // grayOf returns rgba as *image.Gray if every pixel is gray (r == g == b),
 // else nil. One pass: it converts while checking and stops at the first
 // coloured pixel.
@@ -397,7 +386,7 @@ func checkPDFEnd(path string) error {
 	if err != nil {
 		return fmt.Errorf("open pdf: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing is lost
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("open pdf: %w", err)
@@ -447,7 +436,7 @@ func zipFormat(path string) Format {
 	if err != nil {
 		return ""
 	}
-	defer zr.Close()
+	defer func() { _ = zr.Close() }() // read-only: nothing is lost
 	images, other := 0, 0
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() {

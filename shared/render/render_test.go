@@ -263,7 +263,7 @@ func TestOpen_refuses_bad_input_with_a_reason(t *testing.T) {
 			d, err := render.Open(context.Background(), p, lim)
 			if err == nil {
 				pages := d.Pages()
-				d.Close()
+				assert.NoError(t, d.Close())
 				require.Failf(t, "Open accepted bad input", "Open(%s) succeeded with %d pages, want a validation error", tc.file, pages)
 			}
 			assert.Nil(t, d, "Open returned a document with its error")
@@ -294,7 +294,7 @@ func TestOpen_refuses_a_decompression_bomb_before_allocating_it(t *testing.T) {
 			d, err := render.Open(context.Background(), p, render.Limits{MaxImagePixels: 100_000_000})
 			runtime.ReadMemStats(&after)
 			if err == nil {
-				d.Close()
+				assert.NoError(t, d.Close())
 				require.FailNow(t, "Open accepted an image over MAX_IMAGE_PIXELS")
 			}
 			require.ErrorIs(t, err, failure.ErrValidation, "Open err, want a validation error naming MAX_IMAGE_PIXELS")
@@ -329,7 +329,7 @@ func TestOpen_limits_and_page_counts(t *testing.T) {
 			d, err := render.Open(context.Background(), testdata+tc.file, tc.lim)
 			if tc.wantMsg != "" {
 				if err == nil {
-					d.Close()
+					assert.NoError(t, d.Close())
 					require.Failf(t, "Open succeeded", "Open succeeded, want a validation error naming %s", tc.wantMsg)
 				}
 				require.ErrorIs(t, err, failure.ErrValidation, "Open err, want a validation error naming %s", tc.wantMsg)
@@ -337,7 +337,7 @@ func TestOpen_limits_and_page_counts(t *testing.T) {
 				return
 			}
 			require.NoError(t, err, "Open")
-			defer d.Close()
+			defer func() { assert.NoError(t, d.Close()) }()
 			assert.Equal(t, tc.wantPages, d.Pages(), "Open pages")
 			assert.Equal(t, tc.wantFormat, d.Format(), "Open format")
 		})
@@ -349,7 +349,7 @@ func TestOpen_cancelled_context(t *testing.T) {
 	cancel()
 	d, err := render.Open(ctx, testdata+"report.pdf", render.Limits{})
 	if err == nil {
-		d.Close()
+		assert.NoError(t, d.Close())
 	}
 	assert.ErrorIs(t, err, context.Canceled, "Open with a cancelled context")
 }
@@ -423,7 +423,7 @@ func TestRender_sizes(t *testing.T) {
 			t.Parallel()
 			d, err := render.Open(context.Background(), testdata+tc.file, render.Limits{})
 			require.NoError(t, err)
-			defer d.Close()
+			defer func() { assert.NoError(t, d.Close()) }()
 			p, err := d.Render(context.Background(), 1, tc.target)
 			require.NoError(t, err, "Render")
 			img := decodeJPEG(t, p)
@@ -485,7 +485,7 @@ func TestRender_mupdf_formats_draw_their_content(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			d, err := render.Open(context.Background(), testdata+tc.file, render.Limits{})
 			require.NoError(t, err)
-			defer d.Close()
+			defer func() { assert.NoError(t, d.Close()) }()
 			require.Equal(t, tc.format, d.Format(), "opened as")
 			require.Equal(t, tc.pages, d.Pages(), "pages")
 			for n := 1; n <= d.Pages(); n++ {
@@ -504,7 +504,7 @@ func TestRender_every_page_is_a_valid_jpeg(t *testing.T) {
 			t.Parallel()
 			d, err := render.Open(context.Background(), testdata+file, render.Limits{})
 			require.NoError(t, err)
-			defer d.Close()
+			defer func() { assert.NoError(t, d.Close()) }()
 			for n := 1; n <= d.Pages(); n++ {
 				p, err := d.Render(context.Background(), n, render.Target{LongSide: 1024})
 				require.NoError(t, err, "Render page %d", n)
@@ -517,7 +517,7 @@ func TestRender_every_page_is_a_valid_jpeg(t *testing.T) {
 func TestRender_refuses(t *testing.T) {
 	d, err := render.Open(context.Background(), testdata+"report.pdf", render.Limits{})
 	require.NoError(t, err)
-	defer d.Close()
+	defer func() { assert.NoError(t, d.Close()) }()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, tc := range []struct {
@@ -589,7 +589,7 @@ func TestRender_concurrent_documents_match_sequential(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		defer d.Close()
+		defer func() { assert.NoError(t, d.Close()) }()
 		var out [][]byte
 		for n := 1; n <= d.Pages(); n++ {
 			p, err := d.Render(ctx, n, target)
