@@ -372,7 +372,7 @@ func (s *Converter) failedPage(ctx context.Context, parent event.Event, j job.Jo
 		Reason: failure.Reason(cause),
 	}
 	s.log.Warn("page cannot be rendered", "job", j.ID, "page", n, "reason", rec.Reason)
-	if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(j.ID, n, "json"), rec); err != nil {
+	if err := scratch.PutRecord(ctx, s.blobs, j.ID, rec); err != nil {
 		return err
 	}
 	ev, err := scratch.RecognizedEvent(&parent, Source, j.ID, total, rec)

@@ -35,15 +35,6 @@ func New(blobs scratch.Store, log *slog.Logger) *Sink {
 	return &Sink{blobs: blobs, log: log}
 }
 
-// Record is a kept dead letter.
-type Record struct {
-	ReceivedAt time.Time   `json:"received_at"`
-	Code       int         `json:"code"`
-	Dest       string      `json:"dest"`
-	Reason     string      `json:"reason"`
-	Event      event.Event `json:"event"`
-}
-
 // Reason returns the dead letter's reason from Knative's extensions:
 // knativeerrorcode (last HTTP status), knativeerrordest (the failing URL)
 // and knativeerrordata (base64 of the last response body).
@@ -74,7 +65,7 @@ func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) 
 	code, dest, reason := Reason(e)
 	msg := fmt.Sprintf("retries exhausted (last status %d at %s): %s", code, dest, reason)
 	s.log.Warn("dead letter", "type", e.Type(), "id", e.ID(), "reason", msg)
-	rec := Record{ReceivedAt: time.Now().UTC(), Code: code, Dest: dest, Reason: reason, Event: e}
+	rec := scratch.DeadLetter{ReceivedAt: time.Now().UTC(), Code: code, Dest: dest, Reason: reason, Event: e}
 	if _, err := json.Marshal(e); err != nil {
 		// Data that does not match its content type (malformed JSON) cannot
 		// be kept as is; keep its bytes, base64-encoded, instead of losing
@@ -119,7 +110,7 @@ func (s *Sink) deadPage(ctx context.Context, e event.Event, msg string) (*event.
 			Page: p.Page, Status: events.PageFailed, Route: p.Route,
 			Reason: failure.Reason(errors.New(msg)), EventID: e.ID(),
 		}
-		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
+		if err := scratch.PutRecord(ctx, s.blobs, p.JobID, rec); err != nil {
 			return nil, err
 		}
 	}

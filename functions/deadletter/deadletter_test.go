@@ -104,9 +104,9 @@ func TestReason(t *testing.T) {
 }
 
 // kept reads the dead letter kept for id.
-func kept(t *testing.T, s scratch.Store, id string) deadletter.Record {
+func kept(t *testing.T, s scratch.Store, id string) scratch.DeadLetter {
 	t.Helper()
-	var r deadletter.Record
+	var r scratch.DeadLetter
 	require.NoError(t, scratch.GetJSON(context.Background(), s, scratch.DeadLetterKey(id), &r), "dead letter %s not kept", id)
 	return r
 }

@@ -97,7 +97,7 @@ func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, e
 			s.keepRaw(ctx, p, err)
 			s.log.Warn("page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
 		}
-		if err := scratch.PutJSON(ctx, s.blobs, scratch.PageKey(p.JobID, p.Page, "json"), rec); err != nil {
+		if err := scratch.PutRecord(ctx, s.blobs, p.JobID, rec); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +141,7 @@ func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.Page
 			}
 			return rec, fmt.Errorf("recognize page %d: %w", p.Page, err)
 		}
-		rec.Engine = res.Engine
+		rec.Engine, rec.Fallback = res.Engine, res.Engine != ""
 		if rec.Engine == "" {
 			rec.Engine = s.engine.Name()
 		}

@@ -267,6 +267,8 @@ func TestRecognize_ocr_page_becomes_the_engines_markdown(t *testing.T) {
 	rec, ok, err := scratch.GetRecord(ctx, blobs, "job-ocr", 2)
 	require.NoError(t, err)
 	require.True(t, ok, "the page has a record")
+	assert.WithinDuration(t, time.Now(), rec.DoneAt, time.Minute, "the record says when the page was done")
+	rec.DoneAt = time.Time{}
 	assert.Equal(t, scratch.PageRecord{
 		Page: 2, Status: events.PageOK, Route: events.RouteOCR, Engine: engine.NameFake,
 		MarkdownKey: pr.ResultKey, EventID: e.ID(), TextScore: 0.25,
@@ -395,6 +397,8 @@ func TestRecognize_permanent_engine_error_records_a_failed_page(t *testing.T) {
 			rec, ok, err := scratch.GetRecord(ctx, blobs, "job-permanent", 1)
 			require.NoError(t, err)
 			require.True(t, ok, "the failed page has a record")
+			assert.WithinDuration(t, time.Now(), rec.DoneAt, time.Minute, "the record says when the page was done")
+			rec.DoneAt = time.Time{}
 			assert.Equal(t, scratch.PageRecord{
 				Page: 1, Status: events.PageFailed, Route: events.RouteOCR, Engine: engine.NameFake, Reason: pr.Reason, EventID: e.ID(),
 			}, rec)

@@ -90,6 +90,24 @@ type Submitted struct {
 	Job json.RawMessage `json:"job"`
 }
 
+// DeadLetter is a kept dead letter: an event whose retries ran out, with
+// Knative's account of why (knativeerrorcode, knativeerrordest,
+// knativeerrordata), kept for inspection and replay.
+type DeadLetter struct {
+	ReceivedAt time.Time `json:"received_at"`
+	// Code is the last HTTP status (knativeerrorcode).
+	Code int `json:"code"`
+	// Dest is where delivery failed (knativeerrordest).
+	Dest string `json:"dest"`
+	// Reason is the last response body (knativeerrordata).
+	Reason string      `json:"reason"`
+	Event  event.Event `json:"event"`
+	// ReplayedAt and ReplayedAs are set once the dead letter has been
+	// replayed: when, and as which job attempt.
+	ReplayedAt *time.Time `json:"replayed_at,omitempty"`
+	ReplayedAs string     `json:"replayed_as,omitempty"`
+}
+
 // Replayed links a job to the attempt that replays it.
 type Replayed struct {
 	At time.Time `json:"at"`
