@@ -252,6 +252,7 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the part's reader.
 func (b *budgetReader) Close() error { return b.rc.Close() }
 
 // readErr classifies an error met while reading a part. The bytes come from

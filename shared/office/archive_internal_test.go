@@ -69,9 +69,11 @@ func TestResolveTarget(t *testing.T) {
 func TestBudgetReader_counts_actual_bytes(t *testing.T) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	w, _ := zw.Create("big.xml")
-	w.Write(bytes.Repeat([]byte("a"), 100_000))
-	zw.Close()
+	w, err := zw.Create("big.xml")
+	require.NoError(t, err)
+	_, err = w.Write(bytes.Repeat([]byte("a"), 100_000))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
 	path := filepath.Join(t.TempDir(), "x.docx")
 	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
 
@@ -106,9 +108,10 @@ func TestCountEntries(t *testing.T) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for i := range 50 {
-		zw.Create(strings.Repeat("x", i+1))
+		_, err := zw.Create(strings.Repeat("x", i+1))
+		require.NoError(t, err)
 	}
-	zw.Close()
+	require.NoError(t, zw.Close())
 	r := bytes.NewReader(buf.Bytes())
 	for _, tc := range []struct {
 		name string

@@ -52,7 +52,7 @@ func BenchmarkExtract(b *testing.B) {
 func bigDocx(b *testing.B, dir string, n int) string {
 	zr, err := zip.OpenReader(sample("report.docx"))
 	require.NoError(b, err)
-	defer zr.Close()
+	defer func() { require.NoError(b, zr.Close()) }()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {
@@ -60,29 +60,34 @@ func bigDocx(b *testing.B, dir string, n int) string {
 			require.NoError(b, zw.Copy(f))
 			continue
 		}
-		rc, _ := f.Open()
-		doc, _ := io.ReadAll(rc)
-		rc.Close()
+		rc, err := f.Open()
+		require.NoError(b, err)
+		doc, err := io.ReadAll(rc)
+		require.NoError(b, err)
+		require.NoError(b, rc.Close())
 		s := string(doc)
 		start := strings.Index(s, "<w:body>") + len("<w:body>")
 		end := strings.LastIndex(s, "<w:sectPr>")
-		w, _ := zw.Create(f.Name)
-		io.WriteString(w, s[:start]+strings.Repeat(s[start:end], n)+s[end:])
+		w, err := zw.Create(f.Name)
+		require.NoError(b, err)
+		_, err = io.WriteString(w, s[:start]+strings.Repeat(s[start:end], n)+s[end:])
+		require.NoError(b, err)
 	}
-	zw.Close()
+	require.NoError(b, zw.Close())
 	return writeTemp(b, "big.docx", buf.Bytes())
 }
 
 // bigXlsx writes a rows × 5 ledger with a number format and formulas.
 func bigXlsx(b *testing.B, dir string, rows int) string {
 	f := excelize.NewFile()
-	defer f.Close()
-	style, _ := f.NewStyle(&excelize.Style{NumFmt: 4})
-	f.SetSheetRow("Sheet1", "A1", &[]any{"Date", "Item", "Qty", "Unit price", "Total"})
+	defer func() { require.NoError(b, f.Close()) }()
+	style, err := f.NewStyle(&excelize.Style{NumFmt: 4})
+	require.NoError(b, err)
+	require.NoError(b, f.SetSheetRow("Sheet1", "A1", &[]any{"Date", "Item", "Qty", "Unit price", "Total"}))
 	for r := 2; r <= rows+1; r++ {
-		f.SetSheetRow("Sheet1", fmt.Sprintf("A%d", r), &[]any{45658 + r, fmt.Sprintf("Item %d", r), r % 7, float64(r) * 1.25})
-		f.SetCellFormula("Sheet1", fmt.Sprintf("E%d", r), fmt.Sprintf("C%d*D%d", r, r))
-		f.SetCellStyle("Sheet1", fmt.Sprintf("D%d", r), fmt.Sprintf("E%d", r), style)
+		require.NoError(b, f.SetSheetRow("Sheet1", fmt.Sprintf("A%d", r), &[]any{45658 + r, fmt.Sprintf("Item %d", r), r % 7, float64(r) * 1.25}))
+		require.NoError(b, f.SetCellFormula("Sheet1", fmt.Sprintf("E%d", r), fmt.Sprintf("C%d*D%d", r, r)))
+		require.NoError(b, f.SetCellStyle("Sheet1", fmt.Sprintf("D%d", r), fmt.Sprintf("E%d", r), style))
 	}
 	path := filepath.Join(dir, "big.xlsx")
 	require.NoError(b, f.SaveAs(path))

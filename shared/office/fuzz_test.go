@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -98,7 +99,8 @@ func zipParts(t *testing.T, parts map[string][]byte) []byte {
 		}
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
 		require.NoError(t, err)
-		w.Write(data)
+		_, err = w.Write(data)
+		require.NoError(t, err)
 	}
 	require.NoError(t, zw.Close())
 	return buf.Bytes()
@@ -112,13 +114,13 @@ func chartPNG(t *testing.T) []byte {
 	if chartCache == nil {
 		zr, err := zip.OpenReader(sample("report.docx"))
 		require.NoError(t, err)
-		defer zr.Close()
+		defer func() { require.NoError(t, zr.Close()) }()
 		rc, err := zr.Open("word/media/image1.png")
 		require.NoError(t, err)
-		defer rc.Close()
-		var buf bytes.Buffer
-		buf.ReadFrom(rc)
-		chartCache = buf.Bytes()
+		defer func() { require.NoError(t, rc.Close()) }()
+		data, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		chartCache = data
 	}
 	return chartCache
 }

@@ -49,13 +49,15 @@ func (in *inline) render(plain bool) string {
 		case s.italic:
 			marker = "*"
 		}
-		core := strings.TrimFunc(s.text, unicode.IsSpace)
+		// s.text is lead + core + trail, lead and trail whitespace.
+		rest := strings.TrimLeftFunc(s.text, unicode.IsSpace)
+		lead := s.text[:len(s.text)-len(rest)]
+		core := strings.TrimRightFunc(rest, unicode.IsSpace)
+		trail := rest[len(core):]
 		if marker == "" || core == "" {
 			sb.WriteString(s.text)
 			continue
 		}
-		lead := s.text[:strings.Index(s.text, core)]
-		trail := s.text[len(lead)+len(core):]
 		sb.WriteString(lead + marker + core + marker + trail)
 	}
 	return sb.String()

@@ -186,7 +186,7 @@ func xlsxZipBomb(t *testing.T) []byte {
 	t.Helper()
 	bomb, err := zip.OpenReader(sample("zipbomb.docx"))
 	require.NoError(t, err)
-	defer bomb.Close()
+	defer func() { assert.NoError(t, bomb.Close()) }()
 	var comp []byte
 	for _, f := range bomb.File {
 		if f.Name == "word/document.xml" {
@@ -198,14 +198,15 @@ func xlsxZipBomb(t *testing.T) []byte {
 	}
 	zr, err := zip.OpenReader(sample("ledger.xlsx"))
 	require.NoError(t, err)
-	defer zr.Close()
+	defer func() { assert.NoError(t, zr.Close()) }()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {
 		if f.Name == "xl/worksheets/sheet1.xml" {
 			w, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, CompressedSize64: uint64(len(comp)), UncompressedSize64: 4096})
 			require.NoError(t, err)
-			w.Write(comp)
+			_, err = w.Write(comp)
+			require.NoError(t, err)
 			continue
 		}
 		require.NoError(t, zw.Copy(f))
