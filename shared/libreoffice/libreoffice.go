@@ -171,7 +171,7 @@ func checkPDF(path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing is lost
 	head := make([]byte, 5)
 	if n, _ := f.Read(head); n < 5 || string(head) != "%PDF-" {
 		return errors.New("not a PDF")

@@ -55,7 +55,7 @@ func pdfText(t *testing.T, path string) (pages int, text string) {
 	t.Helper()
 	d, err := render.Open(context.Background(), path, render.Limits{})
 	require.NoError(t, err, "the converted file does not open as a document")
-	defer d.Close()
+	defer func() { assert.NoError(t, d.Close()) }()
 	require.Equal(t, render.FormatPDF, d.Format(), "format of the converted file")
 	var b strings.Builder
 	for n := 1; n <= d.Pages(); n++ {
