@@ -215,6 +215,11 @@ func (s *Converter) fail(ctx context.Context, e, parent event.Event, j job.Job, 
 func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, next int, start time.Time) error {
 	if next == 0 {
 		j.LogUnknown(s.log)
+		// Keep the job as it arrived, for status and replay (the first
+		// acceptance wins: a submitter may have kept it already).
+		if err := scratch.Submit(ctx, s.blobs, j.ID, "convert", parent); err != nil {
+			return err
+		}
 	}
 
 	dir, err := os.MkdirTemp(s.cfg.TempDir, "ocrflow-"+j.ID+"-")
@@ -256,8 +261,12 @@ func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, 
 	} else if err != nil {
 		return err
 	}
+	prev, err := s.previous(ctx, j, m.TotalPages)
+	if err != nil {
+		return err
+	}
 	if next > 0 {
-		return s.convertFrom(ctx, parent, j, doc, pages, next, start)
+		return s.convertFrom(ctx, parent, j, doc, pages, next, start, prev)
 	}
 
 	started, err := events.New(&parent, events.StartedID(j.ID), events.TypeJobStarted, Source, 0, j.ID, events.JobStarted{
@@ -271,12 +280,13 @@ func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, 
 		return fmt.Errorf("send started: %w", err)
 	}
 
-	return s.convertFrom(ctx, parent, j, doc, pages, 0, start)
+	return s.convertFrom(ctx, parent, j, doc, pages, 0, start, prev)
 }
 
 // convertFrom converts pages[next:] in order, handing the rest to a
-// continuation once the slice that began at start is used up.
-func (s *Converter) convertFrom(ctx context.Context, parent event.Event, j job.Job, doc document, pages []int, next int, start time.Time) error {
+// continuation once the slice that began at start is used up. A page prev
+// holds (a replay's finished page) is taken over instead of converted.
+func (s *Converter) convertFrom(ctx context.Context, parent event.Event, j job.Job, doc document, pages []int, next int, start time.Time, prev map[int]scratch.PageRecord) error {
 	if next >= len(pages) {
 		return nil // a continuation past the end: the job's pages are all out
 	}
@@ -284,6 +294,12 @@ func (s *Converter) convertFrom(ctx context.Context, parent event.Event, j job.J
 		if i > next && time.Since(start) >= s.cfg.Slice {
 			s.log.Info("converted a slice; continuing", "job", j.ID, "pages", i-next, "next", pages[i], "ms", time.Since(start).Milliseconds())
 			return s.continueAt(ctx, parent, j, i)
+		}
+		if rec, ok := prev[pages[i]]; ok {
+			if err := s.takeOver(ctx, parent, j, rec, len(pages)); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := doc.page(ctx, parent, j, pages[i], len(pages)); err != nil {
 			return err
@@ -398,6 +414,9 @@ func hintMap(j job.Job) map[string]string {
 	}
 	if j.Hints.TextLayer != "" {
 		h["text_layer"] = j.Hints.TextLayer
+	}
+	if j.Hints.ReplayOf != "" {
+		h[job.HintReplayOf] = j.Hints.ReplayOf
 	}
 	return h
 }

@@ -2,6 +2,9 @@ package convert
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -14,14 +17,14 @@ import (
 
 // reuse completes the job at once when the content store already holds a
 // finished result with the job's idempotency key (content.Reuser) and the
-// job does not say force. handled is true when the job needs no
+// job does not say force and is no replay. handled is true when the job needs no
 // conversion: it was completed here (reply is ocr.job.completed with
 // reused: true, recorded through scratch.End so the job still ends exactly
 // once). e is the event being handled.
 func (s *Converter) reuse(ctx context.Context, e, parent event.Event, j job.Job) (reply *event.Event, handled bool, err error) {
 	r, ok := s.fetcher.(content.Reuser)
-	if !ok || j.Hints.Force || j.ContentID == "" {
-		return nil, false, nil
+	if !ok || j.Hints.Force || j.Hints.ReplayOf != "" || j.ContentID == "" {
+		return nil, false, nil // a replay corrects the result it would reuse
 	}
 	key := s.cfg.Recipe.Key(j.ContentID, j.Hints.Resolution)
 	d, found, err := r.Existing(ctx, j, key)
@@ -59,6 +62,57 @@ func (s *Converter) recordFailure(ctx context.Context, j job.Job, cause error) e
 	}
 	if err != nil {
 		s.log.Warn("cannot record the failure in the content store", "job", j.ID, "error", err)
+	}
+	return nil
+}
+
+// previous returns the finished (ok) pages of the job j replays, keyed by
+// page number, when j is a replay (hint replay_of) of a job converted from
+// the same document (same page count); nil otherwise. Those pages are taken
+// over, so the engine never sees them again.
+func (s *Converter) previous(ctx context.Context, j job.Job, totalPages int) (map[int]scratch.PageRecord, error) {
+	if j.Hints.ReplayOf == "" {
+		return nil, nil
+	}
+	var m scratch.Manifest
+	err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(j.Hints.ReplayOf), &m)
+	if errors.Is(err, scratch.ErrNotFound) {
+		return nil, nil // it never got as far as its pages
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.TotalPages != totalPages {
+		s.log.WarnContext(ctx, "replayed job saw another document; converting every page", "job", j.ID, "replay_of", j.Hints.ReplayOf,
+			"pages", totalPages, "replayed_pages", m.TotalPages)
+		return nil, nil
+	}
+	recs, err := scratch.Records(ctx, s.blobs, j.Hints.ReplayOf)
+	if err != nil {
+		return nil, err
+	}
+	for n, r := range recs {
+		if r.Status != events.PageOK {
+			delete(recs, n)
+		}
+	}
+	return recs, nil
+}
+
+// takeOver records a page the replayed job finished as done in job j (its
+// markdown stays where it is: the key names the replayed job) and reports it
+// straight to finalize.
+func (s *Converter) takeOver(ctx context.Context, parent event.Event, j job.Job, rec scratch.PageRecord, total int) error {
+	rec.EventID, rec.DoneAt = events.PageRenderedID(j.ID, rec.Page), time.Time{}
+	if err := scratch.PutRecord(ctx, s.blobs, j.ID, rec); err != nil {
+		return err
+	}
+	ev, err := scratch.RecognizedEvent(&parent, Source, j.ID, total, rec)
+	if err != nil {
+		return err
+	}
+	if err := s.send.Send(ctx, *ev); err != nil {
+		return fmt.Errorf("send page %d taken over: %w", rec.Page, err)
 	}
 	return nil
 }

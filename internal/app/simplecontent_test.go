@@ -345,6 +345,23 @@ func TestSimpleContent_rerun_never_creates_a_second_derived_content_unless_force
 			evs := h.wait("sc-forced")
 			return completed(t, evs[len(evs)-1]), true
 		}, false, 2},
+		{"new_job_after_force_reuses_the_forced_result", func(t *testing.T) (events.JobCompleted, bool) {
+			// The forced result superseded the original: one current
+			// result per content and key, and it is the newest.
+			list, metas := h.derived(parent)
+			state := map[string]any{}
+			for i, c := range list {
+				state[c.ID] = metas[i].Custom[simplecontent.MetaState]
+			}
+			assert.Equal(t, simplecontent.StateSuperseded, state[orig], "the original result is superseded")
+			h.submit(jobSpec{id: "sc-after-force", contentID: parent, tenant: tenantA})
+			evs := h.wait("sc-after-force")
+			c := completed(t, evs[len(evs)-1])
+			assert.True(t, c.Reused, "the next job reuses the current result")
+			assert.NotEqual(t, orig, c.DerivedContentID, "the superseded result is not reused")
+			assert.Equal(t, simplecontent.StateCompleted, state[c.DerivedContentID], "the forced result is current")
+			return events.JobCompleted{}, false
+		}, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, ended := tc.run(t)

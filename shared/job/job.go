@@ -3,8 +3,10 @@
 package job
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"mime"
 	"regexp"
 	"sort"
@@ -57,6 +59,10 @@ type Hints struct {
 	OutputFormat   string
 	// TextLayer overrides TEXT_LAYER for this job: auto, off or only.
 	TextLayer string
+	// ReplayOf names the job this one replays (ocrflow dlq replay): its
+	// finished pages are taken over instead of recognized again, and its
+	// result is superseded.
+	ReplayOf string
 	// Unknown holds hints ocrflow does not understand (logged, not fatal).
 	Unknown map[string]string
 }
@@ -130,6 +136,9 @@ func attr(m map[string]any, k string) string {
 	return ""
 }
 
+// HintReplayOf is the hint that makes a job a replay of another.
+const HintReplayOf = "replay_of"
+
 // MaxTimeoutSeconds caps the timeout_seconds hint.
 const MaxTimeoutSeconds = 300
 
@@ -169,6 +178,11 @@ func parseHints(in map[string]string) (Hints, error) {
 				return h, failure.Validation("hint text_layer=%q is not auto, off or only", v)
 			}
 			h.TextLayer = strings.ToLower(v)
+		case HintReplayOf:
+			if !ValidID(v) {
+				return h, failure.Validation("hint replay_of=%q is not a job id", v)
+			}
+			h.ReplayOf = v
 		case "output_format":
 			if v != "" && v != "markdown" {
 				return h, failure.Validation("hint output_format=%q is not supported (markdown)", v)
@@ -294,6 +308,45 @@ func NewEvent(spec Spec) (event.Event, error) {
 	e.SetExtension(events.ExtJob, ce.ID)
 	if err := e.SetData(ce.DataContentType, []byte(ce.Data)); err != nil {
 		return event.Event{}, fmt.Errorf("build job event: %w", err)
+	}
+	return e, nil
+}
+
+// Again returns the job event orig as a new job: the same source, file and
+// hints, under id, with hints added (replacing hints of the same name).
+// Everything else orig's data carries is kept as it is.
+func Again(orig event.Event, id string, hints map[string]string) (event.Event, error) {
+	if !ValidID(id) {
+		return event.Event{}, failure.Validation("job id %q must match %s", id, idPattern)
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(orig.Data(), &data); err != nil {
+		return event.Event{}, failure.Validation("job %s: data is not a JSON object: %v", orig.ID(), err)
+	}
+	merged := map[string]string{}
+	if raw, ok := data["hints"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &merged); err != nil {
+			return event.Event{}, failure.Validation("job %s: hints: %v", orig.ID(), err)
+		}
+	}
+	maps.Copy(merged, hints)
+	var err error
+	if data["hints"], err = json.Marshal(merged); err != nil {
+		return event.Event{}, fmt.Errorf("job %s: hints: %w", orig.ID(), err)
+	}
+	if data["job_id"], err = json.Marshal(id); err != nil {
+		return event.Event{}, fmt.Errorf("job %s: id: %w", orig.ID(), err)
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("job %s: %w", orig.ID(), err)
+	}
+	e := orig.Clone()
+	e.SetID(id)
+	e.SetTime(time.Now().UTC())
+	e.SetExtension(events.ExtJob, id)
+	if err := e.SetData(event.ApplicationJSON, b); err != nil {
+		return event.Event{}, fmt.Errorf("job %s: %w", orig.ID(), err)
 	}
 	return e, nil
 }

@@ -401,3 +401,39 @@ func TestNewEvent_requires_an_id(t *testing.T) {
 	_, err := job.NewEvent(job.Spec{ContentID: "c"})
 	assert.Error(t, err, "NewEvent without an id succeeded")
 }
+
+func TestAgain_makes_a_new_job_of_the_same_source(t *testing.T) {
+	orig, err := job.NewEvent(job.Spec{ID: "job-7", ContentID: "c-7", TenantID: "t", OwnerID: "o", Name: "scan.pdf",
+		Hints: map[string]string{"pages": "1-3", "force": "true"}})
+	require.NoError(t, err)
+	orig.SetExtension(events.ExtTraceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+
+	again, err := job.Again(orig, "job-7.r1", map[string]string{job.HintReplayOf: "job-7", "force": "false"})
+	require.NoError(t, err)
+	assert.Equal(t, "job-7.r1", again.ID())
+	assert.Equal(t, "job-7.r1", again.Extensions()[events.ExtJob])
+	assert.Equal(t, orig.Extensions()[events.ExtTraceparent], again.Extensions()[events.ExtTraceparent])
+	j, err := job.Parse(again)
+	require.NoError(t, err, "the new job is a valid job")
+	assert.Equal(t, "job-7.r1", j.ID)
+	assert.Equal(t, "c-7", j.ContentID)
+	assert.Equal(t, "scan.pdf", j.Name)
+	assert.Equal(t, "1-3", j.Hints.Pages, "the original's hints are kept")
+	assert.False(t, j.Hints.Force, "a hint given replaces the original's")
+	assert.Equal(t, "job-7", j.Hints.ReplayOf)
+
+	_, err = job.Again(orig, "bad id", nil)
+	assert.ErrorIs(t, err, failure.ErrValidation)
+	bad := orig.Clone()
+	require.NoError(t, bad.SetData(event.ApplicationJSON, []byte(`[1]`)))
+	_, err = job.Again(bad, "job-7.r2", nil)
+	assert.ErrorIs(t, err, failure.ErrValidation)
+}
+
+func TestParse_replay_of_hint_must_name_a_job(t *testing.T) {
+	e, err := job.NewEvent(job.Spec{ID: "job-8", ContentID: "c", Hints: map[string]string{job.HintReplayOf: "not a job/id"}})
+	require.NoError(t, err)
+	_, err = job.Parse(e)
+	assert.ErrorIs(t, err, failure.ErrValidation)
+	assert.ErrorContains(t, err, "replay_of")
+}

@@ -49,6 +49,8 @@ const (
 	MetaState = "state"
 	// MetaSHA256 is the hex SHA-256 of the stored markdown.
 	MetaSHA256 = "sha256"
+	// MetaSupersededBy names the result that replaced a superseded one.
+	MetaSupersededBy = "superseded_by"
 	// MetaErrorType and MetaErrorMessage describe a failure trace.
 	MetaErrorType    = "error_type"
 	MetaErrorMessage = "error_message"
@@ -59,6 +61,10 @@ const (
 	StateProcessing = "processing"
 	StateCompleted  = "completed"
 	StateFailed     = "failed"
+	// StateSuperseded marks a completed result a later one with the same
+	// idempotency key replaced (a forced re-run, a replay); it is no
+	// longer reused.
+	StateSuperseded = "superseded"
 )
 
 // Generator is the value of MetaGenerator.
@@ -338,7 +344,10 @@ func (s *Store) Store(ctx context.Context, r content.Result) (string, error) {
 	for _, o := range mine {
 		switch {
 		case o.str(MetaState) == StateCompleted && o.Status == StatusUploaded:
-			return o.ID, nil // an earlier attempt finished
+			// An earlier attempt finished (its superseding may not have).
+			return o.ID, s.supersede(ctx, parent.ID, r.IdempotencyKey, o.ID)
+		case o.str(MetaState) == StateSuperseded:
+			return o.ID, nil // and a later result has replaced it since
 		case resumed == "":
 			ok, err := s.resume(ctx, o, r, digest)
 			if err != nil {
@@ -381,7 +390,34 @@ func (s *Store) Store(ctx context.Context, r content.Result) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("derived content %s metadata: %w", id, err)
 	}
-	return id, nil
+	return id, s.supersede(ctx, parent.ID, r.IdempotencyKey, id)
+}
+
+// supersede marks every other completed result of parent with the same
+// idempotency key superseded by id, so that exactly one result per
+// (content, key) is current: a forced re-run's or a replay's replaces the
+// one before it. Done after id is complete, so a reader never finds none.
+func (s *Store) supersede(ctx context.Context, parent, key, id string) error {
+	if key == "" {
+		return nil
+	}
+	older, err := s.derived(ctx, parent, func(o ours) bool {
+		return o.ID != id && o.str(MetaState) == StateCompleted && o.str(MetaIdempotencyKey) == key
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range older {
+		err := s.api.MergeMetadata(ctx, o.ID, func(m *Metadata) {
+			m.Custom[MetaState] = StateSuperseded
+			m.Custom[MetaSupersededBy] = id
+		})
+		if err != nil {
+			return fmt.Errorf("supersede derived content %s: %w", o.ID, err)
+		}
+		s.log.InfoContext(ctx, "result superseded", "parent", parent, "old", o.ID, "new", id)
+	}
+	return nil
 }
 
 // upload creates the derived content's object, PUTs the markdown and
