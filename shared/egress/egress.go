@@ -195,6 +195,9 @@ type guard struct {
 	next http.RoundTripper
 }
 
+// RoundTrip refuses a request the policy denies, closing its body as the
+// http.RoundTripper contract requires, and passes any other to the next
+// transport.
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := g.p.Check(req.URL); err != nil {
 		if req.Body != nil {

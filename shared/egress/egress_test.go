@@ -93,7 +93,7 @@ func TestDenied(t *testing.T) {
 }
 
 func TestClient_refuses_before_any_request_reaches_a_server(t *testing.T) {
-	other, otherHits := counting(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "secret") })
+	other, otherHits := counting(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "secret") })
 	allowed, allowedHits := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/to-other-host":
@@ -103,7 +103,7 @@ func TestClient_refuses_before_any_request_reaches_a_server(t *testing.T) {
 		case "/to-metadata":
 			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
 		default:
-			io.WriteString(w, "ok")
+			_, _ = io.WriteString(w, "ok")
 		}
 	})
 	// 169.254.169.254 is allowed by name here on purpose: the dial-time
