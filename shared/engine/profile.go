@@ -328,10 +328,10 @@ func (p *Profile) request(model, dataURL string, r rung, maxTokens int) wireRequ
 	}
 	req := wireRequest{
 		ChatCompletionRequest: openai.ChatCompletionRequest{
-			Model:     model,
-			Messages:  []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, MultiContent: parts}},
-			MaxTokens: maxTokens,
+			Model:    model,
+			Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, MultiContent: parts}},
 		},
+		MaxTokens:         maxTokens,
 		Temperature:       r.temperature,
 		RepetitionPenalty: r.repetitionPenalty,
 	}
@@ -345,11 +345,16 @@ func (p *Profile) request(model, dataURL string, r rung, maxTokens int) wireRequ
 
 // wireRequest is the JSON body on the wire. go-openai's request type
 // cannot express what vLLM needs: its Temperature is omitempty, so 0 is
-// dropped and vLLM samples at 1.0, and it has no way to send
-// skip_special_tokens or vllm_xargs. The outer fields shadow the embedded
-// ones in encoding/json (the shallower field wins).
+// dropped and vLLM samples at 1.0, it has no way to send
+// skip_special_tokens or vllm_xargs, and it deprecates max_tokens (OpenAI's
+// o1 models want max_completion_tokens), which vLLM documents. The outer
+// fields shadow the embedded ones in encoding/json (the shallower field
+// wins).
 type wireRequest struct {
 	openai.ChatCompletionRequest
+	// MaxTokens caps the answer (vLLM's max_tokens), so a looping page
+	// stops.
+	MaxTokens int `json:"max_tokens,omitempty"`
 	// Temperature is always sent, 0 included.
 	Temperature float32 `json:"temperature"`
 	// SkipSpecialTokens=false keeps DeepSeek's end-of-sentence token in

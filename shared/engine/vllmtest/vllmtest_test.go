@@ -76,7 +76,7 @@ func TestDocument_renders_through_MuPDF(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, pdf, 0o644))
 	doc, err := render.Open(t.Context(), path, render.Limits{})
 	require.NoError(t, err)
-	defer doc.Close()
+	defer func() { assert.NoError(t, doc.Close()) }()
 	require.Equal(t, 3, doc.Pages(), "pages")
 	for n := 1; n <= 3; n++ {
 		p, err := doc.Render(t.Context(), n, render.Target{LongSide: 640})
