@@ -18,7 +18,7 @@ func analyze(t *testing.T, file string) []textlayer.Analysis {
 	t.Helper()
 	doc, err := render.Open(context.Background(), "../../testdata/"+file, render.Limits{})
 	require.NoError(t, err)
-	defer doc.Close()
+	defer func() { assert.NoError(t, doc.Close()) }()
 	var out []textlayer.Analysis
 	for n := 1; n <= doc.Pages(); n++ {
 		h, w, hh, ok, err := doc.PageHTML(context.Background(), n)
