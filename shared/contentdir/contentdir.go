@@ -112,7 +112,7 @@ func (d *Store) Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64
 	if err != nil {
 		return content.Source{}, failure.Validation("open source: %v", err)
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }() // read-only: nothing is lost
 	n, err := content.CopyLimited(ctx, dst, src, maxBytes)
 	if err != nil {
 		return content.Source{}, err
