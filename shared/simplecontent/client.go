@@ -527,11 +527,14 @@ func (cl *Client) Download(ctx context.Context, downloadURL string, timeout time
 	return resp, err
 }
 
+// cancelOnClose is a response body that cancels its request's context
+// once closed.
 type cancelOnClose struct {
 	io.ReadCloser
 	cancel context.CancelFunc
 }
 
+// Close closes the body, then cancels the request's context.
 func (c cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()

@@ -72,7 +72,7 @@ func Start(cfg Config) (*Server, error) {
 	if err := s.s3mem.CreateBucket(cfg.Bucket); err != nil {
 		return nil, fmt.Errorf("embedded simple-content: create bucket: %w", err)
 	}
-	var s3h http.Handler = gofakes3.New(s.s3mem, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
+	s3h := gofakes3.New(s.s3mem, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
 	if cfg.S3Middleware != nil {
 		s3h = cfg.S3Middleware(s3h)
 	}
@@ -85,13 +85,11 @@ func Start(cfg Config) (*Server, error) {
 
 	h, err := s.handler(cfg)
 	if err != nil {
-		s.s3.Close()
-		return nil, err
+		return nil, errors.Join(err, s.s3.Close())
 	}
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		s.s3.Close()
-		return nil, fmt.Errorf("embedded simple-content: listen api: %w", err)
+		return nil, errors.Join(fmt.Errorf("embedded simple-content: listen api: %w", err), s.s3.Close())
 	}
 	s.apiURL = "http://" + apiLn.Addr().String()
 	s.api = serve(apiLn, h)
