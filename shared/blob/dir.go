@@ -143,11 +143,9 @@ func (d *Dir) Exists(ctx context.Context, key string) (bool, error) {
 
 // List returns the keys that start with prefix, sorted.
 func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
-	dir := prefix
+	dir := "" // the directory holding the keys: prefix up to its last slash
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		dir = prefix[:i]
-	} else {
-		dir = ""
 	}
 	start := d.root
 	if dir != "" {
