@@ -248,7 +248,7 @@ func (p *Process) waitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	last := "no answer"
+	var last string // the last readiness answer, for the error
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/health/readiness", nil)
 		if err != nil {
