@@ -162,7 +162,7 @@ func TestFunction(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
-	l.Close()
+	require.NoError(t, l.Close())
 	t.Setenv("LISTEN_ADDRESS", addr)
 	t.Setenv("OCR_STAGES", "finalize,deadletter")
 	t.Setenv("BLOB_URL", "file://"+filepath.Join(t.TempDir(), "blobs"))
