@@ -14,8 +14,9 @@
 // every Trigger's delivery timeout is PT30S, so each Handle call must finish
 // in under 30 s. A slower answer is lost (the broker sees a timeout and
 // redelivers; every stage is idempotent, so this costs time, not
-// correctness). Work that cannot fit in 30 s belongs on the standalone
-// runtime, `ocrflow serve`, which has no such limit.
+// correctness). Convert keeps within it by converting long documents in
+// slices (CONVERT_SLICE). The standalone runtime, `ocrflow serve`, has no
+// HTTP write timeout: its only limit is each Trigger's delivery timeout.
 package ocrflow
 
 import (

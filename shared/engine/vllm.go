@@ -201,6 +201,11 @@ func (v *VLLM) complete(ctx context.Context, img prepared, r rung) (string, open
 	}
 	resp, err := v.client.Do(req)
 	if err != nil {
+		// net/http's *url.Error repeats the method and URL; keep its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return "", "", fmt.Errorf("post %s: %w", v.endpoint, err)
 	}
 	defer resp.Body.Close()
