@@ -274,9 +274,11 @@ func (st *Job) countPages(ctx context.Context, s scratch.Store, job string, m sc
 			done = append(done, n)
 		}
 	}
-	st.Pages.Rendered, st.Pages.Done = len(rendered), len(done)
+	st.Pages.Rendered = len(rendered)
+	sort.Ints(done) // keys sort as text: 10 before 2
 
 	recs := make([]scratch.PageRecord, len(done))
+	found := make([]bool, len(done))
 	errs := make([]error, len(done))
 	sem := make(chan struct{}, reads)
 	var wg sync.WaitGroup
@@ -284,15 +286,18 @@ func (st *Job) countPages(ctx context.Context, s scratch.Store, job string, m sc
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			recs[i], _, errs[i] = scratch.GetRecord(ctx, s, job, n)
+			recs[i], found[i], errs[i] = scratch.GetRecord(ctx, s, job, n)
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].Page < recs[j].Page })
-	for _, r := range recs {
+	for i, r := range recs {
+		if !found[i] {
+			continue // listed, then gone: the job's state is being removed
+		}
+		st.Pages.Done++
 		st.touch(r.DoneAt)
 		switch {
 		case r.Status != events.PageOK:
