@@ -107,3 +107,26 @@ func (m *Memory) List(ctx context.Context, prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, ctx.Err()
 }
+
+// DeletePrefix removes every object whose key starts with prefix (a job's
+// scratch space once its answer is out).
+func (m *Memory) DeletePrefix(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("delete: an empty prefix would remove everything")
+	}
+	m.mu.Lock()
+	for k := range m.objects {
+		if strings.HasPrefix(k, prefix) {
+			delete(m.objects, k)
+		}
+	}
+	m.mu.Unlock()
+	return ctx.Err()
+}
+
+// Len returns the number of objects held.
+func (m *Memory) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.objects)
+}

@@ -58,6 +58,15 @@ type Config struct {
 	LogLevel         string
 	ShutdownTimeout  time.Duration
 
+	// HTTP API (`ocrflow api`; docs/api.md).
+	APIAddr            string
+	BrokerURL          string
+	APITokens          map[string]string
+	CORSAllowedOrigins []string
+	SyncMaxBytes       int64
+	SyncMaxPages       int
+	SyncTimeout        time.Duration
+
 	// Model server engine (OCR_ENGINE=vllm; docs/engines.md).
 	EngineURL      string
 	Model          string
@@ -198,6 +207,32 @@ var Vars = []Var{
 	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
 	{"SHUTDOWN_TIMEOUT", "30s", "How long a stopping process waits for in-flight work.", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"API_ADDR", ":8080", "Address `ocrflow api` listens on (host:port; --addr overrides it).", str(func(c *Config) *string { return &c.APIAddr })},
+	{"BROKER_URL", "", "Knative broker ingress URL `ocrflow api` publishes jobs to (HTTP CloudEvents); empty = the standalone runtime at NATS_URL.", str(func(c *Config) *string { return &c.BrokerURL })},
+	{"API_TOKENS", "", "Bearer tokens of the HTTP API, each bound to a tenant: token1:tenantA,token2:tenantB. Empty = no authentication; set, every /v1 route needs a token and sees only its tenant's jobs.", func(c *Config, v string) error {
+		c.APITokens = nil
+		for pair := range strings.SplitSeq(v, ",") {
+			if pair = strings.TrimSpace(pair); pair == "" {
+				continue
+			}
+			token, tenant, ok := strings.Cut(pair, ":")
+			if token, tenant = strings.TrimSpace(token), strings.TrimSpace(tenant); !ok || token == "" || tenant == "" {
+				return errors.New("each entry must be token:tenant")
+			}
+			if c.APITokens == nil {
+				c.APITokens = map[string]string{}
+			}
+			if _, dup := c.APITokens[token]; dup {
+				return errors.New("a token is listed twice")
+			}
+			c.APITokens[token] = tenant
+		}
+		return nil
+	}},
+	{"CORS_ALLOWED_ORIGINS", "", "Origins browsers may call the HTTP API from (comma list of scheme://host[:port], or *); empty = CORS off.", list(func(c *Config) *[]string { return &c.CORSAllowedOrigins })},
+	{"SYNC_MAX_BYTES", "20971520", "Largest document POST /v1/ocr accepts, in bytes (20 MiB); a larger body is refused with 413.", i64(func(c *Config) *int64 { return &c.SyncMaxBytes })},
+	{"SYNC_MAX_PAGES", "20", "Most pages POST /v1/ocr converts (office documents count each picture); a longer document is refused with 422.", intv(func(c *Config) *int { return &c.SyncMaxPages })},
+	{"SYNC_TIMEOUT", "120s", "How long POST /v1/ocr waits for its document before answering 504.", dur(func(c *Config) *time.Duration { return &c.SyncTimeout })},
 }
 
 func str(f func(*Config) *string) func(*Config, string) error {
