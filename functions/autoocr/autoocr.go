@@ -97,16 +97,16 @@ func (s *Submitter) Handle(ctx context.Context, e event.Event) (*event.Event, er
 		u.ContentID = u.ID
 	}
 	if u.ContentID == "" {
-		s.log.Info("upload event names no content; ignored", "id", e.ID())
+		s.log.InfoContext(ctx, "upload event names no content; ignored", "id", e.ID())
 		return nil, nil
 	}
 	if ok, why := s.policy.Accepts(u); !ok {
-		s.log.Debug("upload not OCRed", "content", u.ContentID, "reason", why)
+		s.log.DebugContext(ctx, "upload not OCRed", "content", u.ContentID, "reason", why)
 		return nil, nil
 	}
 	id := "auto-" + u.ContentID
 	if !job.ValidID(id) {
-		s.log.Warn("content id cannot name a job; ignored", "content", u.ContentID)
+		s.log.WarnContext(ctx, "content id cannot name a job; ignored", "content", u.ContentID)
 		return nil, nil
 	}
 	ev, err := job.NewEvent(job.Spec{

@@ -16,11 +16,14 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -76,6 +79,10 @@ type Config struct {
 	// Recipe keys the job's result (content.IdempotencyKey) for reuse and
 	// failure traces.
 	Recipe content.Recipe
+	// Tracer starts the spans of the source's fetch and open and of each
+	// page's text layer and render, under the handling's span (default: a
+	// no-op tracer).
+	Tracer trace.Tracer
 }
 
 // DefaultSlice is the default Config.Slice.
@@ -103,6 +110,9 @@ func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slo
 	}
 	if cfg.Slice <= 0 {
 		cfg.Slice = DefaultSlice
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = obs.NoopTracer()
 	}
 	return &Converter{cfg: cfg, blobs: blobs, fetcher: fetcher, send: send, log: log}
 }
@@ -214,7 +224,7 @@ func (s *Converter) fail(ctx context.Context, e, parent event.Event, j job.Job, 
 // until they are done or the slice that began at start is used up.
 func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, next int, start time.Time) error {
 	if next == 0 {
-		j.LogUnknown(s.log)
+		j.LogUnknown(ctx, s.log)
 		// Keep the job as it arrived, for status and replay (the first
 		// acceptance wins: a submitter may have kept it already).
 		if err := scratch.Submit(ctx, s.blobs, j.ID, "convert", parent); err != nil {
@@ -229,11 +239,16 @@ func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, 
 	defer os.RemoveAll(dir)
 
 	srcPath := filepath.Join(dir, "source")
-	src, err := s.fetcher.Fetch(ctx, j, srcPath, s.cfg.MaxSourceBytes)
+	fctx, span := s.cfg.Tracer.Start(ctx, "fetch")
+	src, err := s.fetcher.Fetch(fctx, j, srcPath, s.cfg.MaxSourceBytes)
+	span.SetAttributes(attribute.Int64("ocrflow.source_bytes", src.Size))
+	obs.EndSpan(span, err)
 	if err != nil {
 		return fmt.Errorf("fetch source: %w", err)
 	}
-	doc, err := s.open(ctx, j, srcPath, src)
+	octx, span := s.cfg.Tracer.Start(ctx, "open")
+	doc, err := s.open(octx, j, srcPath, src)
+	obs.EndSpan(span, err)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src.Name, err)
 	}
@@ -292,7 +307,7 @@ func (s *Converter) convertFrom(ctx context.Context, parent event.Event, j job.J
 	}
 	for i := next; i < len(pages); i++ {
 		if i > next && time.Since(start) >= s.cfg.Slice {
-			s.log.Info("converted a slice; continuing", "job", j.ID, "pages", i-next, "next", pages[i], "ms", time.Since(start).Milliseconds())
+			s.log.InfoContext(ctx, "converted a slice; continuing", "job", j.ID, "pages", i-next, "next", pages[i], "ms", time.Since(start).Milliseconds())
 			return s.continueAt(ctx, parent, j, i)
 		}
 		if rec, ok := prev[pages[i]]; ok {
@@ -305,7 +320,7 @@ func (s *Converter) convertFrom(ctx context.Context, parent event.Event, j job.J
 			return err
 		}
 	}
-	s.log.Info("converted", "job", j.ID, "format", doc.format(), "pages", len(pages)-next, "ms", time.Since(start).Milliseconds())
+	s.log.InfoContext(ctx, "converted", "job", j.ID, "format", doc.format(), "pages", len(pages)-next, "ms", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -319,19 +334,20 @@ func (s *Converter) page(ctx context.Context, parent event.Event, j job.Job, doc
 	}
 	score := 0.0
 	if mode != textlayer.ModeOff {
-		html, w, h, ok, err := doc.PageHTML(ctx, n)
+		a, ok, err := s.textLayer(ctx, doc, n)
 		if err != nil && failure.Retryable(err) {
 			return fmt.Errorf("page %d: %w", n, err)
 		}
 		if err == nil && ok {
-			a := textlayer.Analyze(html, w, h)
 			score = a.Score
 			if a.Trusted(mode) {
 				return s.textPage(ctx, parent, j, n, total, a.Markdown, a.Score)
 			}
 		}
 	}
-	p, err := doc.Render(ctx, n, s.cfg.Target)
+	rctx, span := s.cfg.Tracer.Start(ctx, "render", trace.WithAttributes(obs.AttrPage.Int(n)))
+	p, err := doc.Render(rctx, n, s.cfg.Target)
+	obs.EndSpan(span, err)
 	if err != nil {
 		if failure.Retryable(err) {
 			return fmt.Errorf("page %d: %w", n, err)
@@ -339,6 +355,21 @@ func (s *Converter) page(ctx context.Context, parent event.Event, j job.Job, doc
 		return s.failedPage(ctx, parent, j, n, total, err)
 	}
 	return s.imagePage(ctx, parent, j, n, total, p, score)
+}
+
+// textLayer reads and scores page n's own text (ok is false for a page
+// without one).
+func (s *Converter) textLayer(ctx context.Context, doc *render.Document, n int) (a textlayer.Analysis, ok bool, err error) {
+	ctx, span := s.cfg.Tracer.Start(ctx, "textlayer", trace.WithAttributes(obs.AttrPage.Int(n)))
+	defer func() {
+		span.SetAttributes(attribute.Bool("ocrflow.text_layer", ok), attribute.Float64("ocrflow.text_score", a.Score))
+		obs.EndSpan(span, err)
+	}()
+	html, w, h, ok, err := doc.PageHTML(ctx, n)
+	if err != nil || !ok {
+		return a, false, err
+	}
+	return textlayer.Analyze(html, w, h), true, nil
 }
 
 // imagePage stores a rendered page image and fans it out on route ocr.
@@ -387,7 +418,7 @@ func (s *Converter) failedPage(ctx context.Context, parent event.Event, j job.Jo
 		Page: n, Status: events.PageFailed, Route: events.RouteOCR, EventID: events.PageRenderedID(j.ID, n),
 		Reason: failure.Reason(cause),
 	}
-	s.log.Warn("page cannot be rendered", "job", j.ID, "page", n, "reason", rec.Reason)
+	s.log.WarnContext(ctx, "page cannot be rendered", "job", j.ID, "page", n, "reason", rec.Reason)
 	if err := scratch.PutRecord(ctx, s.blobs, j.ID, rec); err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func (s *Converter) reuse(ctx context.Context, e, parent event.Event, j job.Job)
 	if err != nil {
 		return nil, false, err
 	}
-	s.log.Info("reusing existing result", "job", j.ID, "content", j.ContentID, "derived", d.Ref, "key", key)
+	s.log.InfoContext(ctx, "reusing existing result", "job", j.ID, "content", j.ContentID, "derived", d.Ref, "key", key)
 	reply, err = scratch.End(ctx, s.blobs, j.ID, e, ev)
 	return reply, err == nil, err
 }
@@ -61,7 +61,7 @@ func (s *Converter) recordFailure(ctx context.Context, j job.Job, cause error) e
 		return err
 	}
 	if err != nil {
-		s.log.Warn("cannot record the failure in the content store", "job", j.ID, "error", err)
+		s.log.WarnContext(ctx, "cannot record the failure in the content store", "job", j.ID, "error", err)
 	}
 	return nil
 }

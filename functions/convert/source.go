@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -41,7 +43,7 @@ func (s *Converter) open(ctx context.Context, j job.Job, path string, src conten
 		return nil, err
 	}
 	if src.MIME != "" && sniffed != "" && !strings.HasPrefix(sniffed, src.MIME) {
-		s.log.Info("declared type differs from content; using content", "job", j.ID, "declared", src.MIME, "sniffed", sniffed)
+		s.log.InfoContext(ctx, "declared type differs from content; using content", "job", j.ID, "declared", src.MIME, "sniffed", sniffed)
 	}
 	switch {
 	case format.Legacy():
@@ -58,13 +60,13 @@ func (s *Converter) open(ctx context.Context, j job.Job, path string, src conten
 			return nil, err
 		}
 		if s.cfg.OfficeMode == office.ModeAuto && s.cfg.PDF != nil && office.MostlyImages(pages) {
-			s.log.Info("office document is mostly pictures; rendering it whole", "job", j.ID, "format", format)
+			s.log.InfoContext(ctx, "office document is mostly pictures; rendering it whole", "job", j.ID, "format", format)
 			doc, err := s.openThroughPDF(ctx, j, path, format)
 			if err == nil || failure.Retryable(err) {
 				return doc, err
 			}
 			// The native reading is still good: use it rather than fail.
-			s.log.Warn("libreoffice failed; using the native reading", "job", j.ID, "format", format, "error", err)
+			s.log.WarnContext(ctx, "libreoffice failed; using the native reading", "job", j.ID, "format", format, "error", err)
 		}
 		return s.newOfficeDoc(pages, format)
 	}
@@ -106,7 +108,7 @@ func (s *Converter) openThroughPDF(ctx context.Context, j job.Job, path string, 
 	if err != nil {
 		return nil, fmt.Errorf("%s converted to pdf: %w", format.Describe(), err)
 	}
-	s.log.Info("office document converted with libreoffice", "job", j.ID, "format", format, "pages", doc.Pages(), "ms", time.Since(start).Milliseconds())
+	s.log.InfoContext(ctx, "office document converted with libreoffice", "job", j.ID, "format", format, "pages", doc.Pages(), "ms", time.Since(start).Milliseconds())
 	return &rendered{s: s, doc: doc, as: format}, nil
 }
 
@@ -190,7 +192,9 @@ func (d *officeDoc) page(ctx context.Context, parent event.Event, j job.Job, n, 
 	if it.image == nil {
 		return d.s.textPage(ctx, parent, j, n, total, it.markdown, 1)
 	}
+	_, span := d.s.cfg.Tracer.Start(ctx, "render", trace.WithAttributes(obs.AttrPage.Int(n)))
 	p, err := render.FromImage(it.image.Data, d.s.cfg.Target, d.s.cfg.Limits.MaxImagePixels)
+	obs.EndSpan(span, err)
 	if err != nil {
 		if failure.Retryable(err) {
 			return fmt.Errorf("picture %s: %w", it.image.Name, err)

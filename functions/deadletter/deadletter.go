@@ -64,7 +64,7 @@ func Reason(e event.Event) (code int, dest, reason string) {
 func (s *Sink) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	code, dest, reason := Reason(e)
 	msg := fmt.Sprintf("retries exhausted (last status %d at %s): %s", code, dest, reason)
-	s.log.Warn("dead letter", "type", e.Type(), "id", e.ID(), "reason", msg)
+	s.log.WarnContext(ctx, "dead letter", "type", e.Type(), "id", e.ID(), "reason", msg)
 	rec := scratch.DeadLetter{ReceivedAt: time.Now().UTC(), Code: code, Dest: dest, Reason: reason, Event: e}
 	if _, err := json.Marshal(e); err != nil {
 		// Data that does not match its content type (malformed JSON) cannot

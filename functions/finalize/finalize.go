@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
@@ -35,12 +38,23 @@ type Finalizer struct {
 	recipe content.Recipe
 	log    *slog.Logger
 	now    func() time.Time
+	tracer trace.Tracer
 }
 
 // New returns the finalize stage. The recipe (engine, model, mode,
 // pipeline version) is recorded in the result's metadata and keys it.
 func New(blobs scratch.Store, store Storer, recipe content.Recipe, log *slog.Logger) *Finalizer {
-	return &Finalizer{blobs: blobs, store: store, recipe: recipe, log: log, now: time.Now}
+	return &Finalizer{blobs: blobs, store: store, recipe: recipe, log: log, now: time.Now, tracer: obs.NoopTracer()}
+}
+
+// WithTracer makes the stage start the span of each result's store
+// with t, under the handling's span (the default is a no-op tracer). It
+// returns s.
+func (s *Finalizer) WithTracer(t trace.Tracer) *Finalizer {
+	if t != nil {
+		s.tracer = t
+	}
+	return s
 }
 
 // Handle counts the job's finished pages after one ocr.page.recognized.
@@ -133,7 +147,7 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 		}
 		switch {
 		case r.Status != events.PageOK:
-			failed = append(failed, events.FailedPage{Page: n, Reason: r.Reason})
+			failed = append(failed, events.FailedPage{Page: n, Route: r.Route, Reason: r.Reason})
 		case r.Route == events.RouteText:
 			byRoute["text"]++
 		default:
@@ -165,7 +179,9 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 		return nil, err
 	}
 	elapsed := s.now().Sub(m.StartedAt)
-	ref, err := s.store.Store(ctx, content.Result{
+	sctx, span := s.tracer.Start(ctx, "store", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int("ocrflow.result_bytes", len(md))))
+	ref, err := s.store.Store(sctx, content.Result{
 		JobID: m.JobID, ContentID: m.ContentID, SourceName: m.SourceName, Markdown: md,
 		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
 		Metadata: map[string]any{
@@ -175,6 +191,7 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 			"engine_used": engineUsed,
 		},
 	})
+	obs.EndSpan(span, err)
 	if err != nil {
 		return nil, fmt.Errorf("store result: %w", err)
 	}
@@ -185,7 +202,7 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("job completed", "job", m.JobID, "pages", len(m.Pages), "failed_pages", len(failed), "result", ref)
+	s.log.InfoContext(ctx, "job completed", "job", m.JobID, "pages", len(m.Pages), "failed_pages", len(failed), "result", ref)
 	return scratch.End(ctx, s.blobs, m.JobID, e, ev)
 }
 

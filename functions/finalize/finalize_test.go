@@ -367,7 +367,7 @@ func TestFinalize_result_has_pages_in_order_and_placeholders_for_failed_pages(t 
 	assert.Equal(t, j.id, jc.JobID)
 	assert.Equal(t, j.m.ContentID, jc.ContentID)
 	assert.Equal(t, 4, jc.PageCount)
-	assert.Equal(t, []events.FailedPage{{Page: 2, Reason: reason}}, jc.FailedPages)
+	assert.Equal(t, []events.FailedPage{{Page: 2, Route: events.RouteOCR, Reason: reason}}, jc.FailedPages, "a failed page names its route")
 	assert.Equal(t, map[string]int{"gpu": 2, "text": 1}, jc.PagesByRoute)
 	assert.Equal(t, map[string]string{"1": "vllm", "2": "vllm", "3": "text-layer", "4": "tesseract"}, jc.EngineUsed)
 	assert.Positive(t, jc.ProcessingTimeMS, "processing time runs from the manifest's started_at")

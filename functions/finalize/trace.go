@@ -35,7 +35,7 @@ func (s *Finalizer) recordFailure(ctx context.Context, job string, cause error) 
 		return err
 	}
 	if err != nil {
-		s.log.Warn("cannot record the failure in the content store", "job", job, "error", err)
+		s.log.WarnContext(ctx, "cannot record the failure in the content store", "job", job, "error", err)
 	}
 	return nil
 }

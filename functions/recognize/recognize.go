@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
@@ -45,6 +48,9 @@ type Config struct {
 	// answer it (stage.LastAttempt). Set it to the sum of the recognize
 	// Trigger's backoffs; 0 leaves the delivery count unknown.
 	RetryWindow time.Duration
+	// Tracer starts the span of each engine call, under the handling's
+	// span (default: a no-op tracer).
+	Tracer trace.Tracer
 }
 
 // Recognizer is the recognize stage.
@@ -59,6 +65,9 @@ type Recognizer struct {
 func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Recognizer {
 	if cfg.PageTimeout <= 0 {
 		cfg.PageTimeout = 30 * time.Second
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = obs.NoopTracer()
 	}
 	return &Recognizer{cfg: cfg, blobs: blobs, engine: eng, log: log}
 }
@@ -95,7 +104,7 @@ func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, e
 				Reason: failedReason(err), EventID: e.ID(),
 			}
 			s.keepRaw(ctx, p, err)
-			s.log.Warn("page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
+			s.log.WarnContext(ctx, "page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
 		}
 		if err := scratch.PutRecord(ctx, s.blobs, p.JobID, rec); err != nil {
 			return nil, err
@@ -129,10 +138,16 @@ func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.Page
 			return rec, err
 		}
 		ectx, cancel := context.WithTimeout(ctx, timeout)
+		ectx, span := s.cfg.Tracer.Start(ectx, "engine", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("ocrflow.engine", s.engine.Name()), obs.AttrPage.Int(p.Page)))
 		start := time.Now()
 		res, err = s.engine.Recognize(ectx, engine.Page{
 			JobID: p.JobID, Number: p.Page, Image: img, MIME: "image/jpeg", Width: p.Width, Height: p.Height, Mode: mode,
 		})
+		if res.Engine != "" {
+			span.SetAttributes(attribute.String("ocrflow.engine_used", res.Engine))
+		}
+		obs.EndSpan(span, err)
 		deadline := ectx.Err() != nil
 		cancel()
 		if err != nil {
@@ -145,7 +160,7 @@ func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.Page
 		if rec.Engine == "" {
 			rec.Engine = s.engine.Name()
 		}
-		s.log.Debug("recognized", "job", p.JobID, "page", p.Page, "engine", rec.Engine, "ms", time.Since(start).Milliseconds())
+		s.log.DebugContext(ctx, "recognized", "job", p.JobID, "page", p.Page, "engine", rec.Engine, "ms", time.Since(start).Milliseconds())
 		if err := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(res.Raw)); err != nil {
 			return rec, err
 		}
@@ -195,7 +210,7 @@ func (s *Recognizer) keepRaw(ctx context.Context, p events.PageRendered, err err
 		return
 	}
 	if perr := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(g.Raw)); perr != nil {
-		s.log.Warn("keep raw answer of a failed page", "job", p.JobID, "page", p.Page, "error", perr)
+		s.log.WarnContext(ctx, "keep raw answer of a failed page", "job", p.JobID, "page", p.Page, "error", perr)
 	}
 }
 

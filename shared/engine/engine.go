@@ -42,7 +42,37 @@ type Result struct {
 	// Meta holds page facts the model stated besides its text (olmOCR's
 	// front matter: primary_language, rotation …); nil when none.
 	Meta map[string]string
+	// Usage is what the model server reported spending on the page, over
+	// all the requests of the call (zero for engines that report none).
+	// An engine that fails a page may still return it beside its error.
+	Usage Usage
+	// Steps lists the extra requests the call made for the page, each
+	// named by the answer that caused it (StepLoop, StepEmpty,
+	// StepRotate). An engine that fails a page may still return it beside
+	// its error.
+	Steps []string
 }
+
+// Usage counts the tokens of a model server's answers.
+type Usage struct {
+	PromptTokens     int
+	CompletionTokens int
+}
+
+// Add returns u plus v.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{PromptTokens: u.PromptTokens + v.PromptTokens, CompletionTokens: u.CompletionTokens + v.CompletionTokens}
+}
+
+// Steps of the retry ladder: why an engine asked the model again.
+const (
+	// StepLoop: the answer looped (or ran into max_tokens).
+	StepLoop = "loop"
+	// StepEmpty: the answer had no text on a page that is not blank.
+	StepEmpty = "empty"
+	// StepRotate: the model asked for the page to be turned.
+	StepRotate = "rotate"
+)
 
 // Names of the built-in engines.
 const (

@@ -64,13 +64,16 @@ func (f *fallback) Recognize(ctx context.Context, p Page) (Result, error) {
 		}
 		return res, nil
 	}
+	// What the primary spent goes with whatever answer this call gives.
+	spent := Result{Usage: res.Usage, Steps: res.Steps}
 	if !last || !failure.Retryable(err) || ctx.Err() != nil {
-		return Result{}, err
+		return spent, err
 	}
 	res, ferr := f.fb.Recognize(ctx, p)
 	if ferr != nil {
-		return Result{}, fmt.Errorf("fallback %s after %s failed (%s): %w", f.fb.Name(), f.primary.Name(), failure.Message(err, 200), ferr)
+		return spent, fmt.Errorf("fallback %s after %s failed (%s): %w", f.fb.Name(), f.primary.Name(), failure.Message(err, 200), ferr)
 	}
+	res.Usage, res.Steps = spent.Usage.Add(res.Usage), append(spent.Steps, res.Steps...)
 	if res.Engine == "" {
 		res.Engine = f.fb.Name()
 	}

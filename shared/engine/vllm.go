@@ -115,15 +115,19 @@ func (v *VLLM) Recognize(ctx context.Context, p Page) (Result, error) {
 	var last answer
 	var lastRaw string
 	var tried []string
+	// spent is what the call cost so far; it goes with the result and
+	// with a failure alike.
+	var spent Result
 	for i := 0; i < len(rungs); i++ {
 		r := rungs[i]
 		img, err := page.prepare(v.profile.sizing(r.mode), rotation)
 		if err != nil {
-			return Result{}, fmt.Errorf("vllm page %d: %w", p.Number, err)
+			return spent, fmt.Errorf("vllm page %d: %w", p.Number, err)
 		}
-		content, finish, err := v.complete(ctx, img, r)
+		content, finish, usage, err := v.complete(ctx, img, r)
+		spent.Usage = spent.Usage.Add(usage)
 		if err != nil {
-			return Result{}, fmt.Errorf("vllm page %d: %w", p.Number, err)
+			return spent, fmt.Errorf("vllm page %d: %w", p.Number, err)
 		}
 		// Boxes are relative to the image the model saw, whose aspect is
 		// the page's: map them onto the page as convert rendered it.
@@ -137,6 +141,7 @@ func (v *VLLM) Recognize(ctx context.Context, p Page) (Result, error) {
 			if rotations < maxRotations {
 				rotations++
 				rotation = (rotation + last.rotate) % 360
+				spent.Steps = append(spent.Steps, StepRotate)
 				i-- // the same rung again, on the turned page
 				continue
 			}
@@ -152,25 +157,36 @@ func (v *VLLM) Recognize(ctx context.Context, p Page) (Result, error) {
 			}
 			last.result.Meta["rotation_applied"] = strconv.Itoa(rotation)
 		}
+		step := StepLoop
 		switch last.verdict {
 		case verdictOK:
-			return last.result, nil
+			return spentOn(last.result, spent), nil
 		case verdictEmpty:
 			blank, err := page.blank()
 			if err != nil {
-				return Result{}, fmt.Errorf("vllm page %d: %w", p.Number, err)
+				return spent, fmt.Errorf("vllm page %d: %w", p.Number, err)
 			}
 			if blank {
-				return last.result, nil // nothing to read: empty is right
+				return spentOn(last.result, spent), nil // nothing to read: empty is right
 			}
+			step = StepEmpty
 		}
 		tried = append(tried, last.why+" ("+r.String()+")")
+		if i+1 < len(rungs) {
+			spent.Steps = append(spent.Steps, step)
+		}
 	}
 	reason := ReasonRepetition
 	if last.verdict == verdictEmpty {
 		reason = ReasonEmpty
 	}
-	return Result{}, GiveUp(reason, lastRaw, "page %d: %d attempts: %s", p.Number, len(tried), strings.Join(tried, "; "))
+	return spent, GiveUp(reason, lastRaw, "page %d: %d attempts: %s", p.Number, len(tried), strings.Join(tried, "; "))
+}
+
+// spentOn returns res with the usage and steps of spent.
+func spentOn(res, spent Result) Result {
+	res.Usage, res.Steps = spent.Usage, spent.Steps
+	return res
 }
 
 // blank reports whether the page has no visible content.
@@ -183,16 +199,16 @@ func (p *pageImage) blank() (bool, error) {
 }
 
 // complete makes one chat completion request and returns the first
-// choice's content and finish reason.
-func (v *VLLM) complete(ctx context.Context, img prepared, r rung) (string, openai.FinishReason, error) {
+// choice's content and finish reason, and the tokens the answer reports.
+func (v *VLLM) complete(ctx context.Context, img prepared, r rung) (string, openai.FinishReason, Usage, error) {
 	dataURL := "data:" + img.mime + ";base64," + base64.StdEncoding.EncodeToString(img.data)
 	body, err := json.Marshal(v.profile.request(v.model, dataURL, r, v.maxTokens))
 	if err != nil {
-		return "", "", failure.As(failure.ErrPermanent, fmt.Errorf("encode request: %w", err))
+		return "", "", Usage{}, failure.As(failure.ErrPermanent, fmt.Errorf("encode request: %w", err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return "", "", failure.As(failure.ErrPermanent, fmt.Errorf("build request: %w", err))
+		return "", "", Usage{}, failure.As(failure.ErrPermanent, fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -206,25 +222,26 @@ func (v *VLLM) complete(ctx context.Context, img prepared, r rung) (string, open
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", "", fmt.Errorf("post %s: %w", v.endpoint, err)
+		return "", "", Usage{}, fmt.Errorf("post %s: %w", v.endpoint, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return "", "", fmt.Errorf("read answer: %w", err)
+		return "", "", Usage{}, fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", "", statusError(resp.StatusCode, resp.Header, b)
+		return "", "", Usage{}, statusError(resp.StatusCode, resp.Header, b)
 	}
 	var out openai.ChatCompletionResponse
 	if err := json.Unmarshal(b, &out); err != nil {
-		return "", "", fmt.Errorf("decode answer: %w", err)
+		return "", "", Usage{}, fmt.Errorf("decode answer: %w", err)
 	}
+	usage := Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens}
 	if len(out.Choices) == 0 {
-		return "", "", failure.Transient("answer has no choices")
+		return "", "", usage, failure.Transient("answer has no choices")
 	}
 	c := out.Choices[0]
-	return c.Message.Content, c.FinishReason, nil
+	return c.Message.Content, c.FinishReason, usage, nil
 }
 
 // statusError classifies a non-200 answer.

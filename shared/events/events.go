@@ -214,6 +214,8 @@ type JobCompleted struct {
 type FailedPage struct {
 	// Page is the page number, 1-based.
 	Page int `json:"page"`
+	// Route is the route the page took (ocr or text).
+	Route Route `json:"route,omitempty"`
 	// Reason is the failure's class and message ("permanent: …",
 	// "transient: retries exhausted …"), or the engine's reason for giving
 	// up ("repetition: …", "empty: …"); at most 500 bytes.

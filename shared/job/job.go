@@ -3,6 +3,7 @@
 package job
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -198,8 +199,8 @@ func parseHints(in map[string]string) (Hints, error) {
 	return h, nil
 }
 
-// LogUnknown logs hints the pipeline ignores.
-func (j Job) LogUnknown(log *slog.Logger) {
+// LogUnknown logs hints the pipeline ignores (with ctx, for its trace id).
+func (j Job) LogUnknown(ctx context.Context, log *slog.Logger) {
 	if len(j.Hints.Unknown) == 0 {
 		return
 	}
@@ -208,7 +209,7 @@ func (j Job) LogUnknown(log *slog.Logger) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	log.Info("ignoring unknown hints", "job", j.ID, "hints", keys)
+	log.InfoContext(ctx, "ignoring unknown hints", "job", j.ID, "hints", keys)
 }
 
 // Timeout returns the per-page timeout hint, or def when unset.

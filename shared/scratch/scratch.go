@@ -24,6 +24,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -309,7 +310,27 @@ func Conclude(ctx context.Context, s Store, job, cause string, e eventJSON) (boo
 	if err != nil || !ok {
 		return false, err
 	}
+	if o.EventID == e.ID() {
+		noteRepeat(ctx)
+	}
 	return o.EventID == e.ID(), nil
+}
+
+type repeatKey struct{}
+
+// WithRepeats returns ctx in which Conclude, End and Ended note when they
+// hand out a terminal event an earlier delivery already decided (a
+// redelivered deciding event replies it again), and a function reporting
+// whether they did. The metrics count a terminal reply only once this way.
+func WithRepeats(ctx context.Context) (context.Context, func() bool) {
+	seen := new(atomic.Bool)
+	return context.WithValue(ctx, repeatKey{}, seen), seen.Load
+}
+
+func noteRepeat(ctx context.Context) {
+	if seen, ok := ctx.Value(repeatKey{}).(*atomic.Bool); ok {
+		seen.Store(true)
+	}
 }
 
 // eventJSON is the part of event.Event Conclude needs.
@@ -349,6 +370,7 @@ func Ended(ctx context.Context, s Store, job, cause string) (again *event.Event,
 	if err := json.Unmarshal(o.Event, &e); err != nil {
 		return nil, true, fmt.Errorf("decode outcome of %s: %w", job, err)
 	}
+	noteRepeat(ctx)
 	return &e, true, nil
 }
 

@@ -74,7 +74,7 @@ func Recover(log *slog.Logger) Middleware {
 		return func(ctx context.Context, e event.Event) (reply *event.Event, err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("handler panic", "type", e.Type(), "id", e.ID(), "panic", r, "stack", string(debug.Stack()))
+					log.ErrorContext(ctx, "handler panic", "type", e.Type(), "id", e.ID(), "panic", r, "stack", string(debug.Stack()))
 					reply, err = nil, failure.Permanent("internal error handling %s: %v", e.Type(), r)
 				}
 			}()
@@ -94,9 +94,9 @@ func Log(log *slog.Logger, name string) Middleware {
 				attrs = append(attrs, "reply", reply.Type())
 			}
 			if err != nil {
-				log.Warn("handler failed", append(attrs, "error_type", failure.Classify(err), "error", err)...)
+				log.WarnContext(ctx, "handler failed", append(attrs, "error_type", failure.Classify(err), "error", err)...)
 			} else {
-				log.Debug("handled", attrs...)
+				log.DebugContext(ctx, "handled", attrs...)
 			}
 			return reply, err
 		}
