@@ -58,6 +58,10 @@ type Config struct {
 	LogLevel         string
 	ShutdownTimeout  time.Duration
 
+	// Observability (docs/observability.md).
+	MetricsAddr  string
+	OTLPEndpoint string
+
 	// HTTP API (`ocrflow api`; docs/api.md).
 	APIAddr            string
 	BrokerURL          string
@@ -207,6 +211,8 @@ var Vars = []Var{
 	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
 	{"SHUTDOWN_TIMEOUT", "30s", "How long a stopping process waits for in-flight work.", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"METRICS_ADDR", ":9464", "Address `ocrflow serve` and the Knative function serve Prometheus metrics on, at /metrics (host:port; empty = not served). Not 9090 or 9091: Knative's queue-proxy listens there in the same pod. `ocrflow api` serves /metrics on its own address.", str(func(c *Config) *string { return &c.MetricsAddr })},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "Base URL of the OpenTelemetry collector traces are exported to over OTLP/HTTP (e.g. http://otel-collector:4318; spans go to its /v1/traces); empty = no traces are exported (log lines still carry trace ids). The SDK reads the other OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS …) itself.", str(func(c *Config) *string { return &c.OTLPEndpoint })},
 	{"API_ADDR", ":8080", "Address `ocrflow api` listens on (host:port; --addr overrides it).", str(func(c *Config) *string { return &c.APIAddr })},
 	{"BROKER_URL", "", "Knative broker ingress URL `ocrflow api` publishes jobs to (HTTP CloudEvents); empty = the standalone runtime at NATS_URL.", str(func(c *Config) *string { return &c.BrokerURL })},
 	{"API_TOKENS", "", "Bearer tokens of the HTTP API, each bound to a tenant: token1:tenantA,token2:tenantB. Empty = no authentication; set, every /v1 route needs a token and sees only its tenant's jobs.", func(c *Config, v string) error {
