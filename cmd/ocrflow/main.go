@@ -4,6 +4,8 @@
 //	ocrflow serve                     serve stages on NATS JetStream
 //	ocrflow submit [flags]            publish one job
 //	ocrflow function                  the Knative function server
+//	ocrflow status JOB_ID             where a job is
+//	ocrflow dlq list|show|replay      the dead letters, and replaying them
 package main
 
 import (
@@ -37,6 +39,13 @@ Usage:
   ocrflow submit (--file PATH | --content-id ID) [flags]
       Publish one simpleprocess.job to the standalone runtime (--nats) or a
       Knative broker ingress (--broker); --wait follows it to its end.
+  ocrflow status JOB_ID [--json] [--watch]
+      Where a job is, read from the scratch store (BLOB_URL): state, pages
+      done / total, failed pages, times, ETA, result. Exit status 0
+      completed or running, 1 failed, 3 unknown job.
+  ocrflow dlq list | show ID | replay (ID... | --all) [--dry-run]
+      The dead letters: list them, show one, or replay their jobs as new
+      attempts (--nats or --broker, like submit).
 
 Run "ocrflow COMMAND --help" for a command's flags. Configuration comes
 from the environment (a .env file in the working directory is read first;
@@ -77,6 +86,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = submitCmd(ctx, args[1:], stdout, stderr)
 	case "function":
 		err = functionCmd(ctx, args[1:], stderr)
+	case "status":
+		err = statusCmd(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = dlqCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "ocrflow: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +17,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ocrflow/ocrflow/internal/leaktest"
+	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/standalone"
+	"github.com/ocrflow/ocrflow/shared/status"
 )
 
 // testdataDir is resolved before any test changes directory.
@@ -101,7 +105,7 @@ func TestRun(t *testing.T) {
 func TestHelp_documents_every_command(t *testing.T) {
 	var stdout, stderr syncBuffer
 	require.Equal(t, 0, run(t.Context(), []string{"--help"}, &stdout, &stderr), "exit code")
-	for _, cmd := range []string{"ocrflow run", "ocrflow serve", "ocrflow submit"} {
+	for _, cmd := range []string{"ocrflow run", "ocrflow serve", "ocrflow submit", "ocrflow status", "ocrflow dlq"} {
 		assert.Contains(t, stdout.String(), cmd, "--help does not document %q", cmd)
 	}
 	for _, tc := range []struct {
@@ -111,6 +115,8 @@ func TestHelp_documents_every_command(t *testing.T) {
 		{"run", []string{"-out", "-engine"}},
 		{"submit", []string{"-file", "-content-id", "-tenant", "-owner", "-job-id", "-hint", "-nats", "-broker", "-wait"}},
 		{"serve", []string{"OCR_STAGES", "NATS_URL"}},
+		{"status", []string{"-json", "-watch", "BLOB_URL", "3 unknown job"}},
+		{"dlq", []string{"list", "show", "replay", "--all", "--dry-run", "--nats", "--broker"}},
 	} {
 		var out, errb syncBuffer
 		run(t.Context(), []string{tc.cmd, "--help"}, &out, &errb)
@@ -146,6 +152,20 @@ func TestServeAndSubmit(t *testing.T) {
 	assert.Contains(t, stdout.String(), "ocr.job.completed", "submit --wait did not print the completed event")
 	_, err = os.Stat(filepath.Join(work, "out", "page.png.md"))
 	assert.NoError(t, err, "no result written")
+	// submit kept the job in the scratch store, where status reads it.
+	stdout = syncBuffer{}
+	code = run(t.Context(), []string{"status", "cli-job", "--json"}, &stdout, &stderr)
+	require.Equal(t, 0, code, "status exit code\nstderr:\n%s", stderr.String())
+	var st status.Job
+	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &st), "status --json:\n%s", stdout.String())
+	assert.Equal(t, status.Completed, st.State, "status = %+v", st)
+	assert.Equal(t, 1, st.Pages.Done, "status = %+v", st)
+	assert.NotNil(t, st.SubmittedAt, "status = %+v: submit kept no submitted record", st)
+	s, err := blob.NewDir(filepath.Join(work, "blobs"))
+	require.NoError(t, err)
+	var sub scratch.Submitted
+	require.NoError(t, scratch.GetJSON(t.Context(), s, scratch.SubmittedKey("cli-job"), &sub))
+	assert.Equal(t, "ocrflow submit", sub.By, "the submitted record names its submitter")
 	stop()
 	select {
 	case code := <-served:

@@ -23,6 +23,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/render"
+	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
 	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/standalone"
@@ -149,6 +150,9 @@ Flags:
 		e, err := job.NewEvent(spec)
 		if err != nil {
 			return errors.Join(err, p.stop())
+		}
+		if err := scratch.Submit(ctx, p.app.Scratch(), j.id, "ocrflow run", e); err != nil {
+			return errors.Join(fmt.Errorf("keep job %s: %w", j.id, err), p.stop())
 		}
 		if err := rt.Send(ctx, e); err != nil {
 			return errors.Join(err, p.stop())

@@ -13,8 +13,11 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/ocrflow/ocrflow/internal/app"
+	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
+	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -76,6 +79,11 @@ func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		if *wait {
 			return errors.New("--wait needs the standalone runtime (--nats): lifecycle events are not readable from a broker ingress")
 		}
+		if cfg, err := loadConfig(); err != nil {
+			fmt.Fprintf(stderr, "ocrflow submit: warning: job %s not kept in the scratch store: %v\n", *jobID, err)
+		} else {
+			keepSubmitted(ctx, cfg, e, stderr)
+		}
 		return submitBroker(ctx, *broker, e, stdout)
 	}
 
@@ -83,6 +91,7 @@ func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	if err != nil {
 		return err
 	}
+	keepSubmitted(ctx, cfg, e, stderr)
 	url := *natsURL
 	if url == "" {
 		url = cfg.NATSURL
@@ -138,4 +147,22 @@ func submitBroker(ctx context.Context, url string, e event.Event, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "submitted job %s to %s\n", e.ID(), url)
 	return nil
+}
+
+// keepSubmitted writes the job's submitted record to the scratch store of
+// BLOB_URL, so that `ocrflow status` and the API see the job queued before
+// convert starts it and `ocrflow dlq replay` can run it again. It is best
+// effort: a store that cannot be reached is a warning, and the job still
+// goes (convert writes the record too when it starts the job).
+func keepSubmitted(ctx context.Context, cfg config.Config, e event.Event, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := app.OpenScratch(ctx, cfg)
+	if err == nil {
+		err = scratch.Submit(ctx, s, e.ID(), "ocrflow submit", e)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ocrflow submit: warning: job %s not kept in the scratch store %s (ocrflow status sees it once convert starts it): %v\n",
+			e.ID(), cfg.BlobURL, err)
+	}
 }
