@@ -114,11 +114,13 @@ type scHarness struct {
 	rt      *standalone.Runtime
 	convert stage.Handler
 	journal *journal
+	blobs   *blob.Dir // the scratch store
 }
 
 type scOpts struct {
 	env     map[string]string // configuration overrides
 	tempDir string            // TMPDIR for convert's working files
+	engine  engine.Engine     // the engine (default the fake)
 }
 
 func newSCHarness(t *testing.T, o scOpts) *scHarness {
@@ -163,8 +165,12 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 
 	blobs, err := blob.NewDir(filepath.Join(t.TempDir(), "blobs"))
 	require.NoError(t, err)
-	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: &engine.Fake{}}, "")
-	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: sv.rt, journal: sv.journal}
+	eng := o.engine
+	if eng == nil {
+		eng = &engine.Fake{}
+	}
+	sv := serve(t, cfg, app.Options{Scratch: blobs, Content: store, Engine: eng}, "")
+	h := &scHarness{t: t, srv: srv, api: api, traffic: tr, rt: sv.rt, journal: sv.journal, blobs: blobs}
 	for _, s := range sv.app.Stages() {
 		if s.Name == stage.Convert {
 			h.convert = s.Handler
