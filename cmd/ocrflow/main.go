@@ -4,6 +4,7 @@
 //	ocrflow serve                     serve stages on NATS JetStream
 //	ocrflow submit [flags]            publish one job
 //	ocrflow function                  the Knative function server
+//	ocrflow api [--addr HOST:PORT]    the HTTP API
 //	ocrflow status JOB_ID             where a job is
 //	ocrflow dlq list|show|replay      the dead letters, and replaying them
 package main
@@ -39,6 +40,10 @@ Usage:
   ocrflow submit (--file PATH | --content-id ID) [flags]
       Publish one simpleprocess.job to the standalone runtime (--nats) or a
       Knative broker ingress (--broker); --wait follows it to its end.
+  ocrflow api [--addr HOST:PORT] [--nats URL | --broker URL]
+      Serve the HTTP API (docs/api.md) on API_ADDR (default :8080): submit
+      jobs, read their status, follow them (SSE), OCR a document
+      synchronously; /healthz, /readyz, /openapi.json.
   ocrflow status JOB_ID [--json] [--watch]
       Where a job is, read from the scratch store (BLOB_URL): state, pages
       done / total, failed pages, times, ETA, result. Exit status 0
@@ -86,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = submitCmd(ctx, args[1:], stdout, stderr)
 	case "function":
 		err = functionCmd(ctx, args[1:], stderr)
+	case "api":
+		err = apiCmd(ctx, args[1:], stderr)
 	case "status":
 		err = statusCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
