@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +196,32 @@ func TestDLQ_replay_publishes_to_nats(t *testing.T) {
 	info, err := stream.Info(t.Context(), jetstream.WithSubjectFilter(standalone.DefaultJobSubject))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]uint64{standalone.DefaultJobSubject: 1}, info.State.Subjects, "jobs published in all")
+}
+
+// TestDLQ_replay_posts_to_a_broker_with_retries: with --broker the attempt
+// is POSTed to the ingress as a CloudEvent, and a 503 is retried.
+func TestDLQ_replay_posts_to_a_broker_with_retries(t *testing.T) {
+	s := scratchDir(t)
+	deadLetters(t, s)
+	var mu sync.Mutex
+	var got []string // Ce-Id of each request
+	broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Ce-Id"))
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			http.Error(w, "scaling", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer broker.Close()
+	var stdout, stderr syncBuffer
+	code := run(t.Context(), []string{"dlq", "replay", "--broker", broker.URL, "job-a-dead-ocrflow-convert"}, &stdout, &stderr)
+	require.Equal(t, 0, code, "exit code\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	assert.Contains(t, stdout.String(), "1 attempt(s) published to "+broker.URL)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"job-a.r1", "job-a.r1"}, got, "requests to the broker")
 }
