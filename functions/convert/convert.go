@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/shared/content"
+	structured "github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
@@ -341,7 +342,9 @@ func (s *Converter) page(ctx context.Context, parent event.Event, j job.Job, doc
 		if err == nil && ok {
 			score = a.Score
 			if a.Trusted(mode) {
-				return s.textPage(ctx, parent, j, n, total, a.Markdown, a.Score)
+				return s.textPage(ctx, parent, j, n, total, a.Markdown, a.Score, structured.Layout{
+					Source: structured.SourceTextLayer, WidthPt: a.WidthPt, HeightPt: a.HeightPt, Blocks: a.Blocks,
+				})
 			}
 		}
 	}
@@ -380,7 +383,8 @@ func (s *Converter) imagePage(ctx context.Context, parent event.Event, j job.Job
 	}
 	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
 		JobID: j.ID, Page: n, Pages: total, Route: events.RouteOCR, ImageKey: key,
-		Width: p.Width, Height: p.Height, TimeoutSeconds: j.Hints.TimeoutSeconds, TextScore: score,
+		Width: p.Width, Height: p.Height, WidthPt: p.WidthPt, HeightPt: p.HeightPt,
+		TimeoutSeconds: j.Hints.TimeoutSeconds, TextScore: score,
 	})
 	if err != nil {
 		return err
@@ -391,15 +395,24 @@ func (s *Converter) imagePage(ctx context.Context, parent event.Event, j job.Job
 	return nil
 }
 
-// textPage stores the page's text layer as its markdown and fans it out on
-// route text.
-func (s *Converter) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, markdown string, score float64) error {
+// textPage stores the page's text layer as its markdown, and its layout
+// (blocks, page size) as its sidecar, and fans it out on route text.
+func (s *Converter) textPage(ctx context.Context, parent event.Event, j job.Job, n, total int, markdown string, score float64, layout structured.Layout) error {
 	key := scratch.PageKey(j.ID, n, "text.md")
 	if err := s.blobs.Put(ctx, key, strings.NewReader(markdown)); err != nil {
 		return err
 	}
+	layout.Page, layout.Engine = n, structured.SourceTextLayer
+	if layout.Blocks == nil {
+		layout.Blocks = []structured.Block{}
+	}
+	side := scratch.BlocksKey(j.ID, n)
+	if err := scratch.PutJSON(ctx, s.blobs, side, layout); err != nil {
+		return err
+	}
 	ev, err := events.New(&parent, events.PageRenderedID(j.ID, n), events.TypePageRendered, Source, n, j.ID, events.PageRendered{
 		JobID: j.ID, Page: n, Pages: total, Route: events.RouteText, TextKey: key, TextScore: score,
+		WidthPt: layout.WidthPt, HeightPt: layout.HeightPt, BlocksKey: side,
 	})
 	if err != nil {
 		return err

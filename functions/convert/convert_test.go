@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocrflow/ocrflow/functions/convert"
 	"github.com/ocrflow/ocrflow/shared/content"
+	structured "github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -111,6 +112,19 @@ func TestConvert_text_layer_decides_the_route(t *testing.T) {
 					require.NoError(t, err, "page %d text", p.Page)
 					assert.Contains(t, string(md), fmt.Sprintf("Page %d:", p.Page), "page %d's markdown is its own text", p.Page)
 					assert.GreaterOrEqual(t, p.TextScore, textlayer.MinScore)
+					assert.Equal(t, [2]float64{595, 842}, [2]float64{p.WidthPt, p.HeightPt}, "page %d: A4 in points", p.Page)
+					require.Equal(t, scratch.BlocksKey(id, p.Page), p.BlocksKey, "page %d names its layout sidecar", p.Page)
+					var l structured.Layout
+					require.NoError(t, scratch.GetJSON(ctx, f.scratch, p.BlocksKey, &l), "page %d sidecar", p.Page)
+					assert.Equal(t, structured.SourceTextLayer, l.Source, "page %d sidecar", p.Page)
+					assert.Equal(t, p.Page, l.Page, "page %d sidecar", p.Page)
+					require.NotEmpty(t, l.Blocks, "page %d sidecar", p.Page)
+					assert.Equal(t, structured.LabelTitle, l.Blocks[0].Label, "page %d opens with its heading", p.Page)
+					for i, b := range l.Blocks {
+						if assert.NotNil(t, b.BBox, "page %d block %d box", p.Page, i) {
+							assert.True(t, b.BBox.Inside(595, 842), "page %d block %d box %v inside the page", p.Page, i, *b.BBox)
+						}
+					}
 				default:
 					assert.Empty(t, p.TextKey, "page %d: an OCR page has no text", p.Page)
 					assert.Equal(t, scratch.PageKey(id, p.Page, "jpg"), p.ImageKey)
@@ -120,6 +134,8 @@ func TestConvert_text_layer_decides_the_route(t *testing.T) {
 					assert.Positive(t, p.Width)
 					assert.Positive(t, p.Height)
 					assert.LessOrEqual(t, max(p.Width, p.Height), 256, "page %d is rendered to the target size", p.Page)
+					assert.Equal(t, [2]float64{595, 842}, [2]float64{p.WidthPt, p.HeightPt}, "page %d: A4 in points", p.Page)
+					assert.Empty(t, p.BlocksKey, "page %d: recognize writes an OCR page's layout", p.Page)
 				}
 			}
 		})
@@ -348,9 +364,22 @@ func TestConvert_office_document_is_extracted_with_its_pictures_inline(t *testin
 		ref, isPicture := m.Inline[p.Page]
 		if !isPicture {
 			assert.Equal(t, events.RouteText, p.Route, "page %d: office text needs no engine", p.Page)
+			assert.Zero(t, p.WidthPt, "page %d: office text has no page size", p.Page)
+			var l structured.Layout
+			require.NoError(t, scratch.GetJSON(ctx, f.scratch, p.BlocksKey, &l), "page %d sidecar", p.Page)
+			assert.Equal(t, structured.SourceOffice, l.Source, "page %d sidecar", p.Page)
+			md, err := scratch.GetBytes(ctx, f.scratch, p.TextKey)
+			require.NoError(t, err)
+			var texts []string
+			for _, b := range l.Blocks {
+				assert.Nil(t, b.BBox, "page %d: office blocks have no box", p.Page)
+				texts = append(texts, b.Text)
+			}
+			assert.Equal(t, strings.Join(strings.Fields(string(md)), " "), strings.Join(strings.Fields(strings.Join(texts, " ")), " "), "page %d: the blocks hold the page's text", p.Page)
 			host = p.Page
 			continue
 		}
+		assert.Positive(t, p.WidthPt, "picture page %d has a size in points", p.Page)
 		assert.Equal(t, events.RouteOCR, p.Route, "picture page %d is OCRed", p.Page)
 		assert.Equal(t, host, ref.Page, "picture page %d belongs to the text page before it", p.Page)
 		assert.NotEmpty(t, ref.Name)

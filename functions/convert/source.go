@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/shared/content"
+	structured "github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/obs"
@@ -190,7 +191,9 @@ func (d *officeDoc) close()                { d.items = nil }
 func (d *officeDoc) page(ctx context.Context, parent event.Event, j job.Job, n, total int) error {
 	it := d.items[n-1]
 	if it.image == nil {
-		return d.s.textPage(ctx, parent, j, n, total, it.markdown, 1)
+		return d.s.textPage(ctx, parent, j, n, total, it.markdown, 1, structured.Layout{
+			Source: structured.SourceOffice, Blocks: structured.FromMarkdown(it.markdown),
+		})
 	}
 	_, span := d.s.cfg.Tracer.Start(ctx, "render", trace.WithAttributes(obs.AttrPage.Int(n)))
 	p, err := render.FromImage(it.image.Data, d.s.cfg.Target, d.s.cfg.Limits.MaxImagePixels)

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -102,6 +103,7 @@ func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, e
 			rec = scratch.PageRecord{
 				Page: p.Page, Status: events.PageFailed, Route: p.Route, Engine: s.engine.Name(),
 				Reason: failedReason(err), EventID: e.ID(),
+				WidthPt: p.WidthPt, HeightPt: p.HeightPt, WidthPx: p.Width, HeightPx: p.Height,
 			}
 			s.keepRaw(ctx, p, err)
 			s.log.WarnContext(ctx, "page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
@@ -114,7 +116,10 @@ func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, e
 }
 
 func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {
-	rec := scratch.PageRecord{Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID(), TextScore: p.TextScore}
+	rec := scratch.PageRecord{
+		Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID(), TextScore: p.TextScore,
+		WidthPt: p.WidthPt, HeightPt: p.HeightPt, WidthPx: p.Width, HeightPx: p.Height,
+	}
 	var res engine.Result
 	switch p.Route {
 	case events.RouteText:
@@ -124,6 +129,9 @@ func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.Page
 		}
 		res = engine.Result{Markdown: string(md)}
 		rec.Engine = EngineTextLayer
+		if rec.BlocksKey, rec.BlockCount, err = s.textLayout(ctx, p); err != nil {
+			return rec, err
+		}
 	default:
 		img, err := scratch.GetBytes(ctx, s.blobs, p.ImageKey)
 		if err != nil {
@@ -164,11 +172,10 @@ func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.Page
 		if err := s.blobs.Put(ctx, scratch.PageKey(p.JobID, p.Page, "raw"), strings.NewReader(res.Raw)); err != nil {
 			return rec, err
 		}
-		if len(res.Blocks) > 0 || len(res.Meta) > 0 {
-			side := Sidecar{Page: p.Page, Engine: rec.Engine, Width: p.Width, Height: p.Height, Blocks: res.Blocks, Meta: res.Meta}
-			if err := scratch.PutJSON(ctx, s.blobs, scratch.BlocksKey(p.JobID, p.Page), side); err != nil {
-				return rec, err
-			}
+		side := Layout(p, rec.Engine, res)
+		rec.BlocksKey, rec.BlockCount = scratch.BlocksKey(p.JobID, p.Page), len(side.Blocks)
+		if err := scratch.PutJSON(ctx, s.blobs, rec.BlocksKey, side); err != nil {
+			return rec, err
 		}
 	}
 	key := scratch.PageKey(p.JobID, p.Page, "md")
@@ -179,16 +186,23 @@ func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.Page
 	return rec, nil
 }
 
-// Sidecar is the JSON stored beside a page's markdown at
-// scratch.BlocksKey: the layout blocks the model reported (label, box in
-// page pixels, byte span in the page markdown) and page facts it stated.
-type Sidecar struct {
-	Page   int               `json:"page"`
-	Engine string            `json:"engine"`
-	Width  int               `json:"width,omitempty"`
-	Height int               `json:"height,omitempty"`
-	Blocks []engine.Block    `json:"blocks,omitempty"`
-	Meta   map[string]string `json:"meta,omitempty"`
+// textLayout returns the key and block count of the layout sidecar
+// convert stored for a text page; none when the event names none (an
+// event from before sidecars) or it is gone.
+func (s *Recognizer) textLayout(ctx context.Context, p events.PageRendered) (string, int, error) {
+	if p.BlocksKey == "" {
+		return "", 0, nil
+	}
+	var l document.Layout
+	err := scratch.GetJSON(ctx, s.blobs, p.BlocksKey, &l)
+	if errors.Is(err, scratch.ErrNotFound) {
+		s.log.WarnContext(ctx, "layout sidecar of a text page is gone", "job", p.JobID, "page", p.Page, "key", p.BlocksKey)
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("page %d layout: %w", p.Page, err)
+	}
+	return p.BlocksKey, len(l.Blocks), nil
 }
 
 // failedReason is the reason recorded for a failed page: an engine's

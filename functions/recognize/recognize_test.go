@@ -17,6 +17,7 @@ import (
 
 	"github.com/ocrflow/ocrflow/functions/recognize"
 	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -44,14 +45,14 @@ func TestHandle_records_what_the_engine_reports(t *testing.T) {
 		wantReason string // prefix
 		wantRaw    string
 		wantErr    error
-		wantSide   bool
+		wantLayout string // the sidecar's source; "" = no sidecar
 	}{
 		{
 			name: "blocks_go_to_the_sidecar",
 			eng: func(context.Context, engine.Page) (engine.Result, error) {
 				return engine.Result{Markdown: "# T", Raw: "<|ref|>title…", Blocks: blocks}, nil
 			},
-			wantStatus: events.PageOK, wantEngine: "vllm", wantRaw: "<|ref|>title…", wantSide: true,
+			wantStatus: events.PageOK, wantEngine: "vllm", wantRaw: "<|ref|>title…", wantLayout: document.SourceGrounding,
 		},
 		{
 			name: "mode_hint_reaches_the_engine", hint: "tiny",
@@ -61,14 +62,14 @@ func TestHandle_records_what_the_engine_reports(t *testing.T) {
 				}
 				return engine.Result{Markdown: "x"}, nil
 			},
-			wantStatus: events.PageOK, wantEngine: "vllm",
+			wantStatus: events.PageOK, wantEngine: "vllm", wantLayout: document.SourceMarkdown,
 		},
 		{
 			name: "fallback_engine_is_recorded",
 			eng: func(context.Context, engine.Page) (engine.Result, error) {
 				return engine.Result{Markdown: "x", Engine: "tesseract", Meta: map[string]string{"fallback_from": "vllm"}}, nil
 			},
-			wantStatus: events.PageOK, wantEngine: "tesseract", wantSide: true,
+			wantStatus: events.PageOK, wantEngine: "tesseract", wantLayout: document.SourceMarkdown,
 		},
 		{
 			name: "give_up_is_a_failed_page_with_its_reason",
@@ -101,7 +102,7 @@ func TestHandle_records_what_the_engine_reports(t *testing.T) {
 			imgKey := scratch.PageKey(job, 1, "jpg")
 			require.NoError(t, blobs.Put(ctx, imgKey, strings.NewReader("jpeg bytes")))
 			e, err := events.New(nil, events.PageRenderedID(job, 1), events.TypePageRendered, "/test", 1, job,
-				events.PageRendered{JobID: job, Page: 1, Pages: 1, Route: events.RouteOCR, ImageKey: imgKey, Width: 10, Height: 20})
+				events.PageRendered{JobID: job, Page: 1, Pages: 1, Route: events.RouteOCR, ImageKey: imgKey, Width: 10, Height: 20, WidthPt: 5, HeightPt: 10})
 			require.NoError(t, err)
 			st := recognize.New(recognize.Config{}, blobs, tc.eng, slog.New(slog.DiscardHandler))
 			reply, err := st.Handle(ctx, e)
@@ -123,13 +124,28 @@ func TestHandle_records_what_the_engine_reports(t *testing.T) {
 				assert.NoError(t, err)
 				assert.Equal(t, tc.wantRaw, string(raw), "raw")
 			}
-			var side recognize.Sidecar
+			var side document.Layout
 			err = scratch.GetJSON(ctx, blobs, scratch.BlocksKey(job, 1), &side)
-			require.Equal(t, tc.wantSide, err == nil, "sidecar stored (%v)", err)
-			if tc.wantSide {
+			require.Equal(t, tc.wantLayout != "", err == nil, "sidecar stored (%v)", err)
+			rec, _, err := scratch.GetRecord(ctx, blobs, job, 1)
+			require.NoError(t, err)
+			assert.Equal(t, [4]float64{5, 10, 10, 20}, [4]float64{rec.WidthPt, rec.HeightPt, float64(rec.WidthPx), float64(rec.HeightPx)}, "record's page size, points and pixels")
+			if tc.wantLayout != "" {
+				assert.Equal(t, tc.wantLayout, side.Source, "sidecar = %+v", side)
 				assert.Equal(t, tc.wantEngine, side.Engine, "sidecar = %+v", side)
-				assert.Equal(t, 10, side.Width, "sidecar = %+v", side)
-				assert.NotZero(t, len(side.Blocks)+len(side.Meta), "sidecar = %+v", side)
+				assert.Equal(t, 10, side.WidthPx, "sidecar = %+v", side)
+				assert.Equal(t, 5.0, side.WidthPt, "sidecar = %+v", side)
+				require.NotEmpty(t, side.Blocks, "sidecar = %+v", side)
+				assert.Equal(t, scratch.BlocksKey(job, 1), pr.BlocksKey, "recognized = %+v: names the sidecar", pr)
+				assert.Equal(t, len(side.Blocks), pr.BlockCount, "recognized = %+v: counts the blocks", pr)
+				assert.Equal(t, pr.BlocksKey, rec.BlocksKey, "record names the sidecar")
+				if tc.wantLayout == document.SourceGrounding {
+					require.NotNil(t, side.Blocks[0].BBox, "sidecar = %+v", side)
+					assert.Equal(t, document.Box{0.5, 1, 1.5, 2}, *side.Blocks[0].BBox, "the box in points: x·5/10, y·10/20")
+				}
+			} else {
+				assert.Empty(t, pr.BlocksKey, "recognized = %+v: a failed page has no sidecar", pr)
+				assert.Zero(t, pr.BlockCount, "recognized = %+v", pr)
 			}
 			// Records are listed from pages/; the sidecar must not be one.
 			recs, err := scratch.Records(ctx, blobs, job)
@@ -208,7 +224,7 @@ func ocrPage(t *testing.T, blobs scratch.Store, job string, n, pages int) event.
 	key := scratch.PageKey(job, n, "jpg")
 	require.NoError(t, blobs.Put(t.Context(), key, bytes.NewReader(image(n))))
 	e, err := events.New(nil, events.PageRenderedID(job, n), events.TypePageRendered, "/convert", n, job,
-		events.PageRendered{JobID: job, Page: n, Pages: pages, Route: events.RouteOCR, ImageKey: key, Width: 100, Height: 140, TextScore: 0.25})
+		events.PageRendered{JobID: job, Page: n, Pages: pages, Route: events.RouteOCR, ImageKey: key, Width: 100, Height: 140, WidthPt: 50, HeightPt: 70, TextScore: 0.25})
 	require.NoError(t, err)
 	return e
 }
@@ -253,7 +269,7 @@ func TestRecognize_ocr_page_becomes_the_engines_markdown(t *testing.T) {
 	pr := recognized(t, reply)
 	assert.Equal(t, events.PageRecognized{
 		JobID: "job-ocr", Page: 2, Pages: 3, Status: events.PageOK, Route: events.RouteOCR, Engine: engine.NameFake,
-		ResultKey: scratch.PageKey("job-ocr", 2, "md"),
+		ResultKey: scratch.PageKey("job-ocr", 2, "md"), BlocksKey: scratch.BlocksKey("job-ocr", 2), BlockCount: 1,
 	}, pr)
 	assert.Equal(t, events.PageRecognizedID("job-ocr", 2), reply.ID())
 	assert.Equal(t, recognize.Source, reply.Source())
@@ -272,7 +288,12 @@ func TestRecognize_ocr_page_becomes_the_engines_markdown(t *testing.T) {
 	assert.Equal(t, scratch.PageRecord{
 		Page: 2, Status: events.PageOK, Route: events.RouteOCR, Engine: engine.NameFake,
 		MarkdownKey: pr.ResultKey, EventID: e.ID(), TextScore: 0.25,
+		WidthPt: 50, HeightPt: 70, WidthPx: 100, HeightPx: 140, BlocksKey: pr.BlocksKey, BlockCount: 1,
 	}, rec)
+	var side document.Layout
+	require.NoError(t, scratch.GetJSON(ctx, blobs, pr.BlocksKey, &side))
+	assert.Equal(t, document.SourceMarkdown, side.Source, "the fake engine reports no layout: blocks from its markdown")
+	assert.Equal(t, []document.Block{{Label: document.LabelText, Text: engine.FakeText(image(2))}}, side.Blocks)
 }
 
 // TestRecognize_page_with_a_record_is_answered_from_it: a redelivered page,
@@ -401,6 +422,7 @@ func TestRecognize_permanent_engine_error_records_a_failed_page(t *testing.T) {
 			rec.DoneAt = time.Time{}
 			assert.Equal(t, scratch.PageRecord{
 				Page: 1, Status: events.PageFailed, Route: events.RouteOCR, Engine: engine.NameFake, Reason: pr.Reason, EventID: e.ID(),
+				WidthPt: 50, HeightPt: 70, WidthPx: 100, HeightPx: 140, // the failed page keeps its size
 			}, rec)
 
 			_, err = st.Handle(ctx, e)
@@ -426,7 +448,7 @@ func TestRecognize_text_route_never_calls_the_engine(t *testing.T) {
 	assert.Equal(t, events.PageRecognized{
 		JobID: "job-text", Page: 3, Pages: 6, Status: events.PageOK, Route: events.RouteText, Engine: recognize.EngineTextLayer,
 		ResultKey: scratch.PageKey("job-text", 3, "md"),
-	}, pr)
+	}, pr, "an event naming no sidecar (one from before sidecars) is a page without blocks")
 	got, err := scratch.GetBytes(ctx, blobs, pr.ResultKey)
 	require.NoError(t, err)
 	assert.Equal(t, md, string(got))
@@ -438,6 +460,53 @@ func TestRecognize_text_route_never_calls_the_engine(t *testing.T) {
 	raw, err := blobs.Exists(ctx, scratch.PageKey("job-text", 3, "raw"))
 	require.NoError(t, err)
 	assert.False(t, raw, "a text page has no raw engine answer")
+}
+
+// TestRecognize_text_page_names_the_layout_convert_stored: a text page's
+// record and reply name the sidecar convert wrote, with its block count.
+func TestRecognize_text_page_names_the_layout_convert_stored(t *testing.T) {
+	box := document.Box{72, 72, 300, 90}
+	for _, tc := range []struct {
+		name      string
+		side      *document.Layout // stored by "convert"; nil = none
+		eventKey  bool             // the event names the sidecar
+		wantKey   bool
+		wantCount int
+	}{
+		{"sidecar_named_and_stored", &document.Layout{Source: document.SourceTextLayer, Blocks: []document.Block{
+			{Label: document.LabelTitle, BBox: &box, Text: "# T"}, {Label: document.LabelText, BBox: &box, Text: "body"},
+		}}, true, true, 2},
+		{"sidecar_named_but_gone", nil, true, false, 0},
+		{"event_from_before_sidecars", nil, false, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			blobs := blob.NewMemory()
+			e := textPage(t, blobs, "job-side", 1, 1, "# T\n\nbody")
+			var p events.PageRendered
+			require.NoError(t, events.Decode(e, &p))
+			if tc.eventKey {
+				p.BlocksKey = scratch.BlocksKey("job-side", 1)
+				require.NoError(t, e.SetData(event.ApplicationJSON, p))
+			}
+			if tc.side != nil {
+				require.NoError(t, scratch.PutJSON(ctx, blobs, p.BlocksKey, tc.side))
+			}
+			reply, err := newRecognizer(blobs, &engine.Fake{}, recognize.Config{}).Handle(ctx, e)
+			require.NoError(t, err)
+			pr := recognized(t, reply)
+			if tc.wantKey {
+				assert.Equal(t, p.BlocksKey, pr.BlocksKey, "recognized = %+v", pr)
+			} else {
+				assert.Empty(t, pr.BlocksKey, "recognized = %+v", pr)
+			}
+			assert.Equal(t, tc.wantCount, pr.BlockCount, "recognized = %+v", pr)
+			rec, _, err := scratch.GetRecord(ctx, blobs, "job-side", 1)
+			require.NoError(t, err)
+			assert.Equal(t, pr.BlocksKey, rec.BlocksKey, "record")
+			assert.Equal(t, tc.wantCount, rec.BlockCount, "record")
+		})
+	}
 }
 
 // TestRecognize_unusable_page_event_is_a_permanent_error: an event that

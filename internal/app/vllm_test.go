@@ -21,11 +21,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ocrflow/ocrflow/eventing"
-	"github.com/ocrflow/ocrflow/functions/recognize"
 	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/blob"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/contentdir"
+	"github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/engine/vllmtest"
 	"github.com/ocrflow/ocrflow/shared/events"
@@ -158,15 +158,18 @@ func TestVLLM_twenty_page_document_completes_in_order_without_tags(t *testing.T)
 		assert.Equal(t, 1, st.Answered[vllmtest.Token(1, p)], "times page %d was answered", p)
 		assert.Equal(t, engine.NameVLLM, run.record("twenty", p).Engine, "page %d engine_used", p)
 	}
-	var side recognize.Sidecar
+	var side document.Layout
 	require.NoError(t, scratch.GetJSON(context.Background(), run.blobs, scratch.BlocksKey("twenty", 7), &side))
-	var labels []string
+	var labels, engineLabels []string
 	for _, b := range side.Blocks {
-		labels = append(labels, b.Label)
+		labels, engineLabels = append(labels, b.Label), append(engineLabels, b.EngineLabel)
 	}
 	assert.Equal(t, 7, side.Page, "page 7 sidecar = %+v", side)
-	if assert.Equal(t, "title,text,table,equation,image,image_caption", strings.Join(labels, ","), "page 7 sidecar = %+v", side) {
-		assert.Len(t, side.Blocks[1].Boxes, 1, "page 7 sidecar = %+v", side)
+	assert.Equal(t, document.SourceGrounding, side.Source, "page 7 sidecar = %+v", side)
+	assert.Equal(t, "title,text,table,formula,figure,caption", strings.Join(labels, ","), "page 7 sidecar = %+v", side)
+	assert.Equal(t, ",,,equation,image,image_caption", strings.Join(engineLabels, ","), "page 7 sidecar: the model's own labels")
+	if assert.Len(t, side.Blocks, 6, "page 7 sidecar = %+v", side) && assert.NotNil(t, side.Blocks[1].BBox, "page 7 sidecar = %+v", side) {
+		assert.True(t, side.Blocks[1].BBox.Inside(side.WidthPt, side.HeightPt), "page 7 text box %v inside the %v×%v pt page", *side.Blocks[1].BBox, side.WidthPt, side.HeightPt)
 	}
 	raw, err := scratch.GetBytes(context.Background(), run.blobs, scratch.PageKey("twenty", 7, "raw"))
 	if assert.NoError(t, err, "raw model output not kept beside the page") {

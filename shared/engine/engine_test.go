@@ -270,7 +270,10 @@ func TestTesseract_Recognize(t *testing.T) {
 			got := recall(string(want), r.Markdown)
 			assert.GreaterOrEqual(t, got, 0.90, "word recall = %.2f, want ≥ 0.90\ngot:\n%s", got, r.Markdown)
 			t.Logf("word recall of page.png: %.3f", got)
-			assert.Equal(t, engine.Paragraphs(r.Raw), r.Markdown, "Markdown is not Paragraphs(Raw)")
+			md, blocks := engine.ParseTesseract(r.Raw)
+			assert.Equal(t, md, r.Markdown, "Markdown is not what the raw output (txt and tsv) reads as")
+			assert.Equal(t, blocks, r.Blocks, "Blocks are not what the raw output (txt and tsv) reads as")
+			assert.Len(t, r.Blocks, 3, "one block per paragraph of page.png")
 		})
 	}
 }

@@ -30,7 +30,8 @@ const (
 	maxCoord      = 999
 )
 
-// Block is one layout block of a page as the model reported it.
+// Block is one layout block of a page as the engine reported it:
+// DeepSeek-OCR's grounding blocks, tesseract's paragraphs.
 type Block struct {
 	// Label is the block type the model named (title, sub_title, text,
 	// table, equation, image, image_caption, table_caption …); "" for text
@@ -51,6 +52,21 @@ type Block struct {
 	// Malformed marks grounding markup that did not parse strictly: it is
 	// kept verbatim in the markdown rather than dropped.
 	Malformed bool `json:"malformed,omitempty"`
+	// Confidence is the engine's confidence in the block (0–1), when it
+	// has one (tesseract: its words' mean confidence).
+	Confidence *float64 `json:"confidence,omitempty"`
+	// Lines are the block's text lines with their boxes in page pixels,
+	// when the engine reports lines (tesseract).
+	Lines []Line `json:"lines,omitempty"`
+}
+
+// Line is one text line of a block.
+type Line struct {
+	// Box is the line's box in page pixels, [x1, y1, x2, y2].
+	Box  [4]int `json:"box"`
+	Text string `json:"text"`
+	// Confidence is the line's words' mean confidence (0–1), when known.
+	Confidence *float64 `json:"confidence,omitempty"`
 }
 
 // groundSeg is one parsed segment of a raw answer: text before any block,

@@ -15,6 +15,9 @@ import (
 
 // Tesseract runs the tesseract CLI (real CPU OCR), one process per page
 // with OMP_THREAD_LIMIT=1: OpenMP on a shared machine makes it ~6× slower.
+// The page's markdown is tesseract's plain text; its blocks (one per
+// paragraph, with line and word-confidence detail) come from the TSV
+// renderer of the same run.
 type Tesseract struct {
 	path  string
 	langs string
@@ -56,7 +59,9 @@ func (t *Tesseract) Recognize(ctx context.Context, p Page) (Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, TesseractTimeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, t.path, "stdin", "stdout", "-l", t.langs)
+	// One run, two renderers: tsv (word boxes and confidences) and txt
+	// (the text as tesseract lays it out), both to stdout.
+	cmd := exec.CommandContext(ctx, t.path, "stdin", "stdout", "-l", t.langs, "txt", "tsv")
 	cmd.Env = append(os.Environ(), "OMP_THREAD_LIMIT=1")
 	cmd.Stdin = bytes.NewReader(p.Image)
 	var out, stderr bytes.Buffer
@@ -73,7 +78,18 @@ func (t *Tesseract) Recognize(ctx context.Context, p Page) (Result, error) {
 		return Result{}, failure.Permanent("tesseract page %d: %v", p.Number, err)
 	}
 	raw := out.String()
-	return Result{Markdown: Paragraphs(raw), Raw: raw}, nil
+	md, blocks := ParseTesseract(raw)
+	return Result{Markdown: md, Raw: raw, Blocks: blocks}, nil
+}
+
+// ParseTesseract reads the output of one tesseract run with the txt and
+// tsv renderers: the markdown is the plain text as Paragraphs normalises
+// it (exactly what a txt-only run gives), the blocks are the TSV's
+// paragraphs with boxes in the image's pixels.
+func ParseTesseract(out string) (markdown string, blocks []Block) {
+	text, rows := splitTSV(out)
+	markdown = Paragraphs(text)
+	return markdown, tsvBlocks(rows, markdown)
 }
 
 // Paragraphs normalises plain OCR text to markdown paragraphs: lines of a

@@ -105,6 +105,16 @@ type PageRendered struct {
 	Width int `json:"width,omitempty"`
 	// Height is the page image's height in pixels (route ocr).
 	Height int `json:"height,omitempty"`
+	// WidthPt is the page's width in points (1/72 inch): a PDF page's
+	// bounds, an image's pixels at its stated resolution (72 dpi when
+	// none); 0 for office text, which has no page geometry. A box in the
+	// image's pixels maps onto the page by x·WidthPt/Width.
+	WidthPt float64 `json:"width_pt,omitempty"`
+	// HeightPt is the page's height in points (y·HeightPt/Height).
+	HeightPt float64 `json:"height_pt,omitempty"`
+	// BlocksKey is the blob key of the page's layout sidecar (route text:
+	// convert wrote it; route ocr: recognize writes it).
+	BlocksKey string `json:"blocks_key,omitempty"`
 	// TimeoutSeconds is the job's per-page timeout hint (0 = default).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 	// TextScore rates the page's own text layer (0–1); it decided Route.
@@ -138,6 +148,13 @@ type PageRecognized struct {
 	Reason string `json:"reason,omitempty"`
 	// ResultKey is the blob key of the page's markdown.
 	ResultKey string `json:"result_key,omitempty"`
+	// BlocksKey is the blob key of the page's layout sidecar: its blocks
+	// in reading order with their labels and boxes in page points
+	// (shared/document.Layout); empty for a failed page.
+	BlocksKey string `json:"blocks_key,omitempty"`
+	// BlockCount is how many blocks the page's layout has (0 for a failed
+	// page).
+	BlockCount int `json:"block_count"`
 }
 
 // JobStarted is the payload of ocr.job.started.

@@ -48,18 +48,19 @@ func (p *pdfDoc) numPages() int {
 	return p.doc.NumPage()
 }
 
-func (p *pdfDoc) render(i int, t Target) (*image.RGBA, error) {
+func (p *pdfDoc) render(i int, t Target) (*image.RGBA, Size, error) {
 	fitzMu.Lock()
 	defer fitzMu.Unlock()
 	b, err := p.doc.Bound(i)
 	if err != nil {
-		return nil, failure.Validation("page %d cannot be loaded: %v", i+1, err)
+		return nil, Size{}, failure.Validation("page %d cannot be loaded: %v", i+1, err)
 	}
 	img, err := p.doc.ImageDPI(i, dpiFor(b, t))
 	if err != nil {
-		return nil, failure.Validation("page %d cannot be rendered: %v", i+1, err)
+		return nil, Size{}, failure.Validation("page %d cannot be rendered: %v", i+1, err)
 	}
-	return img, nil
+	// go-fitz reports the page bounds in whole points (rotation applied).
+	return img, Size{W: float64(b.Dx()), H: float64(b.Dy())}, nil
 }
 
 func (p *pdfDoc) html(i int) (string, image.Rectangle, error) {

@@ -21,13 +21,17 @@ import (
 
 // FromImage decodes an encoded raster image (PNG, JPEG, GIF, BMP, WebP,
 // AVIF, HEIC), refusing one over maxPixels before decoding, fits it to t
-// and encodes it like a rendered page.
+// and encodes it like a rendered page. The page's size in points is the
+// image's at the resolution it states (72 dpi when none).
 func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {
 	img, err := decode(bytes.NewReader(data), maxPixels)
 	if err != nil {
 		return Page{}, err
 	}
-	return Encode(fit(img, t))
+	p, err := Encode(fit(img, t))
+	size := imageSize(img, resolution(bytes.NewReader(data)))
+	p.WidthPt, p.HeightPt = size.W, size.H
+	return p, err
 }
 
 // oriented is a decoded image that still has to be turned upright by its

@@ -53,6 +53,7 @@ type childResp struct {
 	Pages      int
 	W, H       int
 	Pix        []byte
+	Size       Size
 	HTML       string
 	Bounds     image.Rectangle
 }
@@ -166,20 +167,20 @@ func exitReason(err error) string {
 
 func (c *childDoc) numPages() int { return c.pages }
 
-func (c *childDoc) render(i int, t Target) (*image.RGBA, error) {
+func (c *childDoc) render(i int, t Target) (*image.RGBA, Size, error) {
 	if c.cmd == nil {
-		return nil, failure.Permanent("the renderer for this document has already crashed")
+		return nil, Size{}, failure.Permanent("the renderer for this document has already crashed")
 	}
 	resp, err := c.call(context.Background(), childReq{Op: "render", Page: i, Target: t})
 	if err != nil {
-		return nil, err
+		return nil, Size{}, err
 	}
 	img := image.NewRGBA(image.Rect(0, 0, resp.W, resp.H))
 	if len(resp.Pix) != len(img.Pix) {
-		return nil, failure.Permanent("the renderer returned %d bytes for a %dx%d page", len(resp.Pix), resp.W, resp.H)
+		return nil, Size{}, failure.Permanent("the renderer returned %d bytes for a %dx%d page", len(resp.Pix), resp.W, resp.H)
 	}
 	img.Pix = resp.Pix
-	return img, nil
+	return img, resp.Size, nil
 }
 
 func (c *childDoc) html(i int) (string, image.Rectangle, error) {
@@ -242,7 +243,7 @@ func ServeChild(r io.Reader, w io.Writer) error {
 			}
 		case "render":
 			var img *image.RGBA
-			if img, err = doc.render(req.Page, req.Target); err == nil {
+			if img, resp.Size, err = doc.render(req.Page, req.Target); err == nil {
 				resp.W, resp.H, resp.Pix = img.Bounds().Dx(), img.Bounds().Dy(), img.Pix
 			}
 		case "html":

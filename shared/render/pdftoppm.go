@@ -32,21 +32,35 @@ const toolTimeout = 60 * time.Second
 type pdfDoc struct {
 	path  string
 	pages int
+	// sizes are the pages' sizes in points, rotation applied (pdfinfo).
+	sizes map[int]Size
 }
 
 func openFitz(path string, format Format) (*pdfDoc, error) {
 	if format != FormatPDF {
 		return nil, failure.Validation("%s needs MuPDF; this binary was built with -tags nomupdf (PDF only)", format)
 	}
-	out, err := poppler("pdfinfo", path)
+	// -f/-l make pdfinfo list every page's size and rotation.
+	out, err := poppler("pdfinfo", "-f", "1", "-l", "1000000", path)
 	if err != nil {
 		if strings.Contains(err.Error(), "password") {
 			return nil, failure.Validation("the pdf is encrypted and needs a password")
 		}
 		return nil, failure.Validation("the pdf is damaged and cannot be opened: %v", err)
 	}
-	d := &pdfDoc{path: path}
+	d := &pdfDoc{path: path, sizes: map[int]Size{}}
+	rot := map[int]int{}
 	for line := range strings.SplitSeq(string(out), "\n") {
+		var n, deg int
+		var w, h float64
+		if _, err := fmt.Sscanf(line, "Page %d size: %g x %g", &n, &w, &h); err == nil {
+			d.sizes[n] = Size{W: w, H: h}
+			continue
+		}
+		if _, err := fmt.Sscanf(line, "Page %d rot: %d", &n, &deg); err == nil {
+			rot[n] = deg
+			continue
+		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
@@ -61,12 +75,17 @@ func openFitz(path string, format Format) (*pdfDoc, error) {
 			}
 		}
 	}
+	for n, deg := range rot {
+		if sz, ok := d.sizes[n]; ok && (deg == 90 || deg == 270) {
+			d.sizes[n] = Size{W: sz.H, H: sz.W}
+		}
+	}
 	return d, nil
 }
 
 func (p *pdfDoc) numPages() int { return p.pages }
 
-func (p *pdfDoc) render(i int, t Target) (*image.RGBA, error) {
+func (p *pdfDoc) render(i int, t Target) (*image.RGBA, Size, error) {
 	n := strconv.Itoa(i + 1)
 	args := []string{"-f", n, "-l", n}
 	if t.DPI > 0 && t.LongSide == 0 {
@@ -80,13 +99,13 @@ func (p *pdfDoc) render(i int, t Target) (*image.RGBA, error) {
 	}
 	out, err := poppler("pdftoppm", append(args, p.path)...)
 	if err != nil {
-		return nil, failure.Validation("page %d cannot be rendered: %v", i+1, err)
+		return nil, Size{}, failure.Validation("page %d cannot be rendered: %v", i+1, err)
 	}
 	img, err := decodePPM(bytes.NewReader(out))
 	if err != nil {
-		return nil, failure.Validation("page %d cannot be rendered: %v", i+1, err)
+		return nil, Size{}, failure.Validation("page %d cannot be rendered: %v", i+1, err)
 	}
-	return img, nil
+	return img, p.sizes[i+1], nil
 }
 
 func (p *pdfDoc) html(i int) (string, image.Rectangle, error) {

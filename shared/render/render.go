@@ -61,10 +61,18 @@ type Limits struct {
 
 // Page is one encoded page image.
 type Page struct {
-	Data   []byte
-	MIME   string
+	Data []byte
+	MIME string
+	// Width and Height are the image's size in pixels.
 	Width  int
 	Height int
+	// WidthPt and HeightPt are the page's size in points (1/72 inch): a
+	// PDF page's bounds as the renderer reports them (MuPDF: whole
+	// points), an image's pixels at the resolution it states (72 dpi when
+	// it states none), upright. Pixel boxes map onto the page by
+	// x·WidthPt/Width and y·HeightPt/Height.
+	WidthPt  float64
+	HeightPt float64
 }
 
 // Format names a supported source format.
@@ -172,6 +180,8 @@ type Document struct {
 	pages  int
 	pdf    pager
 	img    image.Image
+	// imgSize is a raster image's size in points (img only).
+	imgSize Size
 	// cleanup removes what Open made next to the source (a named link).
 	cleanup func()
 }
@@ -180,7 +190,9 @@ type Document struct {
 // when isolated).
 type pager interface {
 	numPages() int
-	render(i int, t Target) (*image.RGBA, error)
+	// render renders page i and returns it with the page's size in
+	// points.
+	render(i int, t Target) (*image.RGBA, Size, error)
 	html(i int) (string, image.Rectangle, error)
 	close()
 }
@@ -234,6 +246,7 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.imgSize = imageSize(d.img, resolutionOf(path))
 		d.pages = 1
 	}
 	if lim.MaxPages > 0 && d.pages > lim.MaxPages {
@@ -281,17 +294,23 @@ func (d *Document) Render(ctx context.Context, n int, t Target) (Page, error) {
 		return Page{}, err
 	}
 	var img image.Image
+	var size Size
 	if d.pdf != nil {
-		rgba, err := d.pdf.render(n-1, t)
+		rgba, sz, err := d.pdf.render(n-1, t)
 		if err != nil {
 			return Page{}, err
 		}
-		img = rgba
+		img, size = rgba, sz
 	} else {
-		img = fit(d.img, t)
+		img, size = fit(d.img, t), d.imgSize
 	}
-	return Encode(img)
+	p, err := Encode(img)
+	p.WidthPt, p.HeightPt = size.W, size.H
+	return p, err
 }
+
+// Size is a page's size in points.
+type Size struct{ W, H float64 }
 
 // PageHTML returns MuPDF's positioned HTML for page n (1-based) and the
 // page size in points, for text-layer analysis. Raster images have no text

@@ -7,7 +7,7 @@
 //	jobs/<job>/pages/<n>.md      page markdown
 //	jobs/<job>/pages/<n>.raw     raw engine output
 //	jobs/<job>/pages/<n>.json    page record, written last: the page is done
-//	jobs/<job>/blocks/<n>.json   layout blocks the model reported (sidecar)
+//	jobs/<job>/blocks/<n>.json   the page's layout blocks (sidecar, document.Layout)
 //	jobs/<job>/final.lock        the finalize lock (conditional create)
 //	jobs/<job>/result.md         the assembled document
 //	jobs/<job>/outcome.json      the job's terminal outcome (conditional create)
@@ -76,6 +76,18 @@ type PageRecord struct {
 	// Fallback is true when the fallback engine answered the page
 	// because the primary stayed unavailable.
 	Fallback bool `json:"fallback,omitempty"`
+	// WidthPt and HeightPt are the page's size in points, WidthPx and
+	// HeightPx its rendered image's in pixels (0 when unknown or none).
+	WidthPt  float64 `json:"width_pt,omitempty"`
+	HeightPt float64 `json:"height_pt,omitempty"`
+	WidthPx  int     `json:"width_px,omitempty"`
+	HeightPx int     `json:"height_px,omitempty"`
+	// BlocksKey is the key of the page's layout sidecar (BlocksKey of this
+	// job, or of the job a replay took the page over from); empty for a
+	// failed page.
+	BlocksKey string `json:"blocks_key,omitempty"`
+	// BlockCount is how many blocks the sidecar holds.
+	BlockCount int `json:"block_count,omitempty"`
 	// DoneAt is when the page was finished (PutRecord sets it).
 	DoneAt time.Time `json:"done_at,omitzero"`
 }
@@ -380,6 +392,7 @@ func RecognizedEvent(parent *event.Event, source, job string, pages int, rec Pag
 		events.PageRecognized{
 			JobID: job, Page: rec.Page, Pages: pages, Status: rec.Status, Route: rec.Route,
 			Engine: rec.Engine, Reason: rec.Reason, ResultKey: rec.MarkdownKey,
+			BlocksKey: rec.BlocksKey, BlockCount: rec.BlockCount,
 		})
 	if err != nil {
 		return nil, err

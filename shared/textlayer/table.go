@@ -34,6 +34,17 @@ type table struct {
 	md      string       // the markdown table
 }
 
+// lines returns the table's lines in page order.
+func (t table) lines(all []line) []line {
+	out := make([]line, 0, len(t.members))
+	for i, l := range all {
+		if t.members[i] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // findTables finds simple tables among the lines: two or more consecutive
 // rows (lines sharing a top) of two or more short cells whose left edges
 // all fall on the columns of the first row. A single line below a row, under any column but
@@ -259,6 +270,7 @@ func joinMarkers(lines []line) []line {
 				marker = "•"
 			}
 			l.text = marker + " " + lines[j].text
+			l.width = lines[j].left + lines[j].width - l.left
 			l.size = max(l.size, lines[j].size)
 			l.bold = lines[j].bold
 		}

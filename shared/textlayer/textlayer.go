@@ -23,6 +23,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ocrflow/ocrflow/shared/document"
 )
 
 // Mode selects how text layers are used (TEXT_LAYER and the text_layer hint).
@@ -60,6 +62,13 @@ type Analysis struct {
 	Score float64
 	// Markdown is the text layer as markdown.
 	Markdown string
+	// WidthPt and HeightPt are the page's size in points, as given.
+	WidthPt, HeightPt float64
+	// Blocks are the markdown's blocks in reading order (headings, list
+	// items, tables, paragraphs) with their boxes and lines in page
+	// points. A line's right edge is estimated from its text and font
+	// (MuPDF's HTML gives where a line starts, not where it ends).
+	Blocks []document.Block
 }
 
 // Trusted reports whether the page should take its text layer in mode m.
@@ -82,11 +91,19 @@ type line struct {
 	size              float64 // largest font size on the line
 	bold              bool
 	text              string
+	width             float64 // estimated (textWidth)
+}
+
+// box is the line's box in page points.
+func (l line) box() document.Box {
+	return document.Box{l.left, l.top, l.left + l.width, l.top + math.Max(l.height, l.size)}
 }
 
 var (
 	pRe      = regexp.MustCompile(`(?s)<p style="([^"]*)">(.*?)</p>`)
 	spanRe   = regexp.MustCompile(`font-size:([0-9.]+)pt`)
+	spanText = regexp.MustCompile(`(?s)<span style="([^"]*)">(.*?)</span>`)
+	familyRe = regexp.MustCompile(`font-family:([^;"]+)`)
 	tagRe    = regexp.MustCompile(`<[^>]*>`)
 	styleNum = regexp.MustCompile(`(top|left|line-height):(-?[0-9.]+)pt`)
 	imgRe    = regexp.MustCompile(`<img style="[^"]*matrix\(([^)]*)\)[^"]*" src="data:image/[a-z]+;base64,`)
@@ -116,7 +133,15 @@ func Analyze(pageHTML string, widthPt, heightPt float64) Analysis {
 	a.BadGlyphs += len(glyphRe.FindAllStringIndex(text, -1))
 	a.ImageCoverage = imageCoverage(pageHTML, widthPt*heightPt)
 	a.Score = score(a, text)
-	a.Markdown = markdown(lines)
+	a.WidthPt, a.HeightPt = widthPt, heightPt
+	a.Markdown, a.Blocks = markdown(lines)
+	for i := range a.Blocks {
+		b := a.Blocks[i].BBox.Clamp(widthPt, heightPt)
+		a.Blocks[i].BBox = &b
+		for j := range a.Blocks[i].Lines {
+			a.Blocks[i].Lines[j].BBox = a.Blocks[i].Lines[j].BBox.Clamp(widthPt, heightPt)
+		}
+	}
 	return a
 }
 
@@ -179,11 +204,38 @@ func parseLines(pageHTML string) []line {
 		}
 		l.bold = strings.Contains(m[2], "<b>")
 		l.text = strings.TrimSpace(html.UnescapeString(tagRe.ReplaceAllString(m[2], "")))
-		if l.text != "" {
-			out = append(out, l)
+		if l.text == "" {
+			continue
 		}
+		l.width = lineWidth(m[2], l)
+		out = append(out, l)
 	}
 	return out
+}
+
+// lineWidth estimates the width of a line from its spans' text, font
+// sizes and families.
+func lineWidth(inner string, l line) float64 {
+	w := 0.0
+	for _, loc := range spanText.FindAllStringSubmatchIndex(inner, -1) {
+		style, text := inner[loc[2]:loc[3]], inner[loc[4]:loc[5]]
+		size := l.size
+		if m := spanRe.FindStringSubmatch(style); m != nil {
+			size, _ = strconv.ParseFloat(m[1], 64)
+		}
+		family := ""
+		if m := familyRe.FindStringSubmatch(style); m != nil {
+			family = m[1]
+		}
+		// MuPDF wraps a bold span in <b>…</b>.
+		before := inner[:loc[0]]
+		bold := strings.Count(before, "<b>") > strings.Count(before, "</b>")
+		w += textWidth(html.UnescapeString(tagRe.ReplaceAllString(text, "")), size, family, bold)
+	}
+	if w == 0 {
+		w = textWidth(l.text, math.Max(l.size, l.height), "", l.bold)
+	}
+	return w
 }
 
 func imageCoverage(pageHTML string, areaPt float64) float64 {
@@ -233,9 +285,11 @@ func trimB64(s string) string {
 // heading (#, ## or ### by size rank); a line starting with a bullet or
 // number is a list item; short lines in aligned columns over two or more
 // rows are a table (findTables), written where its first line occurs.
-func markdown(lines []line) string {
+// Each heading, list item, table and paragraph is also a block, with the
+// box of its lines.
+func markdown(lines []line) (string, []document.Block) {
 	if len(lines) == 0 {
-		return ""
+		return "", nil
 	}
 	lines = joinMarkers(lines)
 	body := bodySize(lines)
@@ -248,7 +302,23 @@ func markdown(lines []line) string {
 		}
 	}
 	var b strings.Builder
+	var blocks []document.Block
+	emit := func(label, text string, ls ...line) {
+		blk := document.Block{Label: label, Text: text}
+		var box document.Box
+		for k, l := range ls {
+			if k == 0 {
+				box = l.box()
+			} else {
+				box = box.Union(l.box())
+			}
+			blk.Lines = append(blk.Lines, document.Line{BBox: l.box(), Text: l.text})
+		}
+		blk.BBox = &box
+		blocks = append(blocks, blk)
+	}
 	var para []string
+	var paraLines []line
 	inList := false
 	flush := func() {
 		if inList {
@@ -256,9 +326,11 @@ func markdown(lines []line) string {
 			inList = false
 		}
 		if len(para) > 0 {
-			b.WriteString(strings.Join(para, " "))
+			text := strings.Join(para, " ")
+			b.WriteString(text)
 			b.WriteString("\n\n")
-			para = para[:0]
+			emit(document.LabelText, text, paraLines...)
+			para, paraLines = para[:0], paraLines[:0]
 		}
 	}
 	prev := line{}
@@ -267,13 +339,16 @@ func markdown(lines []line) string {
 			if i == t.first {
 				flush()
 				b.WriteString(t.md + "\n\n")
+				emit(document.LabelTable, t.md, t.lines(lines)...)
 				prev = l
 			}
 			continue
 		}
 		if lvl, ok := levels[l.size]; ok {
 			flush()
-			b.WriteString(strings.Repeat("#", lvl) + " " + l.text + "\n\n")
+			text := strings.Repeat("#", lvl) + " " + l.text
+			b.WriteString(text + "\n\n")
+			emit(document.LabelTitle, text, l)
 			prev = l
 			continue
 		}
@@ -282,6 +357,7 @@ func markdown(lines []line) string {
 				flush()
 			}
 			b.WriteString(item + "\n")
+			emit(document.LabelListItem, item, l)
 			inList = true
 			prev = l
 			continue
@@ -291,10 +367,11 @@ func markdown(lines []line) string {
 			flush()
 		}
 		para = append(para, l.text)
+		paraLines = append(paraLines, l)
 		prev = l
 	}
 	flush()
-	return strings.TrimSpace(b.String()) + "\n"
+	return strings.TrimSpace(b.String()) + "\n", blocks
 }
 
 func bodySize(lines []line) float64 {
