@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -165,12 +166,9 @@ func JobOf(e event.Event) string {
 // Service dest (knativeerrordest) names, else the one e's type routes to
 // (the Trigger manifests, optional ones included); "" when neither says.
 func StageOf(e event.Event, dest string) string {
-	triggers, err := eventing.Triggers()
+	triggers, err := routing()
 	if err != nil {
 		return ""
-	}
-	if opt, err := eventing.OptionalTriggers(); err == nil {
-		triggers = append(triggers, opt...)
 	}
 	if svc := serviceOf(dest); svc != "" {
 		for _, t := range triggers {
@@ -186,6 +184,20 @@ func StageOf(e event.Event, dest string) string {
 	}
 	return ""
 }
+
+// routing returns every Trigger of the embedded manifests, optional ones
+// included (read once).
+var routing = sync.OnceValues(func() ([]eventing.Trigger, error) {
+	ts, err := eventing.Triggers()
+	if err != nil {
+		return nil, err
+	}
+	opt, err := eventing.OptionalTriggers()
+	if err != nil {
+		return nil, err
+	}
+	return append(ts, opt...), nil
+})
 
 // serviceOf returns the Service name a knativeerrordest URL points at:
 // ocrflow://ocrflow-recognize (the standalone runtime) or
