@@ -6,7 +6,7 @@ GO       ?= go
 SAMPLES  := testdata/report.pdf testdata/scanned.pdf testdata/page.png testdata/page.jpg
 APT_PKGS := tesseract-ocr
 LO_APT   := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
-TEST_APT := tesseract-ocr poppler-utils $(LO_APT)
+TEST_APT := tesseract-ocr poppler-utils postgresql $(LO_APT)
 
 export OMP_THREAD_LIMIT := 1
 

@@ -7,6 +7,7 @@
 //	ocrflow api [--addr HOST:PORT]    the HTTP API
 //	ocrflow status JOB_ID             where a job is
 //	ocrflow dlq list|show|replay      the dead letters, and replaying them
+//	ocrflow backfill [flags]          OCR content that already exists
 package main
 
 import (
@@ -51,6 +52,11 @@ Usage:
   ocrflow dlq list | show ID | replay (ID... | --all) [--dry-run]
       The dead letters: list them, show one, or replay their jobs as new
       attempts (--nats or --broker, like submit).
+  ocrflow backfill (--database-url URL | --ids-from FILE|-) [filters] [flags]
+      OCR content that already exists: submit a low-priority job for every
+      original the filters select that has no result from the current model,
+      paced by --rate and --max-pending, resumable (--checkpoint, --resume);
+      --dry-run estimates pages and GPU hours instead (docs/backfill.md).
 
 Run "ocrflow COMMAND --help" for a command's flags. Configuration comes
 from the environment (a .env file in the working directory is read first;
@@ -97,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = statusCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		err = dlqCmd(ctx, args[1:], stdout, stderr)
+	case "backfill":
+		err = backfillCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "ocrflow: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -71,6 +71,10 @@ type Config struct {
 	SyncMaxPages       int
 	SyncTimeout        time.Duration
 
+	// Backfill (`ocrflow backfill`; docs/backfill.md).
+	DatabaseURL    string
+	DatabaseSchema string
+
 	// Model server engine (OCR_ENGINE=vllm; docs/engines.md).
 	EngineURL      string
 	Model          string
@@ -239,6 +243,8 @@ var Vars = []Var{
 	{"SYNC_MAX_BYTES", "20971520", "Largest document POST /v1/ocr accepts, in bytes (20 MiB); a larger body is refused with 413.", i64(func(c *Config) *int64 { return &c.SyncMaxBytes })},
 	{"SYNC_MAX_PAGES", "20", "Most pages POST /v1/ocr converts (office documents count each picture); a longer document is refused with 422.", intv(func(c *Config) *int { return &c.SyncMaxPages })},
 	{"SYNC_TIMEOUT", "120s", "How long POST /v1/ocr waits for its document before answering 504.", dur(func(c *Config) *time.Duration { return &c.SyncTimeout })},
+	{"DATABASE_URL", "", "simple-content's PostgreSQL database, which `ocrflow backfill` enumerates contents from (postgres://user:password@host:5432/db; --database-url overrides it). Read only.", str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"DATABASE_SCHEMA", "content", "Schema of simple-content's tables in DATABASE_URL (its migrations create them in `content`); a search_path set in the URL wins.", str(func(c *Config) *string { return &c.DatabaseSchema })},
 }
 
 func str(f func(*Config) *string) func(*Config, string) error {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -235,7 +236,12 @@ type migration struct{ name, up string }
 // the build uses, in file name order, keeping their goose Up sections.
 func migrations(t testing.TB) []migration {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tendant/simple-content").Output()
+	// Ask from inside this module: the test may have changed directory.
+	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tendant/simple-content")
+	if _, self, _, ok := runtime.Caller(0); ok && filepath.IsAbs(self) {
+		list.Dir = filepath.Dir(self)
+	}
+	out, err := list.Output()
 	require.NoError(t, err, "locate the simple-content module")
 	dir := filepath.Join(strings.TrimSpace(string(out)), "migrations", "postgres")
 	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
