@@ -35,6 +35,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/knative"
+	"github.com/ocrflow/ocrflow/shared/obs"
 )
 
 // Function is the instanced func-go function. func-go calls its methods
@@ -43,6 +44,7 @@ import (
 type Function struct {
 	mu      sync.Mutex // serializes Start and Stop
 	app     *app.App
+	metrics *obs.MetricsServer // nil when METRICS_ADDR is empty
 	running atomic.Pointer[knative.Transport]
 }
 
@@ -56,50 +58,58 @@ func New() *Function { return &Function{} }
 // selects on the Knative transport: the scratch store (BLOB_URL), the
 // content store, the engine (only when recognize is served) and, when
 // convert is served, the sink convert fans pages out to (K_SINK, required
-// then). A Start error stops the process.
+// then); and serves Prometheus metrics at /metrics on METRICS_ADDR, a port
+// of its own. A Start error stops the process.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.running.Load() != nil {
 		return errors.New("ocrflow: already started")
 	}
-	t, a, err := start(ctx, cfg, os.Stderr)
+	t, a, ms, err := start(ctx, cfg, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("ocrflow start: %w", err)
 	}
-	f.app = a
+	f.app, f.metrics = a, ms
 	f.running.Store(t)
 	return nil
 }
 
-// start assembles the pipeline from the environment in env.
-func start(ctx context.Context, env map[string]string, logTo io.Writer) (*knative.Transport, *app.App, error) {
+// start assembles the pipeline from the environment in env and serves
+// its metrics on METRICS_ADDR (ms is nil when that is empty).
+func start(ctx context.Context, env map[string]string, logTo io.Writer) (t *knative.Transport, a *app.App, ms *obs.MetricsServer, err error) {
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log := newLogger(logTo, cfg.LogLevel)
 	tcfg, err := knative.ConfigFrom(cfg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	t, err := knative.New(tcfg)
+	t, err = knative.New(tcfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	a, err := app.Open(ctx, cfg, app.Options{Transport: t, Log: log})
+	a, err = app.Open(ctx, cfg, app.Options{Transport: t, Log: log})
 	if err != nil {
-		return nil, nil, errors.Join(err, t.Close())
+		return nil, nil, nil, errors.Join(err, t.Close())
 	}
 	attrs := []any{"stages", t.Stages()}
 	if s := t.Sink(); s != "" {
 		attrs = append(attrs, "sink", s)
 	}
+	if cfg.MetricsAddr != "" {
+		if ms, err = obs.ServeMetrics(cfg.MetricsAddr, a.Metrics()); err != nil {
+			return nil, nil, nil, errors.Join(err, t.Close(), a.Close(ctx))
+		}
+		attrs = append(attrs, "metrics", "http://"+ms.Addr()+obs.MetricsPath)
+	}
 	log.Info("function ready", attrs...)
-	return t, a, nil
+	return t, a, ms, nil
 }
 
 // Stop is called by func-go after its HTTP server has drained. The
@@ -111,10 +121,14 @@ func (f *Function) Stop(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	if err := errors.Join(t.Close(), f.app.Close(ctx)); err != nil {
+	err := errors.Join(t.Close(), f.app.Close(ctx))
+	if f.metrics != nil {
+		err = errors.Join(err, f.metrics.Close(ctx))
+	}
+	if err != nil {
 		return fmt.Errorf("ocrflow stop: %w", err)
 	}
-	f.app = nil
+	f.app, f.metrics = nil, nil
 	return nil
 }
 
@@ -150,5 +164,6 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("component", "ocrflow")
+	// Log lines written with a job's context carry its trace id.
+	return slog.New(obs.LogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))).With("component", "ocrflow")
 }

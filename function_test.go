@@ -64,6 +64,7 @@ func testEnv(t *testing.T, stages, sinkURL string) map[string]string {
 		"CONTENT_DIR":   content,
 		"OUTPUT_DIR":    filepath.Join(dir, "out"),
 		"LOG_LEVEL":     "error",
+		"METRICS_ADDR":  "127.0.0.1:0",
 	}
 	if sinkURL != "" {
 		env[knative.EnvSink] = sinkURL
@@ -453,7 +454,7 @@ func TestFunction_runs_under_func_host_scaffolding(t *testing.T) {
 		"OCR_ENGINE=fake", "OCR_STAGES=recognize,finalize,deadletter",
 		"BLOB_URL=file://" + filepath.Join(tmp, "blobs"),
 		"CONTENT_DIR=" + filepath.Join(root, "testdata"), "OUTPUT_DIR=" + filepath.Join(tmp, "out"),
-		"LOG_LEVEL=info",
+		"LOG_LEVEL=info", "METRICS_ADDR=127.0.0.1:0",
 	}
 	readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelReady()

@@ -23,6 +23,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/inproc"
 	"github.com/ocrflow/ocrflow/shared/knative"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
@@ -121,9 +122,15 @@ func openAPI(ctx context.Context, cfg config.Config, log *slog.Logger, o apiOpti
 	if c, ok := blobs.(io.Closer); ok {
 		s.closers = append(s.closers, c.Close)
 	}
+	// One registry for the API's /metrics: the synchronous pipeline's
+	// stages record on it too.
+	if o.sync.Metrics == nil {
+		o.sync.Metrics = obs.NewMetrics()
+	}
 	acfg := api.Config{
 		Scratch: blobs, Tokens: cfg.APITokens, CORSOrigins: cfg.CORSAllowedOrigins,
 		SyncMaxBytes: cfg.SyncMaxBytes, SyncTimeout: cfg.SyncTimeout, Log: log, Now: o.now,
+		Metrics: o.sync.Metrics.Handler(),
 	}
 	var transport api.Check
 	if cfg.BrokerURL != "" {

@@ -59,6 +59,7 @@ func isolate(t *testing.T) {
 	t.Chdir(t.TempDir()) // no stray .env, no ./out in the repo
 	t.Setenv("NATS_URL", "")
 	t.Setenv("LOG_LEVEL", "error")
+	t.Setenv("METRICS_ADDR", "127.0.0.1:0") // never the fixed default port
 }
 
 func TestRun(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
 
@@ -22,7 +23,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 Serves the stages named by OCR_STAGES (default: all) on NATS_URL, or on an
 embedded nats-server with JetStream listening on NATS_LISTEN when NATS_URL
 is empty. Several serve processes share the work through durable consumers.
-The blob store (BLOB_URL) must be shared by all of them.
+The blob store (BLOB_URL) must be shared by all of them. Prometheus metrics
+are served at /metrics on METRICS_ADDR (default :9464; empty: off).
 `)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -40,10 +42,24 @@ The blob store (BLOB_URL) must be shared by all of them.
 	if url := p.rt.ClientURL(); url != "" {
 		log.Info("embedded nats-server", "url", url, "store", cfg.NATSStoreDir)
 	}
+	var metrics *obs.MetricsServer
+	if cfg.MetricsAddr != "" {
+		if metrics, err = obs.ServeMetrics(cfg.MetricsAddr, p.app.Metrics()); err != nil {
+			return errors.Join(err, p.stop())
+		}
+		log.Info("metrics", "url", "http://"+metrics.Addr()+obs.MetricsPath)
+	}
 	log.Info("serving", "stages", cfg.Stages, "engine", cfg.Engine, "blobs", cfg.BlobURL, "content", cfg.Content())
 	<-ctx.Done()
 	log.Info("stopping: finishing in-flight work", "timeout", cfg.ShutdownTimeout)
-	return p.stop()
+	err = p.stop()
+	if metrics != nil {
+		// Last, so the final scrape sees the drained work.
+		mctx, cancel := context.WithTimeout(context.Background(), obs.ShutdownTimeout)
+		defer cancel()
+		err = errors.Join(err, metrics.Close(mctx))
+	}
+	return err
 }
 
 // pipeline is the standalone runtime with the pipeline assembled on it.
@@ -57,7 +73,8 @@ type pipeline struct {
 // the configuration's routing (listening on NATS_LISTEN; "" for
 // in-process connections only).
 func startRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*standalone.Runtime, error) {
-	rcfg, err := standalone.ConfigFrom(cfg, log)
+	// The runtime's lines about an event carry its trace id.
+	rcfg, err := standalone.ConfigFrom(cfg, obs.Logger(log))
 	if err != nil {
 		return nil, err
 	}

@@ -21,12 +21,14 @@ import (
 	"log/slog"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ocrflow/ocrflow/functions/convert"
 	"github.com/ocrflow/ocrflow/functions/finalize"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
@@ -62,6 +64,15 @@ type Options struct {
 	Scratch scratch.Store
 	Content ContentStore
 	Engine  engine.Engine
+
+	// Metrics receives the pipeline's metrics; nil makes a registry of
+	// the App's own (App.Metrics). Give one to share a registry, or to
+	// read it in tests.
+	Metrics *obs.Metrics
+	// Tracing replaces the tracer provider the configuration would build
+	// (OTEL_EXPORTER_OTLP_ENDPOINT; tests give an in-memory one). A
+	// provider given here is the caller's to shut down.
+	Tracing trace.TracerProvider
 }
 
 // App is an assembled pipeline: its ports and the stages built on them,
@@ -73,6 +84,8 @@ type App struct {
 	content ContentStore
 	engine  engine.Engine
 	recipe  content.Recipe
+	metrics *obs.Metrics
+	tracing trace.TracerProvider
 	stages  []stage.Stage
 	// closers release the ports Open opened, in opening order.
 	closers []func() error
@@ -86,21 +99,44 @@ type closer interface{ Close() error }
 // (BLOB_URL), the content store (CONTENT_STORE) and, when recognize is
 // served, the engine (OCR_ENGINE, checked when it can be); builds the
 // stages of OCR_STAGES on them with the standard middleware; and starts
-// the transport serving them. On error everything opened is closed again.
+// the transport serving them. The stages are observed (package obs): their
+// metrics go to Options.Metrics or a registry of the App's own, their
+// spans to the tracer provider of OTEL_EXPORTER_OTLP_ENDPOINT (flushed by
+// Close), and their logs carry the trace id. On error everything opened
+// is closed again.
 func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	if o.Transport == nil {
 		return nil, errors.New("app: a transport is required")
 	}
-	a := &App{cfg: cfg, log: o.Log}
+	a := &App{cfg: cfg, log: o.Log, metrics: o.Metrics, tracing: o.Tracing}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.log = obs.Logger(a.log)
+	if a.metrics == nil {
+		a.metrics = obs.NewMetrics()
+	}
+	if a.tracing == nil {
+		t, err := obs.NewTracing(ctx, cfg.OTLPEndpoint)
+		if err != nil {
+			return nil, err
+		}
+		a.tracing = t.Provider()
+		a.closers = append(a.closers, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), obs.ShutdownTimeout)
+			defer cancel()
+			return t.Shutdown(sctx)
+		})
 	}
 	if err := a.openPorts(ctx, o); err != nil {
 		return nil, errors.Join(err, a.Close(ctx))
 	}
-	stages, err := a.build(o.Transport)
+	stages, err := a.build(obs.TracingSender(o.Transport))
 	if err != nil {
 		return nil, errors.Join(err, a.Close(ctx))
+	}
+	if t, ok := o.Transport.(Instrumented); ok {
+		t.Instrument(a.metrics)
 	}
 	a.stages = stages
 	if err := o.Transport.Serve(ctx, stages...); err != nil {
@@ -174,3 +210,10 @@ func (a *App) Engine() engine.Engine { return a.engine }
 
 // Recipe returns what keys and describes the results of this deployment.
 func (a *App) Recipe() content.Recipe { return a.recipe }
+
+// Metrics returns the pipeline's metrics (serve Metrics().Handler() as
+// /metrics).
+func (a *App) Metrics() *obs.Metrics { return a.metrics }
+
+// Tracing returns the tracer provider the stages' spans go to.
+func (a *App) Tracing() trace.TracerProvider { return a.tracing }

@@ -7,6 +7,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/inproc"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
@@ -18,6 +19,9 @@ type SyncOptions struct {
 	Engine engine.Engine
 	// BackoffScale multiplies the Triggers' retry backoffs (default 1).
 	BackoffScale float64
+	// Metrics receives the pipeline's metrics (the API's registry, so
+	// /metrics shows synchronous OCR too); nil makes a registry of its own.
+	Metrics *obs.Metrics
 }
 
 // NewSync returns the runner of synchronous OCR (POST /v1/ocr): one
@@ -45,7 +49,7 @@ func NewSync(cfg config.Config, o SyncOptions) (*inproc.Runner, error) {
 		Transport: tcfg,
 		Log:       o.Log,
 		Open: func(ctx context.Context, p inproc.Ports) (func(context.Context) error, error) {
-			a, err := Open(ctx, cfg, Options{Transport: p.Transport, Log: o.Log, Scratch: p.Scratch, Content: p.Content, Engine: o.Engine})
+			a, err := Open(ctx, cfg, Options{Transport: p.Transport, Log: o.Log, Scratch: p.Scratch, Content: p.Content, Engine: o.Engine, Metrics: o.Metrics})
 			if err != nil {
 				return nil, err
 			}

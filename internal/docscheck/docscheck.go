@@ -16,9 +16,10 @@
 //
 // The blocks of one file run in order, in one sandbox: a directory that
 // mirrors the repository (symlinks, with testdata copied) where
-// bin/ocrflow, built once, is also on PATH, with NATS_LISTEN on a free
-// loopback port and every ocrflow configuration variable unset (the
-// documented defaults apply). docs/README.md documents this for writers.
+// bin/ocrflow, built once, is also on PATH, with NATS_LISTEN and
+// METRICS_ADDR on free loopback ports and every ocrflow configuration
+// variable unset (the documented defaults apply). docs/README.md
+// documents this for writers.
 package docscheck
 
 import (

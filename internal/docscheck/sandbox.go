@@ -172,7 +172,7 @@ type Result struct {
 
 // RunFile resets the sandbox and runs the Run and Background blocks of
 // one file in order (Covered and Skip blocks are left to Check), with
-// NATS_LISTEN on a free loopback port. Background blocks are stopped
+// NATS_LISTEN and METRICS_ADDR on free loopback ports. Background blocks are stopped
 // after the last block. It returns the first failure.
 func (s *Sandbox) RunFile(ctx context.Context, blocks []Block) (res Result, err error) {
 	if err := s.Reset(); err != nil {
@@ -182,7 +182,11 @@ func (s *Sandbox) RunFile(ctx context.Context, blocks []Block) (res Result, err 
 	if err != nil {
 		return res, err
 	}
-	env := s.env([]string{"NATS_LISTEN=127.0.0.1:" + port})
+	metricsPort, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	env := s.env([]string{"NATS_LISTEN=127.0.0.1:" + port, "METRICS_ADDR=127.0.0.1:" + metricsPort})
 	var bg []*process
 	defer func() {
 		for i := len(bg) - 1; i >= 0; i-- {

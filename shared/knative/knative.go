@@ -16,7 +16,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
@@ -66,13 +69,21 @@ type Transport struct {
 	sink   *Sink // nil without Config.Sink
 	log    *slog.Logger
 	routes atomic.Pointer[routes]
+	// metrics records deliveries and dead letters (nil records nothing).
+	metrics atomic.Pointer[obs.Metrics]
 }
 
 // routes is what Serve set up.
 type routes struct {
-	byType     map[string]stage.Handler
+	byType     map[string]route
 	deadLetter stage.Handler // nil unless the deadletter stage is served
 	stages     []string
+}
+
+// route is the stage an event type goes to.
+type route struct {
+	stage   string
+	handler stage.Handler
 }
 
 // New returns a transport for cfg. It does no I/O.
@@ -112,7 +123,7 @@ func (t *Transport) Sink() string {
 // Knative's knativeerrorcode extension. Convert needs the sink. Handle
 // answers 503 until Serve has been called.
 func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
-	r := &routes{byType: map[string]stage.Handler{}}
+	r := &routes{byType: map[string]route{}}
 	for _, s := range stages {
 		if s.Name == stage.Convert && t.sink == nil {
 			return fmt.Errorf("%s is empty: the convert stage fans pages out through the broker, so set %s to the broker ingress URL, or drop convert from OCR_STAGES",
@@ -124,13 +135,21 @@ func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
 		}
 		for _, tr := range t.cfg.Triggers {
 			if tr.Subscriber == eventing.ServiceName(s.Name) {
-				r.byType[tr.Exact["type"]] = s.Handler
+				r.byType[tr.Exact["type"]] = route{stage: s.Name, handler: s.Handler}
 			}
 		}
 	}
 	t.routes.Store(r)
 	return nil
 }
+
+// Instrument makes the transport record on m the disposition of every
+// event it answers (the one the answer's status asks the channel for) and
+// every dead letter that reaches the deadletter stage it serves: in
+// Knative the channel, not ocrflow, dead-letters an event, so a dead
+// letter is counted where it arrives, by the stage that gave up on it
+// (knativeerrordest) and its last status (knativeerrorcode).
+func (t *Transport) Instrument(m *obs.Metrics) { t.metrics.Store(m) }
 
 // Ready reports whether Serve has set up the routes (and Close has not
 // removed them).
@@ -170,12 +189,19 @@ func (t *Transport) handle(ctx context.Context, e event.Event) (*event.Event, er
 	if r == nil {
 		return nil, failure.Transient("ocrflow is not ready: the function has not started or is stopping")
 	}
-	h, err := t.route(r, e)
+	m := t.metrics.Load()
+	rt, err := t.route(r, e)
 	if err != nil {
-		t.log.Warn("event not served", "type", e.Type(), "id", e.ID(), "stages", r.stages)
+		t.log.WarnContext(obs.Extract(ctx, e), "event not served", "type", e.Type(), "id", e.ID(), "stages", r.stages)
+		m.Delivery(unrouted, failure.Decide(err, stage.Attempt(ctx), stage.MaxAttempts(ctx)))
 		return nil, err
 	}
-	reply, err := h(ctx, e)
+	if rt.stage == stage.DeadLetter {
+		code, dest := deadLetterOf(e)
+		m.DeadLetterCode(dest, code)
+	}
+	reply, err := rt.handler(ctx, e)
+	defer func() { m.Delivery(rt.stage, failure.Decide(err, stage.Attempt(ctx), stage.MaxAttempts(ctx))) }()
 	if err != nil {
 		return nil, err // the stage's middleware has logged it
 	}
@@ -183,21 +209,44 @@ func (t *Transport) handle(ctx context.Context, e event.Event) (*event.Event, er
 	// would go out as an empty 200 that the broker cannot route.
 	if reply != nil {
 		if verr := reply.Validate(); verr != nil {
-			t.log.Error("invalid reply", "type", e.Type(), "id", e.ID(), "reply", reply.Type(), "error", verr)
-			return nil, fmt.Errorf("%w: reply to %s %s is not a valid CloudEvent: %w", failure.ErrPermanent, e.Type(), e.ID(), verr)
+			t.log.ErrorContext(obs.Extract(ctx, e), "invalid reply", "type", e.Type(), "id", e.ID(), "reply", reply.Type(), "error", verr)
+			err = fmt.Errorf("%w: reply to %s %s is not a valid CloudEvent: %w", failure.ErrPermanent, e.Type(), e.ID(), verr)
+			return nil, err
 		}
 	}
 	return reply, nil
 }
 
-func (t *Transport) route(r *routes, e event.Event) (stage.Handler, error) {
+// unrouted is the stage label of an event no served stage takes.
+const unrouted = "unrouted"
+
+// deadLetterOf returns a dead letter's last status (knativeerrorcode, 0
+// when absent) and the stage it was dead-lettered from (the Service of
+// knativeerrordest: http://ocrflow-recognize.ns.svc…, or
+// ocrflow://ocrflow-recognize from the standalone runtime).
+func deadLetterOf(e event.Event) (code int, stageName string) {
+	switch v := e.Extensions()[events.ExtErrorCode].(type) {
+	case int32:
+		code = int(v)
+	case string:
+		code, _ = strconv.Atoi(v)
+	}
+	dest, _ := e.Extensions()[events.ExtErrorDest].(string)
+	if u, err := url.Parse(dest); err == nil && u.Host != "" {
+		host, _, _ := strings.Cut(u.Hostname(), ".")
+		stageName = eventing.StageOf(host)
+	}
+	return code, stageName
+}
+
+func (t *Transport) route(r *routes, e event.Event) (route, error) {
 	if r.deadLetter != nil {
 		if _, dead := e.Extensions()[events.ExtErrorCode]; dead {
-			return r.deadLetter, nil
+			return route{stage: stage.DeadLetter, handler: r.deadLetter}, nil
 		}
 	}
-	if h, ok := r.byType[e.Type()]; ok {
-		return h, nil
+	if rt, ok := r.byType[e.Type()]; ok {
+		return rt, nil
 	}
 	want := "no stage"
 	for _, tr := range t.cfg.Triggers {
@@ -205,7 +254,7 @@ func (t *Transport) route(r *routes, e event.Event) (stage.Handler, error) {
 			want = "stage " + eventing.StageOf(tr.Subscriber)
 		}
 	}
-	return nil, fmt.Errorf("%w: event %s of type %q is not served here: it needs %s; this instance serves %s (OCR_STAGES): check the Trigger filters",
+	return route{}, fmt.Errorf("%w: event %s of type %q is not served here: it needs %s; this instance serves %s (OCR_STAGES): check the Trigger filters",
 		failure.ErrUnroutable, e.ID(), e.Type(), want, strings.Join(r.stages, ","))
 }
 

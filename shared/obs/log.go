@@ -33,6 +33,7 @@ func Logger(l *slog.Logger) *slog.Logger {
 
 type logHandler struct{ slog.Handler }
 
+// Handle adds the trace and span ids of ctx to r and passes it on.
 func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String(LogTraceID, sc.TraceID().String()), slog.String(LogSpanID, sc.SpanID().String()))
@@ -40,10 +41,12 @@ func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
+// WithAttrs returns the wrapped handler with attrs, still adding trace ids.
 func (h logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return logHandler{h.Handler.WithAttrs(attrs)}
 }
 
+// WithGroup returns the wrapped handler with a group, still adding trace ids.
 func (h logHandler) WithGroup(name string) slog.Handler {
 	return logHandler{h.Handler.WithGroup(name)}
 }

@@ -13,6 +13,9 @@ package obs
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -306,11 +309,13 @@ type queueCollector struct {
 	read func(ctx context.Context) ([]QueueStat, error)
 }
 
+// Describe sends the descriptors of the backlog gauges.
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
 	ch <- ackPendingDesc
 }
 
+// Collect reads the consumers' backlog and sends it as gauges.
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
@@ -322,4 +327,47 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(s.Pending), s.Consumer)
 		ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(s.AckPending), s.Consumer)
 	}
+}
+
+// MetricsPath is where the metrics are served.
+const MetricsPath = "/metrics"
+
+// MetricsServer serves a Metrics handler at MetricsPath on its own
+// listener (METRICS_ADDR).
+type MetricsServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// ServeMetrics listens on addr and serves m at MetricsPath until Close.
+func ServeMetrics(addr string, m *Metrics) (*MetricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+MetricsPath, m.Handler())
+	s := &MetricsServer{
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		ln:   ln,
+		done: make(chan error, 1),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *MetricsServer) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the server, waiting for scrapes in progress until ctx ends.
+func (s *MetricsServer) Close(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("metrics server: %w", err)
+	}
+	return nil
 }

@@ -121,6 +121,7 @@ func TracingSender(s Sender) Sender { return tracingSender{next: s} }
 
 type tracingSender struct{ next Sender }
 
+// Send publishes e with the span context of ctx as its traceparent.
 func (t tracingSender) Send(ctx context.Context, e event.Event) error {
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		e = e.Clone()
@@ -147,6 +148,8 @@ func JobIDs() sdktrace.IDGenerator { return jobIDs{} }
 
 type jobIDs struct{}
 
+// NewIDs returns the ids of a root span: the trace id derived from the
+// job ctx is seeded with, else random ones.
 func (jobIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 	if job, ok := ctx.Value(seedKey{}).(string); ok && job != "" {
 		return TraceIDOf(job), randomSpanID()
@@ -159,6 +162,7 @@ func (jobIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 	return tid, randomSpanID()
 }
 
+// NewSpanID returns a random span id.
 func (jobIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return randomSpanID() }
 
 func randomSpanID() trace.SpanID {

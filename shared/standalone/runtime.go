@@ -32,6 +32,7 @@ import (
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
@@ -102,6 +103,9 @@ type Runtime struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	log    *slog.Logger
+	// metrics records deliveries, dead letters and the consumers' backlog
+	// (nil records nothing).
+	metrics *obs.Metrics
 
 	stop     chan struct{}
 	loops    sync.WaitGroup
@@ -149,6 +153,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	return r, nil
 }
+
+// Instrument makes the runtime record on m every delivery's disposition
+// and every dead letter, and export the backlog of the consumers Serve
+// creates (read from JetStream on each scrape). Call it before Serve.
+func (r *Runtime) Instrument(m *obs.Metrics) { r.metrics = m }
 
 // Conn returns the NATS connection.
 func (r *Runtime) Conn() *nats.Conn { return r.nc }
@@ -200,6 +209,7 @@ func (r *Runtime) publish(ctx context.Context, subject string, e event.Event, hd
 
 type subscription struct {
 	name     string
+	stage    string            // the stage served ("" for the dead-letter consumer)
 	trigger  *eventing.Trigger // nil for the dead-letter consumer
 	delivery eventing.Delivery
 	handler  stage.Handler
@@ -232,7 +242,7 @@ func (r *Runtime) Serve(ctx context.Context, stages ...stage.Stage) error {
 		if !ok {
 			continue
 		}
-		subs = append(subs, &subscription{name: t.Name, trigger: t, delivery: t.Delivery, handler: s.Handler, workers: s.Workers})
+		subs = append(subs, &subscription{name: t.Name, stage: s.Name, trigger: t, delivery: t.Delivery, handler: s.Handler, workers: s.Workers})
 	}
 	if len(sinks) > 0 {
 		subs = append(subs, &subscription{name: "ocrflow-dead-letters", delivery: deadLetterDelivery, sinks: sinks, workers: 1})
@@ -258,11 +268,25 @@ func (r *Runtime) Serve(ctx context.Context, stages ...stage.Stage) error {
 		}
 		sub.cons = cons
 	}
+	r.metrics.Queue(func(ctx context.Context) ([]obs.QueueStat, error) { return backlog(ctx, subs) })
 	for _, sub := range subs {
 		r.loops.Go(func() { r.consume(sub) })
 		r.log.Info("consuming", "trigger", sub.name, "workers", sub.workers)
 	}
 	return nil
+}
+
+// backlog reads the pending and ack-pending counts of subs' consumers.
+func backlog(ctx context.Context, subs []*subscription) ([]obs.QueueStat, error) {
+	out := make([]obs.QueueStat, 0, len(subs))
+	for _, sub := range subs {
+		info, err := sub.cons.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s info: %w", sub.name, err)
+		}
+		out = append(out, obs.QueueStat{Consumer: sub.name, Pending: info.NumPending, AckPending: uint64(max(info.NumAckPending, 0))})
+	}
+	return out, nil
 }
 
 func (r *Runtime) consume(sub *subscription) {
@@ -326,22 +350,26 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 		_ = msg.TermWithReason("not a CloudEvent")
 		return
 	}
-	h := sub.handler
+	h, stageName := sub.handler, sub.stage
 	if sub.trigger != nil && !sub.trigger.Matches(attr(e)) {
 		_ = msg.Ack()
 		return
 	}
+	// Log lines about e carry its trace id (the span it was sent from).
+	lctx := obs.Extract(r.work, e)
 	if sub.trigger == nil {
-		h = sub.sinks[msg.Headers().Get(headerDeadLetterSink)]
+		sink := msg.Headers().Get(headerDeadLetterSink)
+		h, stageName = sub.sinks[sink], eventing.StageOf(sink)
 		if h == nil {
-			r.log.Error("dead letter for an unknown sink", "sink", msg.Headers().Get(headerDeadLetterSink), "id", e.ID())
+			r.log.ErrorContext(lctx, "dead letter for an unknown sink", "sink", sink, "id", e.ID())
 			_ = msg.TermWithReason("unknown dead-letter sink")
 			return
 		}
 	}
 	maxAttempts := sub.delivery.Retry + 1
 	if attempt > maxAttempts {
-		r.giveUp(sub, msg, e, failure.Transient("delivery attempts exhausted (the last attempt did not finish)"))
+		r.metrics.Delivery(stageName, failure.DeadLetter)
+		r.giveUp(lctx, sub, msg, e, failure.Transient("delivery attempts exhausted (the last attempt did not finish)"))
 		return
 	}
 
@@ -353,28 +381,30 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 			herr = fmt.Errorf("publish reply: %w", err)
 		}
 	}
-	switch failure.Decide(herr, attempt, maxAttempts) {
+	disposition := failure.Decide(herr, attempt, maxAttempts)
+	r.metrics.Delivery(stageName, disposition)
+	switch disposition {
 	case failure.Ack:
 		if err := msg.DoubleAck(r.work); err != nil {
-			r.log.Warn("ack failed; the event will be redelivered", "trigger", sub.name, "id", e.ID(), "error", err)
+			r.log.WarnContext(lctx, "ack failed; the event will be redelivered", "trigger", sub.name, "id", e.ID(), "error", err)
 		}
 	case failure.Retry:
 		delay := time.Duration(float64(sub.delivery.Backoff(attempt)) * r.cfg.BackoffScale)
-		r.log.Info("retrying", "trigger", sub.name, "id", e.ID(), "attempt", attempt, "of", maxAttempts, "in", delay, "error", herr)
+		r.log.InfoContext(lctx, "retrying", "trigger", sub.name, "id", e.ID(), "attempt", attempt, "of", maxAttempts, "in", delay, "error", herr)
 		_ = msg.NakWithDelay(delay)
 	case failure.Discard:
-		r.log.Error("event not served here; discarding it", "trigger", sub.name, "id", e.ID(), "error", herr)
+		r.log.ErrorContext(lctx, "event not served here; discarding it", "trigger", sub.name, "id", e.ID(), "error", herr)
 		_ = msg.TermWithReason("unroutable")
 	default:
-		r.giveUp(sub, msg, e, herr)
+		r.giveUp(lctx, sub, msg, e, herr)
 	}
 }
 
 // giveUp dead-letters e (or, for the dead-letter consumer itself, logs and
 // terminates it; the event stays in the stream on ocr.dlq for replay).
-func (r *Runtime) giveUp(sub *subscription, msg jetstream.Msg, e event.Event, cause error) {
+func (r *Runtime) giveUp(ctx context.Context, sub *subscription, msg jetstream.Msg, e event.Event, cause error) {
 	if sub.trigger == nil {
-		r.log.Error("dead-letter sink failed for good; event kept on "+DeadLetterSubject, "id", e.ID(), "error", cause)
+		r.log.ErrorContext(ctx, "dead-letter sink failed for good; event kept on "+DeadLetterSubject, "id", e.ID(), "error", cause)
 		_ = msg.TermWithReason("dead-letter sink failed")
 		return
 	}
@@ -385,13 +415,16 @@ func (r *Runtime) giveUp(sub *subscription, msg jetstream.Msg, e event.Event, ca
 	dead.SetExtension(events.ExtErrorData, base64.StdEncoding.EncodeToString([]byte(failure.Text(cause))))
 	// A distinct Nats-Msg-Id: the stream would drop a copy under e's own id.
 	dead.SetID(e.ID() + "-dead-" + sub.trigger.Name)
+	// Counted when decided, before the sink can see it (a failed publish
+	// decides again on the next delivery, and is counted again).
+	r.metrics.DeadLetter(sub.stage, cause)
 	err := r.publish(r.work, DeadLetterSubject, dead, map[string]string{headerDeadLetterSink: sub.trigger.Delivery.DeadLetterSink})
 	if err != nil {
-		r.log.Error("dead-letter publish failed; retrying later", "id", e.ID(), "error", err)
+		r.log.ErrorContext(ctx, "dead-letter publish failed; retrying later", "id", e.ID(), "error", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	r.log.Warn("dead-lettered", "trigger", sub.name, "id", e.ID(), "code", code, "error", cause)
+	r.log.WarnContext(ctx, "dead-lettered", "trigger", sub.name, "id", e.ID(), "code", code, "error", cause)
 	_ = msg.Term()
 }
 
