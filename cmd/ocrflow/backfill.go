@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -335,20 +336,22 @@ func printSummary(out io.Writer, s backfill.Summary) {
 	if e := s.Estimate; e != nil {
 		fmt.Fprintf(out, "estimate: %d documents, %s, ~%d pages, %.2f GPU hours at %.2g pages/s per GPU\n",
 			e.Documents, bytesText(e.Bytes), e.Pages, e.GPUHours, e.PagesPerSecond)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		for _, part := range []struct {
 			title string
 			m     map[string]backfill.Bucket
 		}{{"by MIME type", e.ByMIME}, {"by tenant", e.ByTenant}} {
-			fmt.Fprintf(out, "  %s:\n", part.title)
+			fmt.Fprintf(tw, "  %s:\n", part.title)
 			for _, k := range slices.Sorted(maps.Keys(part.m)) {
 				b := part.m[k]
 				name := k
 				if name == "" {
 					name = "(unknown)"
 				}
-				fmt.Fprintf(out, "    %-40s %8d docs %10s ~%d pages\n", name, b.Documents, bytesText(b.Bytes), b.Pages)
+				fmt.Fprintf(tw, "    %s\t%d docs\t%s\t~%d pages\n", name, b.Documents, bytesText(b.Bytes), b.Pages)
 			}
 		}
+		_ = tw.Flush() // out is a terminal or a pipe; nothing to recover
 	}
 }
 

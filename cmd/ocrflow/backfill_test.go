@@ -378,7 +378,8 @@ func TestBackfill_killed_and_resumed(t *testing.T) {
 				}
 			}
 			select {
-			case <-exited:
+			case werr := <-exited:
+				t.Logf("child: %v", werr) // the exit status is checked below
 			case <-time.After(60 * time.Second):
 				_ = child.Process.Kill()
 				require.Failf(t, "the child did not stop", "%s", out.String())

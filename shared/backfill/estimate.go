@@ -46,10 +46,12 @@ func (e Estimator) withDefaults() Estimator {
 	return e
 }
 
-// Pages estimates the pages of a document of type mime and size bytes:
-// an image is one page; a PDF, XPS, CBZ or EPUB is size / PDFPageBytes
-// pages, an office document size / OfficePageBytes, rounded to the
-// nearest whole page and at least 1; anything else is 1.
+// Pages estimates the pages of a document of type mime and size bytes
+// that need the model: an image is one page; a PDF, XPS, CBZ or EPUB is
+// size / PDFPageBytes pages, a word-processing or presentation document
+// size / OfficePageBytes (its weight is its pictures: the text is read
+// without the model), rounded to the nearest whole page and at least 1; a
+// spreadsheet (its weight is data, read as text) and anything else is 1.
 func (e Estimator) Pages(mime string, size int64) int64 {
 	e = e.withDefaults()
 	per := int64(0)
@@ -59,6 +61,8 @@ func (e Estimator) Pages(mime string, size int64) int64 {
 	case m == "application/pdf", m == "application/vnd.ms-xpsdocument", m == "application/oxps",
 		m == "application/vnd.comicbook+zip", m == "application/epub+zip":
 		per = e.PDFPageBytes
+	case isSpreadsheet(m):
+		return 1
 	case isOffice(m):
 		per = e.OfficePageBytes
 	default:
@@ -73,6 +77,11 @@ func isOffice(m string) bool {
 	return strings.HasPrefix(m, "application/vnd.openxmlformats-officedocument.") ||
 		strings.HasPrefix(m, "application/vnd.oasis.opendocument.") ||
 		strings.HasPrefix(m, "application/vnd.ms-") || m == "application/msword"
+}
+
+// isSpreadsheet reports whether m is a spreadsheet type.
+func isSpreadsheet(m string) bool {
+	return strings.Contains(m, "spreadsheet") || m == "application/vnd.ms-excel"
 }
 
 // Bucket sums documents, bytes and estimated pages.

@@ -70,8 +70,8 @@ type Config struct {
 	// Batch is how many contents are read, claimed and checkpointed
 	// together (default 100).
 	Batch int
-	// Limit stops after this many selected contents (0: all); a resumed
-	// run continues after them.
+	// Limit stops this run after this many selected contents (0: all); a
+	// resumed run continues after them, with a limit of its own.
 	Limit int64
 	// DryRun estimates instead of submitting: nothing is claimed, sent or
 	// checkpointed.
@@ -173,6 +173,8 @@ type runner struct {
 	// inHand are the jobs of the batch in hand; published those of them
 	// published so far.
 	inHand, published []string
+	// selected counts this run's selections (Limit is per run).
+	selected int64
 }
 
 // Run runs the backfill cfg describes and returns its summary. The error
@@ -362,7 +364,7 @@ func (r *runner) batch(ctx context.Context, items []Item) (Cursor, bool, error) 
 	var picks []pick
 	pos, limited := r.cp.Cursor, false
 	for _, it := range items {
-		if r.cfg.Limit > 0 && r.counts.Selected >= r.cfg.Limit {
+		if r.cfg.Limit > 0 && r.selected >= r.cfg.Limit {
 			limited = true
 			break
 		}
@@ -378,6 +380,7 @@ func (r *runner) batch(ctx context.Context, items []Item) (Cursor, bool, error) 
 			continue
 		}
 		r.counts.Selected++
+		r.selected++
 		if r.cfg.OnSelect != nil {
 			r.cfg.OnSelect(it)
 		}

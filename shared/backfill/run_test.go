@@ -3,9 +3,11 @@ package backfill_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -569,4 +571,38 @@ func TestNATS_backlog_counts_convert_and_recognize_consumers(t *testing.T) {
 	n, err = pub.Backlog(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 4, n, "a finished job does not")
+}
+
+// TestRun_limit_slices_the_backfill runs a backfill in slices of --limit
+// 10 with --resume: each run submits the next ten, and together they
+// submit every selected content once.
+func TestRun_limit_slices_the_backfill(t *testing.T) {
+	repo := memory.New()
+	fx := backfilltest.Seed(t, repo, 60, currentKey, oldKey)
+	want := expectedJobs(fx, selectable)
+	require.Greater(t, len(want), 20)
+	rec := &recorder{}
+	cfg := backfill.Config{
+		Source: backfill.NewDB(repo), Filter: backfill.Filter{MissingOCR: true}, Key: currentKey, Scratch: newScratch(),
+		Publisher: rec, Batch: 7, Limit: 10, Checkpoint: filepath.Join(t.TempDir(), "cp.json"),
+	}
+	for _, slice := range []struct {
+		limit         int64
+		wantSubmitted int64
+		wantDone      bool
+	}{
+		{10, 10, false},
+		{10, 20, false},
+		{0, int64(len(want)), true},
+	} {
+		cfg.Limit = slice.limit
+		sum, err := backfill.Run(t.Context(), cfg)
+		require.NoError(t, err)
+		assert.Equal(t, slice.wantSubmitted, sum.Submitted, "submitted so far")
+		assert.Equal(t, slice.wantDone, sum.Done)
+		cfg.Resume = true
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	assert.ElementsMatch(t, slices.Collect(maps.Keys(want)), rec.jobs, "every job once")
 }

@@ -331,6 +331,7 @@ func TestEstimator_is_calibrated_on_testdata(t *testing.T) {
 	}
 	assert.Equal(t, int64(1), e.Pages("application/pdf", 10), "at least one page")
 	assert.Equal(t, int64(1), e.Pages("text/plain", 1<<30), "other types count one page")
+	assert.Equal(t, int64(1), e.Pages(backfill.MIMEXlsx, 1<<30), "a spreadsheet is read as text")
 }
 
 // TestDryRun_numbers_match_the_data checks a dry run's counts, bytes,
@@ -360,7 +361,9 @@ func TestDryRun_numbers_match_the_data(t *testing.T) {
 			return 1
 		case typ == "application/pdf":
 			return max(1, int64(math.Round(float64(c.Size)/(150*1024))))
-		default: // OOXML
+		case typ == backfill.MIMEXlsx: // data, read as text
+			return 1
+		default: // DOCX, PPTX
 			return max(1, int64(math.Round(float64(c.Size)/(40*1024))))
 		}
 	}
