@@ -20,6 +20,7 @@ import (
 
 	"github.com/ocrflow/ocrflow/internal/app"
 	"github.com/ocrflow/ocrflow/shared/config"
+	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/render"
@@ -32,20 +33,22 @@ import (
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "out", "directory the markdown files are written to")
+	out := fs.String("out", "out", "directory the results are written to")
+	format := fs.String("format", "", "results to write per document: comma list of markdown, json, pdf (default OCR_OUTPUTS, else markdown)")
 	eng := fs.String("engine", "", "recognition engine (default OCR_ENGINE, else tesseract)")
 	contentStore := fs.String("content", config.ContentSimpleContent, "content store: simple-content (embedded in this process) or dir (read the files in place)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: ocrflow run [--out DIR] [--engine NAME] [--content simple-content|dir] FILE|DIR...
+		fmt.Fprint(stderr, `Usage: ocrflow run [--out DIR] [--format markdown,json,pdf] [--engine NAME] [--content simple-content|dir] FILE|DIR...
 
 Runs the whole pipeline in this process on an embedded NATS server: one job
 per file (directories are searched for supported documents), progress on
-stdout, DIR/<file name>.md per document, then a summary. Exits 1 if any job
-failed.
+stdout, DIR/<file name>.md per document (and .json, .ocr.pdf as --format
+asks: the JSON document with layout and boxes, the searchable PDF), then a
+summary. Exits 1 if any job failed.
 
 With --content simple-content (the default) the run starts simple-content's
 real v5 API in-process, uploads each file to it as a platform would, submits
-jobs by content id, and downloads each derived markdown into DIR. With
+jobs by content id, and downloads each derived content into DIR. With
 --content dir the pipeline reads the files in place and writes DIR itself.
 
 Flags:
@@ -62,6 +65,15 @@ Flags:
 	if *contentStore != config.ContentSimpleContent && *contentStore != config.ContentDir {
 		fmt.Fprintf(stderr, "ocrflow run: --content %q is not simple-content or dir\n", *contentStore)
 		return exitError(2)
+	}
+	var hints map[string]string
+	if *format != "" {
+		outs, err := job.ParseOutputs(*format)
+		if err != nil {
+			fmt.Fprintf(stderr, "ocrflow run: --format %q: %v\n", *format, err)
+			return exitError(2)
+		}
+		hints = map[string]string{"output_format": strings.Join(outs, ",")}
 	}
 	files, err := expand(fs.Args(), stderr)
 	if err != nil {
@@ -139,13 +151,13 @@ Flags:
 	suffix := randomSuffix()
 	for i, f := range files {
 		j := &runJob{id: fmt.Sprintf("run-%s-%d", suffix, i+1), file: f, name: filepath.Base(f)}
-		spec := job.Spec{ID: j.id, Location: f, Name: j.name, Source: "ocrflow/run"}
+		spec := job.Spec{ID: j.id, Location: f, Name: j.name, Source: "ocrflow/run", Hints: hints}
 		if local != nil {
 			id, err := local.upload(ctx, f)
 			if err != nil {
 				return errors.Join(fmt.Errorf("upload %s to simple-content: %w", j.name, err), p.stop())
 			}
-			spec = job.Spec{ID: j.id, ContentID: id, Name: j.name, TenantID: localTenant, OwnerID: localOwner, Source: "ocrflow/run"}
+			spec = job.Spec{ID: j.id, ContentID: id, Name: j.name, TenantID: localTenant, OwnerID: localOwner, Source: "ocrflow/run", Hints: hints}
 		}
 		e, err := job.NewEvent(spec)
 		if err != nil {
@@ -204,22 +216,38 @@ type runJob struct {
 	pages          int
 	failedPages    int
 	result         string
-	msg            string
-	ms             int64
+	// results maps each stored output to its derived content.
+	results map[string]string
+	msg     string
+	ms      int64
 }
 
-// fetch downloads the job's derived markdown from the embedded
-// simple-content into out/<name>.md and reports where it is.
+// fetch downloads each of the job's derived contents from the embedded
+// simple-content into out/<name>.md (.json, .ocr.pdf) and reports where
+// they are; the job's result is the markdown's file, or the first's.
 func (j *runJob) fetch(ctx context.Context, local *localContent, out string, w io.Writer) {
-	derived := j.result
-	p := filepath.Join(out, j.name+".md")
-	if err := local.save(ctx, derived, p); err != nil {
-		j.ok, j.msg = false, "download derived content "+derived+": "+err.Error()
-		fmt.Fprintf(w, "  %-28s FAILED (%s)\n", j.name, j.msg)
-		return
+	refs := j.results
+	if len(refs) == 0 {
+		refs = map[string]string{job.OutputMarkdown: j.result}
 	}
-	j.result = p
-	fmt.Fprintf(w, "  %-28s derived content %s (%s) saved to %s\n", j.name, derived, local.where(derived), p)
+	first := ""
+	for _, f := range job.Outputs {
+		derived, ok := refs[f]
+		if !ok {
+			continue
+		}
+		p := filepath.Join(out, j.name+content.Extension(f))
+		if err := local.save(ctx, derived, p); err != nil {
+			j.ok, j.msg = false, "download derived content "+derived+": "+err.Error()
+			fmt.Fprintf(w, "  %-28s FAILED (%s)\n", j.name, j.msg)
+			return
+		}
+		if first == "" {
+			first = p
+		}
+		fmt.Fprintf(w, "  %-28s derived content %s (%s) saved to %s\n", j.name, derived, local.where(derived), p)
+	}
+	j.result = first
 }
 
 func (j *runJob) observe(e event.Event, w io.Writer) {
@@ -240,7 +268,11 @@ func (j *runJob) observe(e event.Event, w io.Writer) {
 		if events.Decode(e, &c) == nil {
 			j.done, j.ok = true, true
 			j.pages, j.failedPages, j.result, j.ms = c.PageCount, len(c.FailedPages), c.DerivedContentID, c.ProcessingTimeMS
+			j.results = c.DerivedContents
 			fmt.Fprintf(w, "  %-28s completed → %s\n", j.name, c.DerivedContentID)
+			for f, why := range c.UnavailableOutputs {
+				fmt.Fprintf(w, "  %-28s no %s: %s\n", j.name, f, why)
+			}
 		}
 	case events.TypeJobFailed:
 		var f events.JobFailed

@@ -65,7 +65,7 @@ func (l *localContent) upload(ctx context.Context, path string) (string, error) 
 
 // save downloads content id into path (atomically).
 func (l *localContent) save(ctx context.Context, id, path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.md")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}

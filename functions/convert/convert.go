@@ -80,6 +80,9 @@ type Config struct {
 	// Recipe keys the job's result (content.IdempotencyKey) for reuse and
 	// failure traces.
 	Recipe content.Recipe
+	// Outputs are what a job stores unless its output_format hint says
+	// otherwise (OCR_OUTPUTS; default markdown alone).
+	Outputs []string
 	// Tracer starts the spans of the source's fetch and open and of each
 	// page's text layer and render, under the handling's span (default: a
 	// no-op tracer).
@@ -263,6 +266,11 @@ func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, 
 		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID,
 		SourceName: src.Name, SourceFormat: string(doc.format()), SourceBytes: src.Size,
 		TotalPages: doc.pages(), Pages: pages, Hints: hintMap(j), StartedAt: start.UTC(),
+	}
+	if next == 0 { // a continuation finds all this in the manifest
+		if m.Outputs, m.Unavailable, m.SourceKey, err = s.outputs(ctx, j, doc); err != nil {
+			return err
+		}
 	}
 	if in, ok := doc.(inliner); ok {
 		m.Inline = in.inline()

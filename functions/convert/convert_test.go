@@ -502,7 +502,7 @@ func TestConvert_working_directory_is_removed_whatever_the_outcome(t *testing.T)
 }
 
 // derivedReport is an existing result a content store may hold.
-var derivedReport = content.Derived{Ref: "derived-42", PageCount: 6, PagesByRoute: map[string]int{"text": 6, "gpu": 0}}
+var derivedReport = content.Derived{Ref: "derived-42", Refs: map[string]string{"markdown": "derived-42"}, PageCount: 6, PagesByRoute: map[string]int{"text": 6, "gpu": 0}}
 
 // TestConvert_existing_result_is_reused_unless_forced: a content store
 // that holds a result with the job's idempotency key completes the job at
@@ -512,20 +512,28 @@ func TestConvert_existing_result_is_reused_unless_forced(t *testing.T) {
 		name      string
 		existing  *content.Derived
 		hints     map[string]string
+		outputs   []string // Config.Outputs
 		wantReuse bool
 		wantKey   string // "" = Existing not asked
+		wantAsked string // the outputs Existing is asked for
 	}{
 		{name: "existing_result_completes_the_job", existing: &derivedReport, wantReuse: true,
-			wantKey: recipe.Key(contentID("job-reuse"), "")},
+			wantKey: recipe.Key(contentID("job-reuse"), ""), wantAsked: "markdown"},
+		{name: "store_is_asked_for_the_configured_outputs", existing: &derivedReport, outputs: []string{"markdown", "json"}, wantReuse: true,
+			wantKey: recipe.Key(contentID("job-reuse"), ""), wantAsked: "markdown,json"},
+		{name: "store_is_asked_for_the_outputs_of_the_hint", existing: &derivedReport, outputs: []string{"markdown", "json"},
+			hints: map[string]string{"output_format": "pdf,json"}, wantReuse: true, wantKey: recipe.Key(contentID("job-reuse"), ""), wantAsked: "json,pdf"},
 		{name: "mode_hint_is_part_of_the_key", existing: &derivedReport, hints: map[string]string{"resolution": "tiny"}, wantReuse: true,
-			wantKey: recipe.Key(contentID("job-reuse"), "tiny")},
+			wantKey: recipe.Key(contentID("job-reuse"), "tiny"), wantAsked: "markdown"},
 		{name: "force_converts_anyway", existing: &derivedReport, hints: map[string]string{"force": "true"}},
-		{name: "no_existing_result_converts", wantKey: recipe.Key(contentID("job-reuse"), "")},
+		{name: "no_existing_result_converts", wantKey: recipe.Key(contentID("job-reuse"), ""), wantAsked: "markdown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			store := newCapableStore(t, tc.existing)
-			f := newFixture(t, baseConfig(t), store, nil)
+			cfg := baseConfig(t)
+			cfg.Outputs = tc.outputs
+			f := newFixture(t, cfg, store, nil)
 			const id = "job-reuse"
 
 			reply, err := f.conv.Handle(ctx, jobEvent(t, id, "report.pdf", tc.hints))
@@ -534,6 +542,7 @@ func TestConvert_existing_result_is_reused_unless_forced(t *testing.T) {
 				assert.Empty(t, store.keys, "Existing must not be asked")
 			} else {
 				assert.Equal(t, []string{tc.wantKey}, store.keys)
+				assert.Equal(t, []string{tc.wantAsked}, store.outputs, "outputs the store is asked for")
 			}
 			sent := f.send.take()
 			if !tc.wantReuse {
@@ -551,6 +560,7 @@ func TestConvert_existing_result_is_reused_unless_forced(t *testing.T) {
 			assert.Equal(t, id, jc.JobID)
 			assert.Equal(t, contentID(id), jc.ContentID)
 			assert.Equal(t, derivedReport.Ref, jc.DerivedContentID)
+			assert.Equal(t, derivedReport.Refs, jc.DerivedContents, "derived_contents of the reused result")
 			assert.Equal(t, derivedReport.PageCount, jc.PageCount)
 			assert.Equal(t, derivedReport.PagesByRoute, jc.PagesByRoute)
 			assert.Zero(t, store.fetchCount(), "a reused job is not fetched")
@@ -665,6 +675,71 @@ func TestConvert_invalid_job_fails_without_a_trace(t *testing.T) {
 			keys, err := f.scratch.List(ctx, "")
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantKeys, keys, "only a usable id gets its outcome recorded")
+		})
+	}
+}
+
+// TestConvert_outputs_are_decided_once_per_job: the manifest names the
+// outputs the job stores (its hint, else the configured default); for a
+// searchable PDF the source is kept in the scratch store, and a source
+// that cannot have one has it recorded unavailable — or fails the job
+// when it is all the job asks for.
+func TestConvert_outputs_are_decided_once_per_job(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		file            string
+		outputs         []string // Config.Outputs
+		hints           map[string]string
+		wantOutputs     []string
+		wantSource      bool
+		wantUnavailable bool
+		wantFailed      string
+	}{
+		{name: "nothing_said_is_markdown", file: "page.png", wantOutputs: []string{"markdown"}},
+		{name: "configured_default", file: "page.png", outputs: []string{"markdown", "json"}, wantOutputs: []string{"markdown", "json"}},
+		{name: "hint_overrides_the_default", file: "page.png", outputs: []string{"markdown", "json"}, hints: map[string]string{"output_format": "json"}, wantOutputs: []string{"json"}},
+		{name: "pdf_of_a_pdf_keeps_the_source", file: "scanned.pdf", hints: map[string]string{"output_format": "markdown,pdf"}, wantOutputs: []string{"markdown", "pdf"}, wantSource: true},
+		{name: "pdf_of_an_image_keeps_the_source", file: "page.jpg", outputs: []string{"pdf"}, wantOutputs: []string{"pdf"}, wantSource: true},
+		{name: "pdf_of_a_docx_is_unavailable", file: "office/report.docx", hints: map[string]string{"output_format": "markdown,json,pdf"}, wantOutputs: []string{"markdown", "json", "pdf"}, wantUnavailable: true},
+		{name: "pdf_alone_of_a_docx_fails_the_job", file: "office/report.docx", hints: map[string]string{"output_format": "pdf"}, wantFailed: "output_format pdf: a DOCX read natively has no pages to draw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			cfg := baseConfig(t)
+			cfg.Outputs = tc.outputs
+			f := newFixture(t, cfg, newDirStore(t), nil)
+			id := "job-" + strings.ReplaceAll(tc.name, "_", "-")
+			reply, err := f.conv.Handle(ctx, jobEvent(t, id, tc.file, tc.hints))
+			require.NoError(t, err)
+			if tc.wantFailed != "" {
+				require.NotNil(t, reply)
+				require.Equal(t, events.TypeJobFailed, reply.Type())
+				var jf events.JobFailed
+				require.NoError(t, events.Decode(*reply, &jf))
+				assert.Equal(t, string(failure.TypeValidation), jf.ErrorType)
+				assert.Contains(t, jf.Message, tc.wantFailed)
+				return
+			}
+			m := manifest(t, f.scratch, id)
+			assert.Equal(t, tc.wantOutputs, m.Outputs, "manifest outputs")
+			if tc.wantUnavailable {
+				assert.Contains(t, m.Unavailable["pdf"], "DOCX read natively has no pages to draw", "manifest unavailable")
+			} else {
+				assert.Empty(t, m.Unavailable, "manifest unavailable")
+			}
+			if !tc.wantSource {
+				assert.Empty(t, m.SourceKey, "no source kept")
+				ok, err := f.scratch.Exists(ctx, scratch.SourceKey(id))
+				require.NoError(t, err)
+				assert.False(t, ok, "no source kept")
+				return
+			}
+			require.Equal(t, scratch.SourceKey(id), m.SourceKey)
+			kept, err := scratch.GetBytes(ctx, f.scratch, m.SourceKey)
+			require.NoError(t, err)
+			want, err := os.ReadFile(testdata + "/" + tc.file)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(want, kept), "the kept source is the source's bytes")
 		})
 	}
 }

@@ -93,6 +93,7 @@ type capableStore struct {
 
 	mu       sync.Mutex
 	keys     []string
+	outputs  []string // the outputs each Existing asked for
 	failures []content.Failure
 }
 
@@ -101,10 +102,11 @@ var (
 	_ content.FailureRecorder = (*capableStore)(nil)
 )
 
-func (c *capableStore) Existing(_ context.Context, _ job.Job, key string) (content.Derived, bool, error) {
+func (c *capableStore) Existing(_ context.Context, j job.Job, key string) (content.Derived, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.keys = append(c.keys, key)
+	c.outputs = append(c.outputs, j.Hints.OutputFormat)
 	if c.existing == nil {
 		return content.Derived{}, false, nil
 	}

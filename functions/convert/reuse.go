@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -27,12 +28,14 @@ func (s *Converter) reuse(ctx context.Context, e, parent event.Event, j job.Job)
 		return nil, false, nil // a replay corrects the result it would reuse
 	}
 	key := s.cfg.Recipe.Key(j.ContentID, j.Hints.Resolution)
+	// The store looks for every output the job stores: say which.
+	j.Hints.OutputFormat = strings.Join(j.OutputsOr(s.outputsDefault()), ",")
 	d, found, err := r.Existing(ctx, j, key)
 	if err != nil || !found {
 		return nil, false, err
 	}
 	ev, err := events.New(&parent, events.CompletedID(j.ID), events.TypeJobCompleted, Source, 0, j.ID, events.JobCompleted{
-		JobID: j.ID, ContentID: j.ContentID, DerivedContentID: d.Ref, PageCount: d.PageCount,
+		JobID: j.ID, ContentID: j.ContentID, DerivedContentID: d.Ref, DerivedContents: d.Refs, PageCount: d.PageCount,
 		PagesByRoute: d.PagesByRoute, Reused: true,
 	})
 	if err != nil {
@@ -41,6 +44,14 @@ func (s *Converter) reuse(ctx context.Context, e, parent event.Event, j job.Job)
 	s.log.InfoContext(ctx, "reusing existing result", "job", j.ID, "content", j.ContentID, "derived", d.Ref, "key", key)
 	reply, err = scratch.End(ctx, s.blobs, j.ID, e, ev)
 	return reply, err == nil, err
+}
+
+// outputsDefault is what a job stores when it does not say.
+func (s *Converter) outputsDefault() []string {
+	if len(s.cfg.Outputs) == 0 {
+		return []string{job.OutputMarkdown}
+	}
+	return s.cfg.Outputs
 }
 
 // recordFailure leaves the content store's trace of a job that failed

@@ -75,7 +75,7 @@ func (s *Converter) open(ctx context.Context, j job.Job, path string, src conten
 	if err != nil {
 		return nil, err
 	}
-	return &rendered{s: s, doc: doc}, nil
+	return &rendered{s: s, doc: doc, path: path}, nil
 }
 
 // canRender explains why a legacy or OpenDocument file cannot be read when
@@ -110,7 +110,7 @@ func (s *Converter) openThroughPDF(ctx context.Context, j job.Job, path string, 
 		return nil, fmt.Errorf("%s converted to pdf: %w", format.Describe(), err)
 	}
 	s.log.InfoContext(ctx, "office document converted with libreoffice", "job", j.ID, "format", format, "pages", doc.Pages(), "ms", time.Since(start).Milliseconds())
-	return &rendered{s: s, doc: doc, as: format}, nil
+	return &rendered{s: s, doc: doc, as: format, path: pdf}, nil
 }
 
 // rendered is a PDF or image: pages take their text layer or are rendered.
@@ -120,6 +120,8 @@ type rendered struct {
 	// as is the source format when doc is a conversion of it (an office
 	// document rendered through LibreOffice); "" when doc is the source.
 	as render.Format
+	// path is the file doc was opened from: the source, or its conversion.
+	path string
 }
 
 func (r *rendered) format() render.Format {

@@ -178,11 +178,17 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 	if err := s.blobs.Put(ctx, scratch.ResultKey(m.JobID), strings.NewReader(doc.String())); err != nil {
 		return nil, err
 	}
-	elapsed := s.now().Sub(m.StartedAt)
+	finished := s.now()
+	elapsed := finished.Sub(m.StartedAt)
+	outs, unavailable, err := s.outputs(ctx, m, recs, inside, md, finished)
+	if err != nil {
+		return nil, err
+	}
 	sctx, span := s.tracer.Start(ctx, "store", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.Int("ocrflow.result_bytes", len(md))))
-	ref, err := s.store.Store(sctx, content.Result{
+	stored, err := s.storeResult(sctx, content.Result{
 		JobID: m.JobID, ContentID: m.ContentID, SourceName: m.SourceName, Markdown: md,
+		Outputs: outs, Unavailable: unavailable,
 		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
 		Metadata: map[string]any{
 			"engine": s.recipe.Engine, "model": s.recipe.Model, "mode": s.recipe.ModeFor(m.Hints["resolution"]),
@@ -195,9 +201,11 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 	if err != nil {
 		return nil, fmt.Errorf("store result: %w", err)
 	}
+	ref := stored.Ref
 	ev, err := events.New(&e, events.CompletedID(m.JobID), events.TypeJobCompleted, Source, 0, m.JobID, events.JobCompleted{
 		JobID: m.JobID, ContentID: m.ContentID, DerivedContentID: ref, PageCount: len(m.Pages),
 		PagesByRoute: byRoute, FailedPages: failed, ProcessingTimeMS: elapsed.Milliseconds(), EngineUsed: engineUsed,
+		DerivedContents: stored.Refs, UnavailableOutputs: unavailable,
 	})
 	if err != nil {
 		return nil, err

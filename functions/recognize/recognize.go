@@ -103,7 +103,7 @@ func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, e
 			rec = scratch.PageRecord{
 				Page: p.Page, Status: events.PageFailed, Route: p.Route, Engine: s.engine.Name(),
 				Reason: failedReason(err), EventID: e.ID(),
-				WidthPt: p.WidthPt, HeightPt: p.HeightPt, WidthPx: p.Width, HeightPx: p.Height,
+				WidthPt: p.WidthPt, HeightPt: p.HeightPt, WidthPx: p.Width, HeightPx: p.Height, ImageKey: p.ImageKey,
 			}
 			s.keepRaw(ctx, p, err)
 			s.log.WarnContext(ctx, "page failed", "job", p.JobID, "page", p.Page, "reason", rec.Reason)
@@ -118,7 +118,7 @@ func (s *Recognizer) Handle(ctx context.Context, e event.Event) (*event.Event, e
 func (s *Recognizer) recognize(ctx context.Context, e event.Event, p events.PageRendered) (scratch.PageRecord, error) {
 	rec := scratch.PageRecord{
 		Page: p.Page, Status: events.PageOK, Route: p.Route, EventID: e.ID(), TextScore: p.TextScore,
-		WidthPt: p.WidthPt, HeightPt: p.HeightPt, WidthPx: p.Width, HeightPx: p.Height,
+		WidthPt: p.WidthPt, HeightPt: p.HeightPt, WidthPx: p.Width, HeightPx: p.Height, ImageKey: p.ImageKey,
 	}
 	var res engine.Result
 	switch p.Route {

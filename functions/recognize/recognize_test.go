@@ -289,6 +289,7 @@ func TestRecognize_ocr_page_becomes_the_engines_markdown(t *testing.T) {
 		Page: 2, Status: events.PageOK, Route: events.RouteOCR, Engine: engine.NameFake,
 		MarkdownKey: pr.ResultKey, EventID: e.ID(), TextScore: 0.25,
 		WidthPt: 50, HeightPt: 70, WidthPx: 100, HeightPx: 140, BlocksKey: pr.BlocksKey, BlockCount: 1,
+		ImageKey: scratch.PageKey("job-ocr", 2, "jpg"),
 	}, rec)
 	var side document.Layout
 	require.NoError(t, scratch.GetJSON(ctx, blobs, pr.BlocksKey, &side))
@@ -422,7 +423,8 @@ func TestRecognize_permanent_engine_error_records_a_failed_page(t *testing.T) {
 			rec.DoneAt = time.Time{}
 			assert.Equal(t, scratch.PageRecord{
 				Page: 1, Status: events.PageFailed, Route: events.RouteOCR, Engine: engine.NameFake, Reason: pr.Reason, EventID: e.ID(),
-				WidthPt: 50, HeightPt: 70, WidthPx: 100, HeightPx: 140, // the failed page keeps its size
+				WidthPt: 50, HeightPt: 70, WidthPx: 100, HeightPx: 140, // the failed page keeps its size and image
+				ImageKey: scratch.PageKey("job-permanent", 1, "jpg"),
 			}, rec)
 
 			_, err = st.Handle(ctx, e)

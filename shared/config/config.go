@@ -17,6 +17,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/stage"
 	"github.com/ocrflow/ocrflow/shared/textlayer"
@@ -40,6 +41,7 @@ type Config struct {
 	MaxPages         int
 	MaxImagePixels   int64
 	TextLayer        string
+	Outputs          []string
 	OfficeMode       string
 	LibreOffice      string
 	LibreOfficeTime  time.Duration
@@ -183,6 +185,14 @@ var Vars = []Var{
 			return fmt.Errorf("%q is not auto, off or only", v)
 		}
 		c.TextLayer = strings.ToLower(strings.TrimSpace(v))
+		return nil
+	}},
+	{"OCR_OUTPUTS", "markdown", "Results each job stores when its output_format hint names none (comma list of markdown, json, pdf): the markdown, the structured JSON document, the searchable PDF (docs/outputs.md).", func(c *Config, v string) error {
+		outs, err := job.ParseOutputs(v)
+		if err != nil {
+			return fmt.Errorf("%q: %w", v, err)
+		}
+		c.Outputs = outs
 		return nil
 	}},
 	{"OFFICE_MODE", "auto", "How office documents are read: native (DOCX/PPTX/XLSX text extracted, pictures OCRed; legacy and OpenDocument refused), render (everything converted to PDF with LibreOffice, then rendered and OCRed page by page) or auto (native, but picture-led documents and DOC/XLS/PPT/ODT/ODS/ODP go through LibreOffice when it is installed).", func(c *Config, v string) error {

@@ -131,6 +131,13 @@ func TestFromLookup_overrides(t *testing.T) {
 				assert.Equal(t, 3, c.Recognizers(), "Recognizers, want RECOGNIZE_WORKERS=3")
 			},
 		},
+		{
+			name: "outputs_in_canonical_order",
+			env:  map[string]string{"OCR_OUTPUTS": "pdf, json ,markdown"},
+			check: func(t *testing.T, c config.Config) {
+				assert.Equal(t, []string{"markdown", "json", "pdf"}, c.Outputs, "Outputs")
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := config.FromLookup(lookup(tc.env))
@@ -160,6 +167,7 @@ func TestFromLookup_bad_values_name_the_variable(t *testing.T) {
 		{"unknown_engine", map[string]string{"OCR_ENGINE": "nope"}, []string{"OCR_ENGINE"}, false},
 		{"unknown_log_level", map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL"}, false},
 		{"zero_convert_workers", map[string]string{"CONVERT_WORKERS": "0"}, []string{"CONVERT_WORKERS"}, true},
+		{"unknown_output", map[string]string{"OCR_OUTPUTS": "markdown,html"}, []string{"OCR_OUTPUTS"}, false},
 		{
 			"every_error_is_reported_at_once",
 			map[string]string{"MAX_PAGES": "abc", "OCR_PAGE_TIMEOUT": "-1s", "OCR_STAGES": "bogus"},

@@ -32,7 +32,16 @@ type Result struct {
 	ContentID string
 	// SourceName is the source's file name.
 	SourceName string
-	Markdown   []byte
+	// Markdown is the assembled markdown, always made (pages are made of
+	// it); it is stored only when Outputs lists it, or when Outputs is
+	// empty (a markdown-only result).
+	Markdown []byte
+	// Outputs are the requested outputs, in job.Outputs order (Files).
+	Outputs []Output
+	// Unavailable maps a requested output that cannot be made for this
+	// source (a searchable PDF of a DOCX) to the reason; stores record it
+	// so that reuse does not wait for it.
+	Unavailable map[string]string
 	// IdempotencyKey identifies what made the result (IdempotencyKey);
 	// stores that reuse results record it.
 	IdempotencyKey string

@@ -61,17 +61,24 @@ func (r Recipe) Key(contentID, hint string) string {
 
 // Derived is a finished result already in the content store.
 type Derived struct {
-	// Ref is what ocr.job.completed reports as derived_content_id.
+	// Ref is what ocr.job.completed reports as derived_content_id: the
+	// markdown's reference, or the first output's.
 	Ref string
+	// Refs maps each output found to its reference.
+	Refs map[string]string
 	// PageCount and PagesByRoute describe the stored result, when known.
 	PageCount    int
 	PagesByRoute map[string]int
 }
 
 // Reuser is an optional content-store capability: find a finished result
-// with the given idempotency key for the job's source. ok is false when
-// there is none. Like Fetch it checks the job's tenant and owner against
-// the source's and fails the same way when they differ.
+// with the given idempotency key for the job's source, with every output
+// the job asks for (j.OutputsOr of the markdown alone: convert resolves
+// OCR_OUTPUTS into the job's output_format hint before asking) — an output
+// an earlier job recorded as unavailable for this source is not waited
+// for. ok is false when there is none. Like Fetch it checks the job's
+// tenant and owner against the source's and fails the same way when they
+// differ.
 type Reuser interface {
 	Existing(ctx context.Context, j job.Job, key string) (d Derived, ok bool, err error)
 }

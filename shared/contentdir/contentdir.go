@@ -1,6 +1,6 @@
 // Package contentdir is the content store on the local filesystem: sources
 // are files under allowed roots, results are written as <source name>.md
-// into an output directory. It is the first-class mode for people who just
+// (and .json, .ocr.pdf, as the job asks) into an output directory. It is the first-class mode for people who just
 // want to OCR files (ocrflow run --content dir, CONTENT_STORE=dir).
 package contentdir
 
@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -124,31 +125,55 @@ func (d *Store) Fetch(ctx context.Context, j job.Job, dst string, maxBytes int64
 	return content.Source{Name: name, MIME: j.MIME, Size: n}, nil
 }
 
-// Store writes the result to <out>/<source name>.md and returns that path.
-// Writing the same job twice replaces the file.
+// Store writes the result's outputs (Result.Files) and returns the
+// markdown's path (or the first output's).
 func (d *Store) Store(ctx context.Context, r content.Result) (string, error) {
-	name := filepath.Base(r.SourceName)
-	if name == "" || name == "." || name == string(filepath.Separator) {
-		name = r.JobID
+	st, err := d.StoreOutputs(ctx, r)
+	return st.Ref, err
+}
+
+// StoreOutputs writes each output of the result to <out>/<source name>
+// with the output's extension (.md, .json, .ocr.pdf) and returns the
+// paths. A file is written in full under a temporary name and renamed
+// into place, so a reader never sees half of it; writing the same job
+// twice replaces the files.
+func (d *Store) StoreOutputs(ctx context.Context, r content.Result) (content.Stored, error) {
+	st := content.Stored{Refs: map[string]string{}}
+	for _, o := range r.Files() {
+		p := filepath.Join(d.out, r.FileName(o.Format))
+		if err := d.write(ctx, p, o); err != nil {
+			return content.Stored{}, fmt.Errorf("store %s: %w", o.Format, err)
+		}
+		st.Refs[o.Format] = p
+		if st.Ref == "" || o.Format == job.OutputMarkdown {
+			st.Ref = p
+		}
 	}
-	p := filepath.Join(d.out, name+".md")
-	tmp, err := os.CreateTemp(d.out, ".tmp-*.md")
+	return st, nil
+}
+
+// write copies o to path p through a temporary file in the same
+// directory.
+func (d *Store) write(ctx context.Context, p string, o content.Output) error {
+	src, err := o.Reader(ctx)
 	if err != nil {
-		return "", fmt.Errorf("store result: %w", err)
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(d.out, ".tmp-*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(r.Markdown)
+	_, err = io.Copy(tmp, src)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("store result: %w", err)
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return err
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return "", fmt.Errorf("store result: %w", err)
-	}
-	return p, nil
+	return os.Rename(tmp.Name(), p)
 }

@@ -3,6 +3,7 @@ package contentdir_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -222,4 +223,46 @@ func TestStore_Store(t *testing.T) {
 		_, err = os.Stat(filepath.Join(f.out, "late.pdf.md"))
 		assert.ErrorIs(t, err, os.ErrNotExist, "result written despite cancellation")
 	})
+}
+
+func TestStore_StoreOutputs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pdf := []byte("%PDF-1.7 searchable")
+	opened := 0
+	pdfOut := content.Output{Format: job.OutputPDF, Size: int64(len(pdf)), Open: func(context.Context) (io.ReadCloser, error) {
+		opened++
+		return io.NopCloser(bytes.NewReader(pdf)), nil
+	}}
+	for _, tc := range []struct {
+		name    string
+		outputs []content.Output
+		want    map[string]string // file name → contents
+		wantRef string
+	}{
+		{"markdown_json_and_pdf", []content.Output{
+			content.NewOutput(job.OutputMarkdown, []byte("# md")), content.NewOutput(job.OutputJSON, []byte(`{"a":1}`)), pdfOut,
+		}, map[string]string{"scan.pdf.md": "# md", "scan.pdf.json": `{"a":1}`, "scan.pdf.ocr.pdf": string(pdf)}, "scan.pdf.md"},
+		{"json_alone_is_the_reference", []content.Output{content.NewOutput(job.OutputJSON, []byte(`{"b":2}`))},
+			map[string]string{"only.png.json": `{"b":2}`}, "only.png.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.TrimSuffix(tc.wantRef, filepath.Ext(tc.wantRef))
+			st, err := f.dir.StoreOutputs(ctx, content.Result{JobID: "j", SourceName: name, Markdown: []byte("# md"), Outputs: tc.outputs})
+			require.NoError(t, err)
+			assert.Equal(t, filepath.Join(f.out, tc.wantRef), st.Ref, "Ref")
+			assert.Len(t, st.Refs, len(tc.want), "Refs = %v", st.Refs)
+			for file, body := range tc.want {
+				got, err := os.ReadFile(filepath.Join(f.out, file))
+				require.NoError(t, err, "%s", file)
+				assert.Equal(t, body, string(got), "%s", file)
+			}
+			for format, p := range st.Refs {
+				assert.Equal(t, filepath.Join(f.out, name+content.Extension(format)), p, "Refs[%s]", format)
+			}
+			_, err = os.Stat(filepath.Join(f.out, name+".md"))
+			assert.Equal(t, tc.want[name+".md"] != "", err == nil, "the markdown is written only when asked for (%v)", err)
+		})
+	}
+	assert.Equal(t, 1, opened, "the PDF was read from its source once")
 }

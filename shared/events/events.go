@@ -208,8 +208,15 @@ type JobCompleted struct {
 	// ContentID is the job's source content (simple-content).
 	ContentID string `json:"content_id,omitempty"`
 	// DerivedContentID identifies the stored markdown in the content store
-	// (a derived content id, or a file path for the directory store).
+	// (a derived content id, or a file path for the directory store); the
+	// first stored output's when the job did not ask for markdown.
 	DerivedContentID string `json:"derived_content_id"`
+	// DerivedContents maps each stored output (markdown, json, pdf) to its
+	// reference in the content store.
+	DerivedContents map[string]string `json:"derived_contents,omitempty"`
+	// UnavailableOutputs maps an output the job asked for that its source
+	// cannot have (a searchable PDF of a DOCX) to the reason.
+	UnavailableOutputs map[string]string `json:"unavailable_outputs,omitempty"`
 	// PageCount is how many pages the job converted.
 	PageCount int `json:"page_count"`
 	// PagesByRoute counts pages by how they were read: "gpu" (by the

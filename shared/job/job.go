@@ -10,6 +10,7 @@ import (
 	"maps"
 	"mime"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,7 +58,9 @@ type Hints struct {
 	TimeoutSeconds int
 	Resolution     string
 	Pages          string
-	OutputFormat   string
+	// OutputFormat is the outputs the job asks for, as a canonical comma
+	// list (ParseOutputs); "" leaves the choice to OCR_OUTPUTS.
+	OutputFormat string
 	// TextLayer overrides TEXT_LAYER for this job: auto, off or only.
 	TextLayer string
 	// ReplayOf names the job this one replays (ocrflow dlq replay): its
@@ -185,10 +188,14 @@ func parseHints(in map[string]string) (Hints, error) {
 			}
 			h.ReplayOf = v
 		case "output_format":
-			if v != "" && v != "markdown" {
-				return h, failure.Validation("hint output_format=%q is not supported (markdown)", v)
+			if v == "" {
+				continue
 			}
-			h.OutputFormat = v
+			outs, err := ParseOutputs(v)
+			if err != nil {
+				return h, failure.Validation("hint output_format=%q: %v", v, err)
+			}
+			h.OutputFormat = strings.Join(outs, ",")
 		default:
 			if h.Unknown == nil {
 				h.Unknown = map[string]string{}
@@ -197,6 +204,60 @@ func parseHints(in map[string]string) (Hints, error) {
 		}
 	}
 	return h, nil
+}
+
+// Outputs a job can ask for (the output_format hint, OCR_OUTPUTS), in
+// their canonical order.
+const (
+	// OutputMarkdown is the assembled markdown.
+	OutputMarkdown = "markdown"
+	// OutputJSON is the structured JSON document (docs/outputs.md).
+	OutputJSON = "json"
+	// OutputPDF is the searchable PDF.
+	OutputPDF = "pdf"
+)
+
+// Outputs lists every output, in canonical order.
+var Outputs = []string{OutputMarkdown, OutputJSON, OutputPDF}
+
+// ParseOutputs parses a comma list of outputs ("markdown,json,pdf", any
+// order, case and spacing, repeats allowed) into canonical order. An
+// unknown name or an empty list is an error naming it.
+func ParseOutputs(s string) ([]string, error) {
+	want := map[string]bool{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.ToLower(strings.TrimSpace(part))
+		if part == "" {
+			continue
+		}
+		if !slices.Contains(Outputs, part) {
+			return nil, fmt.Errorf("%q is not an output (%s)", part, strings.Join(Outputs, ", "))
+		}
+		want[part] = true
+	}
+	if len(want) == 0 {
+		return nil, fmt.Errorf("no output named (%s)", strings.Join(Outputs, ", "))
+	}
+	out := make([]string, 0, len(want))
+	for _, o := range Outputs {
+		if want[o] {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// OutputsOr returns the outputs the job asks for (its output_format
+// hint), or def when it names none.
+func (j Job) OutputsOr(def []string) []string {
+	if j.Hints.OutputFormat == "" {
+		return def
+	}
+	outs, err := ParseOutputs(j.Hints.OutputFormat)
+	if err != nil {
+		return def // Parse validated the hint: cannot happen
+	}
+	return outs
 }
 
 // LogUnknown logs hints the pipeline ignores (with ctx, for its trace id).

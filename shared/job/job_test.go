@@ -248,7 +248,14 @@ func TestParse_hints(t *testing.T) {
 		{name: "timeout_301", hints: map[string]string{"timeout_seconds": "301"}, wantErr: failure.ErrValidation, wantMsg: "timeout_seconds"},
 		{name: "timeout_not_integer", hints: map[string]string{"timeout_seconds": "1.5"}, wantErr: failure.ErrValidation, wantMsg: "timeout_seconds"},
 		{name: "pages_reversed_range", hints: map[string]string{"pages": "3-1"}, wantErr: failure.ErrValidation, wantMsg: "3-1"},
-		{name: "output_format_unsupported", hints: map[string]string{"output_format": "html"}, wantErr: failure.ErrValidation, wantMsg: "output_format"},
+		{name: "output_format_unsupported", hints: map[string]string{"output_format": "html"}, wantErr: failure.ErrValidation, wantMsg: `output_format="html": "html" is not an output (markdown, json, pdf)`},
+		{name: "output_format_one_unknown_among_known", hints: map[string]string{"output_format": "markdown,docx"}, wantErr: failure.ErrValidation, wantMsg: `"docx" is not an output`},
+		{name: "output_format_only_commas", hints: map[string]string{"output_format": ", ,"}, wantErr: failure.ErrValidation, wantMsg: "no output named"},
+		{
+			name:  "output_format_list_is_made_canonical",
+			hints: map[string]string{"output_format": " PDF, markdown,json,pdf "},
+			want:  job.Hints{Priority: job.PriorityNormal, OutputFormat: "markdown,json,pdf"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := jobData("job-h")
@@ -266,6 +273,11 @@ func TestParse_hints(t *testing.T) {
 			assert.Equal(t, want.TimeoutSeconds, got.TimeoutSeconds, "hints.TimeoutSeconds")
 			assert.Equal(t, want.Pages, got.Pages, "hints.Pages")
 			assert.Equal(t, want.OutputFormat, got.OutputFormat, "hints.OutputFormat")
+			if want.OutputFormat != "" {
+				assert.Equal(t, strings.Split(want.OutputFormat, ","), j.OutputsOr([]string{"x"}), "OutputsOr, with the hint")
+			} else {
+				assert.Equal(t, []string{"x"}, j.OutputsOr([]string{"x"}), "OutputsOr, without the hint: the default")
+			}
 			assert.Equal(t, want.Resolution, got.Resolution, "hints.Resolution")
 			// maps.Equal: no unknown hints may come back as nil or empty.
 			assert.True(t, maps.Equal(got.Unknown, want.Unknown), "hints.Unknown = %v, want %v", got.Unknown, want.Unknown)

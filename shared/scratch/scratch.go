@@ -9,7 +9,10 @@
 //	jobs/<job>/pages/<n>.json    page record, written last: the page is done
 //	jobs/<job>/blocks/<n>.json   the page's layout blocks (sidecar, document.Layout)
 //	jobs/<job>/final.lock        the finalize lock (conditional create)
+//	jobs/<job>/source            the source, kept when the job asks for a searchable PDF
 //	jobs/<job>/result.md         the assembled document
+//	jobs/<job>/result.json       the JSON document (output json)
+//	jobs/<job>/result.pdf        the searchable PDF (output pdf)
 //	jobs/<job>/outcome.json      the job's terminal outcome (conditional create)
 //	jobs/<job>/replayed.json     the attempt that replays the job (dlq replay)
 //	deadletters/<id>.json        dead events kept for inspection and replay
@@ -44,7 +47,16 @@ type Manifest struct {
 	TotalPages   int               `json:"total_pages"`
 	Pages        []int             `json:"pages"`
 	Hints        map[string]string `json:"hints,omitempty"`
-	StartedAt    time.Time         `json:"started_at"`
+	// Outputs are the results the job stores (its output_format hint, else
+	// OCR_OUTPUTS), in canonical order; empty means markdown alone.
+	Outputs []string `json:"outputs,omitempty"`
+	// Unavailable maps a requested output this source cannot have (a
+	// searchable PDF of a DOCX) to the reason.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
+	// SourceKey is the key of the source kept in the scratch store (for the
+	// searchable PDF); empty when it was not kept.
+	SourceKey string    `json:"source_key,omitempty"`
+	StartedAt time.Time `json:"started_at"`
 	// Inline maps a picture page of an office document to the page that
 	// shows it: finalize puts the picture's text in place of its
 	// placeholder there instead of on a page of its own.
@@ -69,6 +81,8 @@ type PageRecord struct {
 	Reason string            `json:"reason,omitempty"`
 	// MarkdownKey is empty for a failed page.
 	MarkdownKey string `json:"markdown_key,omitempty"`
+	// ImageKey is the key of the page image the engine read (route ocr).
+	ImageKey string `json:"image_key,omitempty"`
 	// EventID is the id of the event that produced the record.
 	EventID string `json:"event_id,omitempty"`
 	// TextScore is the page's text-layer score when convert measured it.
@@ -174,6 +188,15 @@ func LockKey(job string) string { return JobPrefix(job) + "final.lock" }
 
 // ResultKey is the key of the assembled document.
 func ResultKey(job string) string { return JobPrefix(job) + "result.md" }
+
+// DocumentKey is the key of the JSON document.
+func DocumentKey(job string) string { return JobPrefix(job) + "result.json" }
+
+// PDFKey is the key of the searchable PDF.
+func PDFKey(job string) string { return JobPrefix(job) + "result.pdf" }
+
+// SourceKey is the key of the job's source, kept for the searchable PDF.
+func SourceKey(job string) string { return JobPrefix(job) + "source" }
 
 // OutcomeKey is the key of the job's terminal outcome.
 func OutcomeKey(job string) string { return JobPrefix(job) + "outcome.json" }

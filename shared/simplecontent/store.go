@@ -24,11 +24,22 @@ import (
 )
 
 // DerivationType is the derivation type (and, in v5, the variant) of
-// ocrflow's derived contents. It fits simple-content's 32 characters.
+// ocrflow's markdown results and of its failure traces. Each output has
+// its own (content.Variant: ocr_markdown, ocr_json, ocr_pdf); all fit
+// simple-content's 32 characters.
 const DerivationType = "ocr_markdown"
 
-// MarkdownType is the MIME type of the stored results.
+// MarkdownType is the MIME type of the stored markdown.
 const MarkdownType = "text/markdown"
+
+// variants are the derivation types of ocrflow's derived contents.
+var variants = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range job.Outputs {
+		m[content.Variant(f)] = true
+	}
+	return m
+}()
 
 // Metadata keys ocrflow writes on its derived contents. v5 cannot list
 // derived contents by type, so these markers are how ocrflow recognises its
@@ -36,8 +47,15 @@ const MarkdownType = "text/markdown"
 const (
 	// MetaGenerator is "ocrflow" on every derived content ocrflow creates.
 	MetaGenerator = "generator"
-	// MetaVariant is DerivationType.
+	// MetaVariant is the output's variant (content.Variant: ocr_markdown,
+	// ocr_json, ocr_pdf); DerivationType on a failure trace.
 	MetaVariant = "variant"
+	// MetaFormat is the output's format (markdown, json, pdf).
+	MetaFormat = "format"
+	// MetaOutputs lists the outputs the job asked for; MetaUnavailable
+	// maps those it could not make for this source to the reason.
+	MetaOutputs     = "outputs"
+	MetaUnavailable = "unavailable_outputs"
 	// MetaJobID is the id of the job that created the derived content.
 	MetaJobID = "job_id"
 	// MetaIdempotencyKey is content.IdempotencyKey of the result.
@@ -47,7 +65,7 @@ const (
 	// point: v5 cannot set a derived content "processed"), or StateFailed
 	// on a failure trace.
 	MetaState = "state"
-	// MetaSHA256 is the hex SHA-256 of the stored markdown.
+	// MetaSHA256 is the hex SHA-256 of the stored bytes.
 	MetaSHA256 = "sha256"
 	// MetaSupersededBy names the result that replaced a superseded one.
 	MetaSupersededBy = "superseded_by"
@@ -89,9 +107,10 @@ type StoreConfig struct {
 
 // Store is the pipeline's content store on simple-content: sources are
 // contents (fetched through their download URL, the job's presigned URL,
-// or an s3:// location), results are derived contents of type
-// ocr_markdown. It implements convert.Fetcher, finalize.Storer,
-// content.Reuser and content.FailureRecorder.
+// or an s3:// location), results are derived contents — one per output,
+// of type ocr_markdown, ocr_json or ocr_pdf. It implements
+// convert.Fetcher, finalize.Storer, content.OutputStorer, content.Reuser
+// and content.FailureRecorder.
 type Store struct {
 	api *Client
 	cfg StoreConfig
@@ -102,6 +121,7 @@ type Store struct {
 var (
 	_ content.Reuser          = (*Store)(nil)
 	_ content.FailureRecorder = (*Store)(nil)
+	_ content.OutputStorer    = (*Store)(nil)
 )
 
 // NewStore returns a store for cfg.
@@ -276,7 +296,7 @@ func (s *Store) derived(ctx context.Context, parent string, keep func(ours) bool
 			return nil, fmt.Errorf("metadata of derived %s: %w", c.ID, err)
 		}
 		o := ours{Content: c, meta: m}
-		if o.str(MetaGenerator) == Generator && o.str(MetaVariant) == DerivationType && keep(o) {
+		if o.str(MetaGenerator) == Generator && variants[o.str(MetaVariant)] && keep(o) {
 			out = append(out, o)
 		}
 	}
@@ -284,7 +304,12 @@ func (s *Store) derived(ctx context.Context, parent string, keep func(ours) bool
 }
 
 // Existing returns the newest finished result of the job's source whose
-// idempotency key is key. The job's tenant and owner are checked first.
+// idempotency key is key, with every output the job asks for
+// (j.OutputsOr of the markdown alone): the newest completed derived
+// content of each output's variant. An output missing because the job
+// that made the others recorded it unavailable for this source (a
+// searchable PDF of a DOCX) is not waited for. The job's tenant and owner
+// are checked first.
 func (s *Store) Existing(ctx context.Context, j job.Job, key string) (content.Derived, bool, error) {
 	c, err := s.source(ctx, j)
 	if err != nil {
@@ -296,11 +321,35 @@ func (s *Store) Existing(ctx context.Context, j job.Job, key string) (content.De
 	if err != nil || len(found) == 0 {
 		return content.Derived{}, false, err
 	}
-	d := content.Derived{Ref: found[0].ID, PagesByRoute: map[string]int{}}
-	if n, ok := found[0].meta.Custom["page_count"].(float64); ok {
+	newest := map[string]ours{} // by variant; found is newest first
+	for _, o := range found {
+		if _, ok := newest[o.str(MetaVariant)]; !ok {
+			newest[o.str(MetaVariant)] = o
+		}
+	}
+	d := content.Derived{Refs: map[string]string{}, PagesByRoute: map[string]int{}}
+	var first *ours
+	for _, f := range j.OutputsOr([]string{job.OutputMarkdown}) {
+		o, ok := newest[content.Variant(f)]
+		if !ok {
+			if unavailable(newest, f) {
+				continue
+			}
+			return content.Derived{}, false, nil
+		}
+		d.Refs[f] = o.ID
+		if first == nil {
+			first = &o
+		}
+	}
+	if first == nil {
+		return content.Derived{}, false, nil
+	}
+	d.Ref = first.ID
+	if n, ok := first.meta.Custom["page_count"].(float64); ok {
 		d.PageCount = int(n)
 	}
-	if m, ok := found[0].meta.Custom["pages_by_route"].(map[string]any); ok {
+	if m, ok := first.meta.Custom["pages_by_route"].(map[string]any); ok {
 		for k, v := range m {
 			if n, ok := v.(float64); ok {
 				d.PagesByRoute[k] = int(n)
@@ -310,54 +359,103 @@ func (s *Store) Existing(ctx context.Context, j job.Job, key string) (content.De
 	return d, true, nil
 }
 
-// Store writes the result as a derived content of its source and returns
-// the derived content's id. The steps are v5's: create the derived content
-// (status processing, marked with the job id), create its object, PUT the
-// markdown to the presigned URL, complete (→ uploaded), then merge the
-// result's metadata and mark it completed.
-//
-// Store is idempotent per job: a retry finds the derived content an
-// earlier attempt of the same job started and finishes it — or, when that
-// attempt's object cannot be confirmed to hold these bytes, deletes it and
-// starts over — so a job leaves exactly one derived content however often
-// it is retried.
+// unavailable reports whether one of the results found recorded output
+// format as unavailable for the source.
+func unavailable(found map[string]ours, format string) bool {
+	for _, o := range found {
+		if m, ok := o.meta.Custom[MetaUnavailable].(map[string]any); ok {
+			if _, ok := m[format]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Store stores the result's outputs (StoreOutputs) and returns the
+// markdown's derived content id, or the first output's.
 func (s *Store) Store(ctx context.Context, r content.Result) (string, error) {
+	st, err := s.StoreOutputs(ctx, r)
+	return st.Ref, err
+}
+
+// StoreOutputs writes each output of the result (content.Result.Files) as
+// a derived content of its source — variant ocr_markdown, ocr_json or
+// ocr_pdf, all with the job's idempotency key and the result's metadata —
+// and returns their ids. The steps are v5's: create the derived content
+// (status processing, marked with the job id), create its object, PUT the
+// bytes to the presigned URL, complete (→ uploaded), then merge the
+// result's metadata and mark it completed; then every older completed
+// result of the same key and variant is superseded.
+//
+// StoreOutputs is idempotent per job and output: a retry finds the derived
+// content an earlier attempt of the same job started and finishes it — or,
+// when that attempt's object cannot be confirmed to hold these bytes,
+// deletes it and starts over — so a job leaves exactly one derived content
+// per output however often it is retried.
+func (s *Store) StoreOutputs(ctx context.Context, r content.Result) (content.Stored, error) {
 	if r.ContentID == "" {
-		return "", failure.Permanent("job %s has no source content to derive from", r.JobID)
+		return content.Stored{}, failure.Permanent("job %s has no source content to derive from", r.JobID)
 	}
 	parent, err := s.api.GetContent(ctx, r.ContentID)
 	if IsStatus(err, http.StatusNotFound) {
-		return "", failure.Permanent("source content %s is gone", r.ContentID)
+		return content.Stored{}, failure.Permanent("source content %s is gone", r.ContentID)
 	}
 	if err != nil {
-		return "", fmt.Errorf("source content %s: %w", r.ContentID, err)
+		return content.Stored{}, fmt.Errorf("source content %s: %w", r.ContentID, err)
 	}
-	sum := sha256.Sum256(r.Markdown)
-	digest := hex.EncodeToString(sum[:])
-	mine, err := s.derived(ctx, parent.ID, func(o ours) bool {
-		return o.str(MetaJobID) == r.JobID && o.str(MetaState) != StateFailed
+	files := r.Files()
+	formats := make([]string, len(files))
+	for i, o := range files {
+		formats[i] = o.Format
+	}
+	st := content.Stored{Refs: map[string]string{}}
+	for _, o := range files {
+		id, err := s.storeOutput(ctx, parent, r, o, formats)
+		if err != nil {
+			return content.Stored{}, err
+		}
+		st.Refs[o.Format] = id
+		if st.Ref == "" || o.Format == job.OutputMarkdown {
+			st.Ref = id
+		}
+	}
+	return st, nil
+}
+
+// storeOutput stores one output of r as a derived content of parent.
+func (s *Store) storeOutput(ctx context.Context, parent Content, r content.Result, o content.Output, formats []string) (string, error) {
+	variant := content.Variant(o.Format)
+	if o.SHA256 == "" {
+		var err error
+		if o.Size, o.SHA256, err = digestOf(ctx, o); err != nil {
+			return "", err
+		}
+	}
+	mine, err := s.derived(ctx, parent.ID, func(d ours) bool {
+		return d.str(MetaJobID) == r.JobID && d.str(MetaState) != StateFailed && d.str(MetaVariant) == variant
 	})
 	if err != nil {
 		return "", err
 	}
 	var resumed string
-	for _, o := range mine {
+	for _, d := range mine {
 		switch {
-		case o.str(MetaState) == StateCompleted && o.Status == StatusUploaded:
+		case d.str(MetaState) == StateCompleted && d.Status == StatusUploaded:
 			// An earlier attempt finished (its superseding may not have).
-			return o.ID, s.supersede(ctx, parent.ID, r.IdempotencyKey, o.ID)
-		case o.str(MetaState) == StateSuperseded:
-			return o.ID, nil // and a later result has replaced it since
+			return d.ID, s.supersede(ctx, parent.ID, r.IdempotencyKey, variant, d.ID)
+		case d.str(MetaState) == StateSuperseded:
+			return d.ID, nil // and a later result has replaced it since
 		case resumed == "":
-			ok, err := s.resume(ctx, o, r, digest)
+			ok, err := s.resume(ctx, d, r, o)
 			if err != nil {
 				return "", err
 			}
 			if ok {
-				resumed = o.ID
+				resumed = d.ID
 			}
 		default:
-			if err := s.abandon(ctx, o.Content, "duplicate of "+resumed); err != nil {
+			if err := s.abandon(ctx, d.Content, "duplicate of "+resumed); err != nil {
 				return "", err
 			}
 		}
@@ -365,44 +463,65 @@ func (s *Store) Store(ctx context.Context, r content.Result) (string, error) {
 	id := resumed
 	if id == "" {
 		d, err := s.api.CreateDerived(ctx, parent.ID, NewDerived{
-			DerivationType: DerivationType, OwnerID: parent.OwnerID, TenantID: parent.TenantID, Status: StatusProcessing,
-			Params: marker(r.JobID, r.IdempotencyKey, StateProcessing),
+			DerivationType: variant, OwnerID: parent.OwnerID, TenantID: parent.TenantID, Status: StatusProcessing,
+			Params: marker(r.JobID, r.IdempotencyKey, StateProcessing, variant),
 		})
 		if err != nil {
-			return "", fmt.Errorf("create derived content: %w", err)
+			return "", fmt.Errorf("create derived content (%s): %w", o.Format, err)
 		}
 		id = d.ID
-		if err := s.upload(ctx, id, r); err != nil {
+		if err := s.upload(ctx, id, r, o); err != nil {
 			return "", err
 		}
 	}
 	err = s.api.MergeMetadata(ctx, id, func(m *Metadata) {
-		m.ContentType, m.FileName, m.FileSize = MarkdownType, resultName(r), int64(len(r.Markdown))
+		m.ContentType, m.FileName, m.FileSize = content.MIME(o.Format), r.FileName(o.Format), o.Size
 		for k, v := range r.Metadata {
 			m.Custom[k] = v
 		}
-		for k, v := range marker(r.JobID, r.IdempotencyKey, StateCompleted) {
+		for k, v := range marker(r.JobID, r.IdempotencyKey, StateCompleted, variant) {
 			m.Custom[k] = v
 		}
-		m.Custom[MetaSHA256] = digest
+		m.Custom[MetaFormat] = o.Format
+		m.Custom[MetaOutputs] = formats
+		if len(r.Unavailable) > 0 {
+			m.Custom[MetaUnavailable] = r.Unavailable
+		}
+		m.Custom[MetaSHA256] = o.SHA256
 		m.Custom["completed_at"] = time.Now().UTC().Format(time.RFC3339)
 	})
 	if err != nil {
 		return "", fmt.Errorf("derived content %s metadata: %w", id, err)
 	}
-	return id, s.supersede(ctx, parent.ID, r.IdempotencyKey, id)
+	return id, s.supersede(ctx, parent.ID, r.IdempotencyKey, variant, id)
+}
+
+// digestOf reads an output once for its size and SHA-256.
+func digestOf(ctx context.Context, o content.Output) (int64, string, error) {
+	rc, err := o.Reader(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("read %s output: %w", o.Format, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return 0, "", fmt.Errorf("read %s output: %w", o.Format, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // supersede marks every other completed result of parent with the same
-// idempotency key superseded by id, so that exactly one result per
-// (content, key) is current: a forced re-run's or a replay's replaces the
-// one before it. Done after id is complete, so a reader never finds none.
-func (s *Store) supersede(ctx context.Context, parent, key, id string) error {
+// idempotency key and variant superseded by id, so that exactly one result
+// per (content, key, output) is current: a forced re-run's or a replay's
+// replaces the one before it. Done after id is complete, so a reader never
+// finds none.
+func (s *Store) supersede(ctx context.Context, parent, key, variant, id string) error {
 	if key == "" {
 		return nil
 	}
 	older, err := s.derived(ctx, parent, func(o ours) bool {
-		return o.ID != id && o.str(MetaState) == StateCompleted && o.str(MetaIdempotencyKey) == key
+		return o.ID != id && o.str(MetaState) == StateCompleted && o.str(MetaIdempotencyKey) == key && o.str(MetaVariant) == variant
 	})
 	if err != nil {
 		return err
@@ -420,14 +539,20 @@ func (s *Store) supersede(ctx context.Context, parent, key, id string) error {
 	return nil
 }
 
-// upload creates the derived content's object, PUTs the markdown and
-// completes the content.
-func (s *Store) upload(ctx context.Context, id string, r content.Result) error {
-	o, err := s.api.CreateObject(ctx, id, NewObject{MimeType: MarkdownType, FileSize: int64(len(r.Markdown)), FileName: resultName(r)})
+// upload creates the derived content's object, PUTs the output's bytes
+// and completes the content.
+func (s *Store) upload(ctx context.Context, id string, r content.Result, out content.Output) error {
+	mime := content.MIME(out.Format)
+	o, err := s.api.CreateObject(ctx, id, NewObject{MimeType: mime, FileSize: out.Size, FileName: r.FileName(out.Format)})
 	if err != nil {
 		return fmt.Errorf("derived content %s object: %w", id, err)
 	}
-	if err := s.api.Upload(ctx, o.UploadURL, bytes.NewReader(r.Markdown), int64(len(r.Markdown)), MarkdownType); err != nil {
+	body, done, err := readerAt(ctx, out)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := s.api.Upload(ctx, o.UploadURL, body, out.Size, mime); err != nil {
 		return fmt.Errorf("upload derived content %s: %w", id, err)
 	}
 	if err := s.api.CompleteFile(ctx, id); err != nil {
@@ -437,22 +562,23 @@ func (s *Store) upload(ctx context.Context, id string, r content.Result) error {
 }
 
 // resume finishes a derived content an earlier attempt of the same job
-// left behind. Without an object it uploads; with one, whose presigned URL
-// is gone, it completes the content and checks that the stored bytes are
-// this result's. ok is false when the content was abandoned instead.
-func (s *Store) resume(ctx context.Context, o ours, r content.Result, digest string) (ok bool, err error) {
+// left behind for output out. Without an object it uploads; with one,
+// whose presigned URL is gone, it completes the content and checks that
+// the stored bytes are this output's. ok is false when the content was
+// abandoned instead.
+func (s *Store) resume(ctx context.Context, o ours, r content.Result, out content.Output) (ok bool, err error) {
 	objs, err := s.api.ListObjects(ctx, o.ID)
 	if err != nil {
 		return false, fmt.Errorf("objects of derived %s: %w", o.ID, err)
 	}
 	if len(objs) == 0 {
-		s.log.Info("resuming derived content without object", "job", r.JobID, "derived", o.ID)
-		return true, s.upload(ctx, o.ID, r)
+		s.log.Info("resuming derived content without object", "job", r.JobID, "derived", o.ID, "output", out.Format)
+		return true, s.upload(ctx, o.ID, r, out)
 	}
 	if err := s.api.CompleteFile(ctx, o.ID); err != nil {
 		return false, fmt.Errorf("complete derived content %s: %w", o.ID, err)
 	}
-	same, err := s.holds(ctx, o.ID, digest)
+	same, err := s.holds(ctx, o.ID, out.SHA256)
 	if err != nil {
 		return false, err
 	}
@@ -482,7 +608,7 @@ func (s *Store) holds(ctx context.Context, id, digest string) (bool, error) {
 	}
 	defer resp.Body.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(resp.Body, 64<<20)); err != nil {
+	if _, err := io.Copy(h, resp.Body); err != nil {
 		return false, fmt.Errorf("check derived content %s: %w", id, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)) == digest, nil
@@ -540,7 +666,7 @@ func (s *Store) RecordFailure(ctx context.Context, f content.Failure) error {
 			}
 		}
 	}
-	params := marker(f.JobID, f.IdempotencyKey, StateFailed)
+	params := marker(f.JobID, f.IdempotencyKey, StateFailed, DerivationType)
 	params[MetaErrorType] = f.ErrorType
 	params[MetaErrorMessage] = f.Message
 	params["failed_at"] = time.Now().UTC().Format(time.RFC3339)
@@ -574,21 +700,39 @@ func (s *Store) Download(ctx context.Context, id string, w io.Writer) error {
 }
 
 // marker is the metadata that marks a derived content as ocrflow's.
-func marker(jobID, key, state string) map[string]any {
-	m := map[string]any{MetaGenerator: Generator, MetaVariant: DerivationType, MetaJobID: jobID, MetaState: state}
+func marker(jobID, key, state, variant string) map[string]any {
+	m := map[string]any{MetaGenerator: Generator, MetaVariant: variant, MetaJobID: jobID, MetaState: state}
 	if key != "" {
 		m[MetaIdempotencyKey] = key
 	}
 	return m
 }
 
-// resultName is <source name>.md.
-func resultName(r content.Result) string {
-	name := path.Base(strings.ReplaceAll(r.SourceName, "\\", "/"))
-	if name == "" || name == "." || name == "/" {
-		name = r.JobID
+// readerAt returns the output's bytes as an io.ReaderAt for Upload (which
+// re-reads them on a retry): the bytes themselves, the opened reader when
+// it is one (a file), else a temporary copy. done releases it.
+func readerAt(ctx context.Context, o content.Output) (io.ReaderAt, func(), error) {
+	if o.Open == nil {
+		return bytes.NewReader(o.Data), func() {}, nil
 	}
-	return name + ".md"
+	rc, err := o.Open(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s output: %w", o.Format, err)
+	}
+	if ra, ok := rc.(io.ReaderAt); ok {
+		return ra, func() { _ = rc.Close() }, nil
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp("", "ocrflow-upload-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool %s output: %w", o.Format, err)
+	}
+	done := func() { _ = tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, rc); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("spool %s output: %w", o.Format, err)
+	}
+	return tmp, done, nil
 }
 
 func firstOf(vs ...string) string {
