@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ocrflow/ocrflow/eventing"
 	"github.com/ocrflow/ocrflow/functions/autoocr"
 	"github.com/ocrflow/ocrflow/functions/convert"
@@ -15,6 +17,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/engine"
 	"github.com/ocrflow/ocrflow/shared/libreoffice"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/office"
 	"github.com/ocrflow/ocrflow/shared/render"
 	"github.com/ocrflow/ocrflow/shared/stage"
@@ -51,12 +54,16 @@ func RecipeFor(cfg config.Config, engineName string) content.Recipe {
 }
 
 // build returns the stages OCR_STAGES selects, each wrapped in the
-// standard middleware (logging, panic recovery), with send as convert's
-// Sender.
+// standard middleware (observation, logging, panic recovery), with send as
+// convert's Sender. The stages see the engine and the content store
+// through their metrics decorators.
 func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 	cfg, log := a.cfg, a.log
 	ecfg := EngineConfig(cfg)
 	ecfg.Name = a.recipe.Engine // the engine at hand, when one was injected
+	store := observeContent(a.content, a.metrics)
+	eng := observeEngine(a.engine, a.metrics)
+	tracer := func(pkg string) trace.Tracer { return a.tracing.Tracer("github.com/ocrflow/ocrflow/functions/" + pkg) }
 	var out []stage.Stage
 	for _, name := range cfg.Stages {
 		var h stage.Handler
@@ -79,16 +86,19 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 				Slice:          cfg.ConvertSlice,
 				Recipe:         a.recipe,
 				Outputs:        cfg.Outputs,
-			}, a.scratch, a.content, send, log).Handle
+				Tracer:         tracer("convert"),
+			}, a.scratch, store, send, log).Handle
 			workers = cfg.ConvertWorkers
 		case stage.Recognize:
 			if a.engine == nil {
 				return nil, fmt.Errorf("app: the recognize stage needs an engine")
 			}
-			h = recognize.New(recognize.Config{PageTimeout: cfg.PageTimeout, RetryWindow: retryWindow(name)}, a.scratch, a.engine, log).Handle
+			h = recognize.New(recognize.Config{
+				PageTimeout: cfg.PageTimeout, RetryWindow: retryWindow(name), Tracer: tracer("recognize"),
+			}, a.scratch, eng, log).Handle
 			workers = cfg.Recognizers()
 		case stage.Finalize:
-			h = finalize.New(a.scratch, a.content, a.recipe, log).Handle
+			h = finalize.New(a.scratch, store, a.recipe, log).WithTracer(tracer("finalize")).Handle
 		case stage.DeadLetter:
 			h = deadletter.New(a.scratch, log).Handle
 		case stage.AutoOCR:
@@ -98,7 +108,7 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 		default:
 			return nil, fmt.Errorf("app: unknown stage %q", name)
 		}
-		h = stage.Chain(h, stage.Log(log, name), stage.Recover(log))
+		h = stage.Chain(h, obs.Stage(a.metrics, a.tracing, name), stage.Log(log, name), stage.Recover(log))
 		out = append(out, stage.Stage{Name: name, Handler: h, Workers: workers})
 	}
 	return out, nil
