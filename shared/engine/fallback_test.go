@@ -94,3 +94,37 @@ func TestFallback_Check_checks_the_fallback_engine(t *testing.T) {
 	require.True(t, ok, "the fallback wrapper has no Check")
 	assert.ErrorContains(t, c.Check(t.Context()), "fallback engine", "Check, want the missing tesseract reported")
 }
+
+// spender is a primary engine that spends tokens and ladder steps on a
+// page and then fails with err.
+type spender struct{ err error }
+
+func (s spender) Name() string { return engine.NameVLLM }
+
+func (s spender) Recognize(context.Context, engine.Page) (engine.Result, error) {
+	return engine.Result{Usage: engine.Usage{PromptTokens: 10, CompletionTokens: 5}, Steps: []string{engine.StepLoop}}, s.err
+}
+
+// TestFallback_reports_what_the_primary_spent: the primary's tokens and
+// ladder steps go with the answer, whoever gives it.
+func TestFallback_reports_what_the_primary_spent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		last    bool
+		wantErr bool
+	}{
+		{"fallback_answers_on_the_last_attempt", true, false},
+		{"error_before_the_last_attempt", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engine.Fallback(&engine.Fake{}, func(context.Context) bool { return tc.last })(spender{err: failure.Transient("503")})
+			r, err := e.Recognize(t.Context(), engine.Page{Number: 1, Image: []byte("img")})
+			assert.Equal(t, tc.wantErr, err != nil, "error %v", err)
+			assert.Equal(t, engine.Usage{PromptTokens: 10, CompletionTokens: 5}, r.Usage, "usage")
+			assert.Equal(t, []string{engine.StepLoop}, r.Steps, "steps")
+			if !tc.wantErr {
+				assert.Equal(t, engine.NameFake, r.Engine, "the fallback answered")
+			}
+		})
+	}
+}

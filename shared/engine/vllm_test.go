@@ -283,10 +283,12 @@ func TestVLLM_retry_ladder(t *testing.T) {
 		fault      func(vllmtest.Call) vllmtest.Fault
 		wantCalls  int
 		wantReason string // "" = success
-		check      func(t *testing.T, calls []vllmtest.Call, r engine.Result)
+		// wantSteps are the ladder steps the call reports, failed or not.
+		wantSteps []string
+		check     func(t *testing.T, calls []vllmtest.Call, r engine.Result)
 	}{
 		{
-			name: "loop_fixed_by_the_stricter_guard", image: inked, wantCalls: 2,
+			name: "loop_fixed_by_the_stricter_guard", image: inked, wantCalls: 2, wantSteps: []string{engine.StepLoop},
 			fault: func(c vllmtest.Call) vllmtest.Fault {
 				if c.NGram == 30 {
 					return vllmtest.FaultLoop
@@ -303,14 +305,15 @@ func TestVLLM_retry_ladder(t *testing.T) {
 		},
 		{
 			name: "always_loops_gives_up_with_repetition", image: inked, wantCalls: 3, wantReason: engine.ReasonRepetition,
-			fault: func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultLoop },
+			wantSteps: []string{engine.StepLoop, engine.StepLoop},
+			fault:     func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultLoop },
 			check: func(t *testing.T, calls []vllmtest.Call, _ engine.Result) {
 				last := calls[2]
 				assert.LessOrEqual(t, max(last.Width, last.Height), 640, "last rung sent %d×%d; want the lower mode (small: 640 px)", last.Width, last.Height)
 			},
 		},
 		{
-			name: "empty_once_then_read", image: inked, wantCalls: 2,
+			name: "empty_once_then_read", image: inked, wantCalls: 2, wantSteps: []string{engine.StepEmpty},
 			fault: func(c vllmtest.Call) vllmtest.Fault {
 				if c.Attempt == 1 {
 					return vllmtest.FaultEmpty
@@ -320,7 +323,8 @@ func TestVLLM_retry_ladder(t *testing.T) {
 		},
 		{
 			name: "always_empty_on_a_page_with_ink_gives_up", image: inked, wantCalls: 3, wantReason: engine.ReasonEmpty,
-			fault: func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultEmpty },
+			wantSteps: []string{engine.StepEmpty, engine.StepEmpty},
+			fault:     func(vllmtest.Call) vllmtest.Fault { return vllmtest.FaultEmpty },
 		},
 		{
 			name: "empty_answer_for_a_blank_page_is_right", image: blankBuf.Bytes(), wantCalls: 1,
@@ -352,6 +356,9 @@ func TestVLLM_retry_ladder(t *testing.T) {
 			if tc.check != nil && len(calls) >= tc.wantCalls {
 				tc.check(t, calls, r)
 			}
+			assert.Equal(t, tc.wantSteps, r.Steps, "ladder steps reported")
+			assert.Positive(t, r.Usage.PromptTokens, "prompt tokens of %d requests", len(calls))
+			assert.Positive(t, r.Usage.CompletionTokens, "completion tokens of %d requests", len(calls))
 		})
 	}
 }
@@ -373,6 +380,7 @@ func TestVLLM_olmOCR_rotation_correction(t *testing.T) {
 	assert.Greater(t, calls[1].Height, calls[1].Width, "second request %d×%d is not portrait", calls[1].Width, calls[1].Height)
 	assert.Contains(t, r.Markdown, vllmtest.PageText(9, 4), "result %q meta %v", r.Markdown, r.Meta)
 	assert.Equal(t, "270", r.Meta["rotation_applied"], "result %q meta %v", r.Markdown, r.Meta)
+	assert.Equal(t, []string{engine.StepRotate}, r.Steps, "ladder steps reported")
 }
 
 // TestVLLM_image_sizing: pages are sent at the size the mode reads —
