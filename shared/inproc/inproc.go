@@ -28,6 +28,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
@@ -73,6 +74,8 @@ func ConfigFrom(cfg config.Config, log *slog.Logger) (Config, error) {
 type Transport struct {
 	cfg Config
 	log *slog.Logger
+	// metrics records deliveries and dead letters (nil records nothing).
+	metrics *obs.Metrics
 
 	mu     sync.Mutex
 	closed bool
@@ -93,6 +96,7 @@ type Transport struct {
 // whose subscriber is served here.
 type subscription struct {
 	name     string
+	stage    string // the stage served
 	trigger  *eventing.Trigger
 	delivery eventing.Delivery
 	handler  stage.Handler
@@ -118,6 +122,10 @@ func New(cfg Config) *Transport {
 	t.work, t.abort = context.WithCancel(context.Background())
 	return t
 }
+
+// Instrument makes the transport record every delivery's disposition and
+// every dead letter on m. Call it before Serve.
+func (t *Transport) Instrument(m *obs.Metrics) { t.metrics = m }
 
 // Serve starts delivering to the given stages: every Trigger whose
 // subscriber is a stage's Service (eventing.ServiceName) feeds that
@@ -150,14 +158,14 @@ func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
 		tr := &t.cfg.Triggers[i]
 		if sink, ok := byService[tr.Delivery.DeadLetterSink]; ok && t.sinks[tr.Delivery.DeadLetterSink] == nil {
 			t.sinks[tr.Delivery.DeadLetterSink] = &subscription{
-				name: "dead-letters-" + sink.Name, delivery: deadLetterDelivery, handler: sink.Handler, queue: queues[tr.Delivery.DeadLetterSink],
+				name: "dead-letters-" + sink.Name, stage: sink.Name, delivery: deadLetterDelivery, handler: sink.Handler, queue: queues[tr.Delivery.DeadLetterSink],
 			}
 		}
 		s, ok := byService[tr.Subscriber]
 		if !ok {
 			continue
 		}
-		t.subs = append(t.subs, &subscription{name: tr.Name, trigger: tr, delivery: tr.Delivery, handler: s.Handler, queue: queues[tr.Subscriber]})
+		t.subs = append(t.subs, &subscription{name: tr.Name, stage: s.Name, trigger: tr, delivery: tr.Delivery, handler: s.Handler, queue: queues[tr.Subscriber]})
 	}
 	for svc, s := range byService {
 		q := queues[svc]
@@ -226,7 +234,9 @@ func (t *Transport) handle(d delivery) {
 			herr = fmt.Errorf("publish reply: %w", err)
 		}
 	}
-	switch failure.Decide(herr, d.attempt, maxAttempts) {
+	disposition := failure.Decide(herr, d.attempt, maxAttempts)
+	t.metrics.Delivery(sub.stage, disposition)
+	switch disposition {
 	case failure.Ack:
 	case failure.Retry:
 		delay := time.Duration(float64(sub.delivery.Backoff(d.attempt)) * t.cfg.BackoffScale)
@@ -288,6 +298,7 @@ func (t *Transport) giveUp(d delivery, cause error) {
 	dead.SetExtension(events.ExtErrorDest, "ocrflow://"+sub.trigger.Subscriber)
 	dead.SetExtension(events.ExtErrorData, base64.StdEncoding.EncodeToString([]byte(failure.Text(cause))))
 	dead.SetID(e.ID() + "-dead-" + sub.trigger.Name)
+	t.metrics.DeadLetter(sub.stage, cause)
 	t.log.Warn("dead-lettered", "trigger", sub.name, "id", e.ID(), "code", code, "error", cause)
 	sink.queue.push(delivery{sub: sink, event: dead, attempt: 1})
 }

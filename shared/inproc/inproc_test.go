@@ -17,6 +17,8 @@ import (
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/inproc"
+	"github.com/ocrflow/ocrflow/shared/obs"
+	"github.com/ocrflow/ocrflow/shared/obs/obstest"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
 
@@ -34,6 +36,7 @@ type call struct {
 type rig struct {
 	t        *testing.T
 	tr       *inproc.Transport
+	metrics  *obs.Metrics
 	calls    chan call
 	observed chan event.Event
 }
@@ -45,8 +48,9 @@ func newRig(t *testing.T, stages map[string]behaviour) *rig {
 	t.Helper()
 	triggers, err := eventing.Triggers()
 	require.NoError(t, err)
-	r := &rig{t: t, calls: make(chan call, 64), observed: make(chan event.Event, 64)}
+	r := &rig{t: t, metrics: obs.NewMetrics(), calls: make(chan call, 64), observed: make(chan event.Event, 64)}
 	r.tr = inproc.New(inproc.Config{Triggers: triggers, BackoffScale: 1e-6, Observe: func(e event.Event) { r.observed <- e }})
+	r.tr.Instrument(r.metrics)
 	var ss []stage.Stage
 	for name, b := range stages {
 		ss = append(ss, stage.Stage{Name: name, Workers: 2, Handler: func(ctx context.Context, e event.Event) (*event.Event, error) {
@@ -130,16 +134,23 @@ func TestTransport_delivery_outcomes(t *testing.T) {
 		attempts int
 		// deadCode is the dead letter's knativeerrorcode; 0 = none.
 		deadCode int32
+		// deliveries counts recognize's deliveries by disposition;
+		// reason is the dead-letter reason counted ("" = none).
+		deliveries map[string]float64
+		reason     string
 	}{
 		{"transient_error_is_retried_until_it_succeeds", func(a int) error {
 			if a < 3 {
 				return errors.New("engine busy")
 			}
 			return nil
-		}, 3, 0},
-		{"transient_error_is_dead_lettered_after_the_last_retry", func(int) error { return errors.New("engine down") }, 7, 503},
-		{"permanent_error_is_dead_lettered_at_once", func(int) error { return failure.Permanent("bad page") }, 1, 500},
-		{"unroutable_event_is_discarded", func(int) error { return failure.As(failure.ErrUnroutable, errors.New("not here")) }, 1, 0},
+		}, 3, 0, map[string]float64{"retry": 2, "ack": 1}, ""},
+		{"transient_error_is_dead_lettered_after_the_last_retry", func(int) error { return errors.New("engine down") }, 7, 503,
+			map[string]float64{"retry": 6, "dead-letter": 1}, obs.ReasonTransient},
+		{"permanent_error_is_dead_lettered_at_once", func(int) error { return failure.Permanent("bad page") }, 1, 500,
+			map[string]float64{"dead-letter": 1}, obs.ReasonPermanent},
+		{"unroutable_event_is_discarded", func(int) error { return failure.As(failure.ErrUnroutable, errors.New("not here")) }, 1, 0,
+			map[string]float64{"discard": 1}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, map[string]behaviour{
@@ -182,6 +193,19 @@ func TestTransport_delivery_outcomes(t *testing.T) {
 			default:
 				assert.Equal(t, stage.Finalize, c.stage, "the next call is the marker, not a retry or a dead letter")
 				assert.Equal(t, "marker", c.event.ID())
+			}
+			// Close waits for every delivery to be counted.
+			require.NoError(t, r.tr.Close(t.Context()))
+			m := obstest.ScrapeHandler(t, r.metrics.Handler())
+			for _, d := range []string{"ack", "retry", "dead-letter", "discard"} {
+				assert.Equal(t, tc.deliveries[d], m.Value("ocrflow_deliveries_total", map[string]string{"stage": stage.Recognize, "disposition": d}), "recognize deliveries %s", d)
+			}
+			for _, reason := range []string{obs.ReasonTransient, obs.ReasonPermanent} {
+				want := 0.0
+				if reason == tc.reason {
+					want = 1
+				}
+				assert.Equal(t, want, m.Value("ocrflow_dead_letters_total", map[string]string{"stage": stage.Recognize, "reason": reason}), "dead letters %s", reason)
 			}
 		})
 	}
