@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -425,5 +429,70 @@ func waitFor(t *testing.T, exited chan error, out *syncBuffer, what string, cond
 			require.Failf(t, "timed out", "waiting for %s\n%s", what, out.String())
 		case <-tick.C:
 		}
+	}
+}
+
+// TestBackfill_publishes_to_either_transport runs a backfill from an id
+// list to NATS and to a broker ingress, with progress logged every 20 ms
+// (standard error is not a terminal), then runs it again: the second run
+// submits nothing.
+func TestBackfill_publishes_to_either_transport(t *testing.T) {
+	for _, transport := range []string{"nats", "broker"} {
+		t.Run(transport, func(t *testing.T) {
+			natsURL := bfEnv(t)
+			t.Setenv("LOG_LEVEL", "info")
+			key := bfKey(t)
+			repo := memory.New()
+			fx := backfilltest.Seed(t, repo, 40, key, func(id string) string { return "old|" + id })
+			srv := backfilltest.StartContent(t, repo)
+			t.Setenv("SIMPLE_CONTENT_URL", srv.URL)
+			t.Setenv("SIMPLE_CONTENT_API_KEY", backfilltest.APIKey)
+			var ids strings.Builder
+			want := map[string]bool{}
+			for _, c := range fx.Contents {
+				ids.WriteString(c.ID + "\n")
+				if !c.Deleted && c.Status == simplecontent.StatusUploaded && !c.Current && c.MIME != "text/plain" && c.MIME != "video/mp4" {
+					want[backfill.JobID(c.ID, key(c.ID))] = true
+				}
+			}
+			list := filepath.Join(t.TempDir(), "ids.txt")
+			require.NoError(t, os.WriteFile(list, []byte(ids.String()), 0o600))
+
+			var received func() []string
+			target := []string{"--nats", natsURL}
+			if transport == "broker" {
+				var mu sync.Mutex
+				var got []string
+				broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					got = append(got, r.Header.Get("Ce-Id"))
+					mu.Unlock()
+					w.WriteHeader(http.StatusAccepted)
+				}))
+				defer broker.Close()
+				target = []string{"--broker", broker.URL}
+				received = func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+			} else {
+				rt, err := standalone.New(t.Context(), standalone.Config{URL: natsURL}) // the stream
+				require.NoError(t, err)
+				require.NoError(t, rt.Close(context.Background()))
+				received = func() []string { return streamJobIDs(t, natsURL) }
+			}
+			args := append([]string{"backfill", "--ids-from", list, "--rate", "40", "--progress-interval", "20ms"}, target...)
+			var stdout, stderr syncBuffer
+			require.Equal(t, 0, run(t.Context(), args, &stdout, &stderr), "stderr:\n%s", stderr.String())
+			assert.ElementsMatch(t, slices.Collect(maps.Keys(want)), received())
+			assert.Contains(t, stdout.String(), fmt.Sprintf("submitted %d", len(want)))
+			assert.Contains(t, stderr.String(), "backfill progress", "progress is logged when standard error is not a terminal")
+			assert.Contains(t, stderr.String(), "jobs_per_second=")
+
+			var again, againErr syncBuffer
+			require.Equal(t, 0, run(t.Context(), append(args, "--json"), &again, &againErr), againErr.String())
+			var sum backfill.Summary
+			require.NoError(t, json.Unmarshal([]byte(again.String()), &sum))
+			assert.Zero(t, sum.Submitted)
+			assert.Equal(t, int64(len(want)), sum.Skipped[backfill.ReasonSubmitted])
+			assert.Len(t, received(), len(want), "nothing sent the second time")
+		})
 	}
 }
