@@ -3,8 +3,10 @@ package manifests_test
 import (
 	"encoding/json"
 	"net"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,10 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ocrflow/ocrflow/eventing"
-	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/stage"
 )
@@ -266,36 +268,45 @@ func TestMonitoring_builds_and_references_only_registered_metrics(t *testing.T) 
 }
 
 // TestFunctions_are_annotated_for_scraping: every Knative Service of a
-// stage tells Prometheus where its metrics are.
+// stage tells Prometheus where its metrics are (METRICS_ADDR's port), and
+// so does the API's (its own port).
 func TestFunctions_are_annotated_for_scraping(t *testing.T) {
+	// METRICS_ADDR's default, as .env.example states it (shared/config's
+	// test keeps that file true to the code; importing the package would
+	// link MuPDF into this test).
+	env, err := os.ReadFile("../.env.example")
+	require.NoError(t, err)
 	port := ""
-	for _, v := range config.Vars {
-		if v.Name == "METRICS_ADDR" {
-			_, port, _ = net.SplitHostPort(v.Default)
+	for line := range strings.Lines(string(env)) {
+		if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "#METRICS_ADDR="); ok {
+			_, port, _ = net.SplitHostPort(addr)
 		}
 	}
-	require.NotEmpty(t, port, "METRICS_ADDR has no default port")
+	require.NotEmpty(t, port, "METRICS_ADDR has no default port in .env.example")
 	for _, dir := range overlays {
 		t.Run(strings.ReplaceAll(dir, "/", "_"), func(t *testing.T) {
 			n := 0
 			for _, o := range build(t, dir) {
-				if o.APIVersion != "serving.knative.dev/v1" || o.Kind != "Service" || eventing.StageOf(o.Metadata.Name) == "" {
+				if o.APIVersion != "serving.knative.dev/v1" || o.Kind != "Service" {
 					continue
 				}
-				n++
-				var s struct {
-					Spec struct {
-						Template struct {
-							Metadata struct {
-								Annotations map[string]string `json:"annotations"`
-							} `json:"metadata"`
-						} `json:"template"`
-					} `json:"spec"`
-				}
+				var s servingv1.Service
 				require.NoError(t, yaml.Unmarshal(o.raw, &s))
-				a := s.Spec.Template.Metadata.Annotations
+				want := port
+				switch {
+				case stage.Known(eventing.StageOf(o.Metadata.Name)):
+					n++
+				case o.Metadata.Name == "ocrflow-api":
+					cs := s.Spec.Template.Spec.Containers
+					require.NotEmpty(t, cs, "%s has no container", o)
+					require.NotEmpty(t, cs[0].Ports, "%s declares no port", o)
+					want = strconv.Itoa(int(cs[0].Ports[0].ContainerPort))
+				default:
+					continue
+				}
+				a := s.Spec.Template.Annotations
 				assert.Equal(t, "true", a["prometheus.io/scrape"], "%s scrape", o)
-				assert.Equal(t, port, a["prometheus.io/port"], "%s port (METRICS_ADDR's default)", o)
+				assert.Equal(t, want, a["prometheus.io/port"], "%s port", o)
 				assert.Equal(t, obs.MetricsPath, a["prometheus.io/path"], "%s path", o)
 			}
 			assert.Positive(t, n, "no stage Service in %s", dir)

@@ -25,9 +25,10 @@ const (
 	tokensCompletion = "completion"
 )
 
-// observedEngine records every engine call: its duration and outcome,
-// the calls in flight, the tokens and ladder steps the engine reports
-// (also as attributes of the caller's span).
+// observedEngine records every engine call: its duration and outcome
+// (fallback when the fallback engine answered), the calls in flight, the
+// tokens and ladder steps the engine reports (also as attributes of the
+// caller's span).
 type observedEngine struct {
 	next engine.Engine
 	m    *obs.Metrics
@@ -49,7 +50,12 @@ func (o observedEngine) Recognize(ctx context.Context, p engine.Page) (engine.Re
 	name := o.next.Name()
 	done := o.m.EngineCall(name)
 	res, err := o.next.Recognize(ctx, p)
-	done(obs.Outcome(err))
+	outcome := obs.Outcome(err)
+	if err == nil && res.Engine != "" && res.Engine != name {
+		// The fallback answered: the configured engine did not.
+		outcome = obs.OutcomeFallback
+	}
+	done(outcome)
 	o.m.EngineTokens(name, tokensPrompt, res.Usage.PromptTokens)
 	o.m.EngineTokens(name, tokensCompletion, res.Usage.CompletionTokens)
 	for _, s := range res.Steps {

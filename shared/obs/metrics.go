@@ -52,6 +52,10 @@ const (
 	// succeeded; a failed one is labelled with its failure class
 	// (validation, permanent, transient).
 	OutcomeOK = "ok"
+	// OutcomeFallback is the outcome label of an engine call the fallback
+	// engine (OCR_FALLBACK_ENGINE) answered because the configured one
+	// could not.
+	OutcomeFallback = "fallback"
 	// DirectionDownload labels the bytes of fetched sources.
 	DirectionDownload = "download"
 	// DirectionUpload labels the bytes of stored results.
