@@ -55,26 +55,13 @@ func (s *Converter) outputsDefault() []string {
 }
 
 // recordFailure leaves the content store's trace of a job that failed
-// without retry (content.FailureRecorder). A transient error is returned
-// so the job is retried rather than left without its trace; any other is
-// logged.
+// without retry (content.RecordFailure).
 func (s *Converter) recordFailure(ctx context.Context, j job.Job, cause error) error {
-	r, ok := s.fetcher.(content.FailureRecorder)
-	if !ok || j.ID == "" || j.ContentID == "" {
-		return nil
-	}
-	err := r.RecordFailure(ctx, content.Failure{
+	return content.RecordFailure(ctx, s.fetcher, content.Failure{
 		JobID: j.ID, ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID,
 		IdempotencyKey: s.cfg.Recipe.Key(j.ContentID, j.Hints.Resolution),
 		ErrorType:      string(failure.Classify(cause)), Message: failure.Text(cause),
-	})
-	if err != nil && failure.Retryable(err) {
-		return err
-	}
-	if err != nil {
-		s.log.WarnContext(ctx, "cannot record the failure in the content store", "job", j.ID, "error", err)
-	}
-	return nil
+	}, s.log)
 }
 
 // previous returns the finished (ok) pages of the job j replays, keyed by

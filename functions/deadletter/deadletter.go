@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
@@ -26,13 +27,17 @@ const Source = "/ocrflow/deadletter"
 
 // Sink is the dead-letter stage.
 type Sink struct {
-	blobs scratch.Store
-	log   *slog.Logger
+	blobs  scratch.Store
+	traces content.FailureRecorder
+	recipe content.Recipe
+	log    *slog.Logger
 }
 
-// New returns the dead-letter stage.
-func New(blobs scratch.Store, log *slog.Logger) *Sink {
-	return &Sink{blobs: blobs, log: log}
+// New returns the dead-letter stage. traces, when not nil, keeps the
+// content store's trace of a job that dies here, keyed by recipe — the
+// same trace a job that fails in convert or finalize leaves.
+func New(blobs scratch.Store, traces content.FailureRecorder, recipe content.Recipe, log *slog.Logger) *Sink {
+	return &Sink{blobs: blobs, traces: traces, recipe: recipe, log: log}
 }
 
 // Reason returns the dead letter's reason from Knative's extensions:
@@ -117,10 +122,31 @@ func (s *Sink) deadPage(ctx context.Context, e event.Event, msg string) (*event.
 	return scratch.RecognizedEvent(&e, Source, p.JobID, p.Pages, rec)
 }
 
+// deadJob ends job with ocr.job.failed, after leaving the content store's
+// trace when this dead letter is the first word on the job's end.
 func (s *Sink) deadJob(ctx context.Context, e event.Event, job, msg string) (*event.Event, error) {
-	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), failure.Text(errors.New(msg)), 0)
+	_, ended, err := scratch.Ended(ctx, s.blobs, job, e.ID())
 	if err != nil {
 		return nil, err
+	}
+	cause := errors.New(msg)
+	ev, err := events.Failed(&e, Source, job, "", string(failure.TypeTransient), failure.Text(cause), 0)
+	if err != nil {
+		return nil, err
+	}
+	o, ok, err := scratch.OriginOf(ctx, s.blobs, job)
+	if err != nil {
+		return nil, err
+	}
+	if ok && !ended && s.traces != nil {
+		err := content.RecordFailure(ctx, s.traces, content.Failure{
+			JobID: job, ContentID: o.ContentID, TenantID: o.TenantID, OwnerID: o.OwnerID,
+			IdempotencyKey: s.recipe.Key(o.ContentID, o.Resolution),
+			ErrorType:      string(failure.TypeTransient), Message: failure.Text(cause),
+		}, s.log)
+		if err != nil {
+			return nil, err
+		}
 	}
 	return scratch.End(ctx, s.blobs, job, e, ev)
 }

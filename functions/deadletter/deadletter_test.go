@@ -17,8 +17,10 @@ import (
 	"github.com/ocrflow/ocrflow/functions/deadletter"
 	"github.com/ocrflow/ocrflow/internal/leaktest"
 	"github.com/ocrflow/ocrflow/shared/blob"
+	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
@@ -28,7 +30,7 @@ func newStage(t *testing.T) (*deadletter.Sink, *blob.Dir) {
 	t.Helper()
 	d, err := blob.NewDir(t.TempDir())
 	require.NoError(t, err)
-	return deadletter.New(d, slog.New(slog.DiscardHandler)), d
+	return deadletter.New(d, nil, content.Recipe{}, slog.New(slog.DiscardHandler)), d
 }
 
 // withKnative adds the extensions Knative sets on a dead letter.
@@ -276,7 +278,7 @@ func (brokenStore) Create(context.Context, string, io.Reader) error { return err
 
 func TestHandle_store_failure_is_transient(t *testing.T) {
 	_, dir := newStage(t)
-	stage := deadletter.New(brokenStore{dir}, slog.New(slog.DiscardHandler))
+	stage := deadletter.New(brokenStore{dir}, nil, content.Recipe{}, slog.New(slog.DiscardHandler))
 	for _, tc := range []struct {
 		name string
 		e    event.Event
@@ -328,5 +330,86 @@ func TestHandle_long_multibyte_reason_stays_valid_utf8(t *testing.T) {
 				assert.NotContains(t, got, string(utf8.RuneError), "the cut fell inside a rune (U+FFFD in the reply)")
 			})
 		}
+	}
+}
+
+// traces records the failure traces a content store would keep.
+type traces struct {
+	got []content.Failure
+	err error
+}
+
+func (r *traces) RecordFailure(_ context.Context, f content.Failure) error {
+	if r.err != nil {
+		return r.err
+	}
+	r.got = append(r.got, f)
+	return nil
+}
+
+// A job that dies in the dead-letter stage leaves the same trace in the
+// content store as one that fails in convert or finalize: keyed like its
+// result would have been, once, and only when the dead letter ends it.
+func TestHandle_dead_job_leaves_a_failure_trace(t *testing.T) {
+	ctx := context.Background()
+	recipe := content.Recipe{PipelineVersion: "1", Engine: "fake", Model: "fake", Mode: "default"}
+	submitted := func(t *testing.T, store scratch.Store, id string) {
+		e, err := job.NewEvent(job.Spec{ID: id, ContentID: "content-" + id, TenantID: "tenant-a", OwnerID: "owner-a",
+			Hints: map[string]string{"resolution": "base"}})
+		require.NoError(t, err)
+		require.NoError(t, scratch.Submit(ctx, store, id, "test", e))
+	}
+	for _, tc := range []struct {
+		name      string
+		submitted bool
+		ended     bool
+		storeErr  error
+		want      int
+		wantErr   bool
+	}{
+		{name: "submitted_job_leaves_one_trace", submitted: true, want: 1},
+		{name: "job_without_a_source_leaves_none", want: 0},
+		{name: "job_ended_already_leaves_none", submitted: true, ended: true, want: 0},
+		{name: "transient_store_trouble_is_retried", submitted: true, storeErr: failure.Transient("simple-content down"), wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := blob.NewDir(t.TempDir())
+			require.NoError(t, err)
+			rec := &traces{err: tc.storeErr}
+			sink := deadletter.New(d, rec, recipe, slog.New(slog.DiscardHandler))
+			if tc.submitted {
+				submitted(t, d, "job-t")
+			}
+			if tc.ended {
+				done, err := events.New(nil, events.CompletedID("job-t"), events.TypeJobCompleted, "/finalize", 0, "job-t", events.JobCompleted{JobID: "job-t"})
+				require.NoError(t, err)
+				_, err = scratch.Conclude(ctx, d, "job-t", "other", done)
+				require.NoError(t, err)
+			}
+			reply, err := sink.Handle(ctx, deadJob(t, "job-t"))
+			if tc.wantErr {
+				require.Error(t, err)
+				assert.True(t, failure.Retryable(err))
+				assert.Nil(t, reply)
+				_, ended, err := scratch.GetOutcome(ctx, d, "job-t")
+				require.NoError(t, err)
+				assert.False(t, ended, "no outcome before the trace is kept")
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, rec.got, tc.want)
+			if tc.want == 1 {
+				f := rec.got[0]
+				assert.Equal(t, "content-job-t", f.ContentID)
+				assert.Equal(t, "tenant-a", f.TenantID)
+				assert.Equal(t, recipe.Key("content-job-t", "base"), f.IdempotencyKey)
+				assert.Equal(t, string(failure.TypeTransient), f.ErrorType)
+				assert.Contains(t, f.Message, "retries exhausted")
+				again, err := sink.Handle(ctx, deadJob(t, "job-t"))
+				require.NoError(t, err)
+				assert.NotNil(t, again, "the deciding dead letter's redelivery replies again")
+				assert.Len(t, rec.got, 1, "a redelivery leaves no second trace")
+			}
+		})
 	}
 }

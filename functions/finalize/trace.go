@@ -2,7 +2,6 @@ package finalize
 
 import (
 	"context"
-	"errors"
 
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/failure"
@@ -10,32 +9,17 @@ import (
 )
 
 // recordFailure leaves the content store's trace of a job that failed
-// without retry (content.FailureRecorder), using what the job's manifest
-// says about its source. Without a manifest there is nothing to attach a
-// trace to. A transient error is returned so the job is retried rather
-// than left without its trace; any other is logged.
+// without retry (content.RecordFailure), using what the job's durable
+// state says about its source. Without it there is nothing to attach a
+// trace to.
 func (s *Finalizer) recordFailure(ctx context.Context, job string, cause error) error {
-	r, ok := s.store.(content.FailureRecorder)
-	if !ok {
-		return nil
-	}
-	var m scratch.Manifest
-	if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(job), &m); err != nil {
-		if errors.Is(err, scratch.ErrNotFound) {
-			return nil
-		}
+	o, ok, err := scratch.OriginOf(ctx, s.blobs, job)
+	if err != nil || !ok {
 		return err
 	}
-	err := r.RecordFailure(ctx, content.Failure{
-		JobID: job, ContentID: m.ContentID, TenantID: m.TenantID, OwnerID: m.OwnerID,
-		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
+	return content.RecordFailure(ctx, s.store, content.Failure{
+		JobID: job, ContentID: o.ContentID, TenantID: o.TenantID, OwnerID: o.OwnerID,
+		IdempotencyKey: s.recipe.Key(o.ContentID, o.Resolution),
 		ErrorType:      string(failure.Classify(cause)), Message: failure.Text(cause),
-	})
-	if err != nil && failure.Retryable(err) {
-		return err
-	}
-	if err != nil {
-		s.log.WarnContext(ctx, "cannot record the failure in the content store", "job", job, "error", err)
-	}
-	return nil
+	}, s.log)
 }

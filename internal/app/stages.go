@@ -100,7 +100,8 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 		case stage.Finalize:
 			h = finalize.New(a.scratch, store, a.recipe, log).WithTracer(tracer("finalize")).Handle
 		case stage.DeadLetter:
-			h = deadletter.New(a.scratch, log).Handle
+			traces, _ := a.content.(content.FailureRecorder) // nil when the store keeps none
+			h = deadletter.New(a.scratch, traces, a.recipe, log).Handle
 		case stage.AutoOCR:
 			h = autoocr.New(autoocr.Policy{
 				MIMETypes: cfg.AutoOCRMIMETypes, Tenants: cfg.AutoOCRTenants, ExcludeTenants: cfg.AutoOCRExclude,

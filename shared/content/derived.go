@@ -2,8 +2,10 @@ package content
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
+	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/job"
 )
 
@@ -104,4 +106,23 @@ type Failure struct {
 // another tenant; errors are worth retrying.
 type FailureRecorder interface {
 	RecordFailure(ctx context.Context, f Failure) error
+}
+
+// RecordFailure leaves the trace of a job that failed for good in store,
+// when the store keeps traces (FailureRecorder). A transient error is
+// returned, so the job is retried rather than left without its trace; any
+// other is only logged: the job's failure stands either way.
+func RecordFailure(ctx context.Context, store any, f Failure, log *slog.Logger) error {
+	r, ok := store.(FailureRecorder)
+	if !ok || f.JobID == "" || f.ContentID == "" {
+		return nil
+	}
+	err := r.RecordFailure(ctx, f)
+	if err != nil && failure.Retryable(err) {
+		return err
+	}
+	if err != nil && log != nil {
+		log.WarnContext(ctx, "cannot record the failure in the content store", "job", f.JobID, "error", err)
+	}
+	return nil
 }

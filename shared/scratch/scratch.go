@@ -33,6 +33,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/ocrflow/ocrflow/shared/events"
+	jobs "github.com/ocrflow/ocrflow/shared/job"
 )
 
 // Manifest is what convert learnt about a job.
@@ -274,6 +275,42 @@ func Records(ctx context.Context, s Store, job string) (map[int]PageRecord, erro
 		out[r.Page] = r
 	}
 	return out, nil
+}
+
+// Origin is what a job's durable state says about its source: enough to
+// key and trace its result.
+type Origin struct {
+	ContentID, TenantID, OwnerID string
+	// Resolution is the job's resolution/mode hint.
+	Resolution string
+}
+
+// OriginOf reads job's origin from its manifest, else from the job as it
+// was submitted; ok is false when the store holds neither.
+func OriginOf(ctx context.Context, s Store, job string) (o Origin, ok bool, err error) {
+	var m Manifest
+	switch err := GetJSON(ctx, s, ManifestKey(job), &m); {
+	case err == nil:
+		return Origin{ContentID: m.ContentID, TenantID: m.TenantID, OwnerID: m.OwnerID, Resolution: m.Hints["resolution"]}, true, nil
+	case !errors.Is(err, ErrNotFound):
+		return o, false, err
+	}
+	var sub Submitted
+	switch err := GetJSON(ctx, s, SubmittedKey(job), &sub); {
+	case errors.Is(err, ErrNotFound):
+		return o, false, nil
+	case err != nil:
+		return o, false, err
+	}
+	var e event.Event
+	if err := json.Unmarshal(sub.Job, &e); err != nil {
+		return o, false, fmt.Errorf("submitted job %s: %w", job, err)
+	}
+	j, err := jobs.Parse(e)
+	if err != nil && j.ContentID == "" {
+		return o, false, nil // not a job this pipeline could key
+	}
+	return Origin{ContentID: j.ContentID, TenantID: j.TenantID, OwnerID: j.OwnerID, Resolution: j.Hints.Resolution}, true, nil
 }
 
 // PutRecord stores rec as the job's record of page rec.Page, stamping
