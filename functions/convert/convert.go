@@ -59,7 +59,12 @@ type Config struct {
 	Limits render.Limits
 	// MaxSourceBytes bounds the downloaded source (0 = no limit).
 	MaxSourceBytes int64
-	// TempDir holds per-job working directories (default os.TempDir()).
+	// Temp makes the per-job working directories (tmpspace.Space: removed
+	// whatever happens, refused when the disk is nearly full); nil makes
+	// them in TempDir.
+	Temp TempSpace
+	// TempDir holds per-job working directories when Temp is nil
+	// (default os.TempDir()).
 	TempDir string
 	// TextLayer says when a page's own text replaces OCR (default auto).
 	TextLayer textlayer.Mode
@@ -101,10 +106,31 @@ type Converter struct {
 	log     *slog.Logger
 }
 
+// TempSpace makes working directories (tmpspace.Space): Dir returns a new
+// one and the function that removes it, or a transient error when no new
+// work should start here (the disk is nearly full).
+type TempSpace interface {
+	Dir(pattern string) (dir string, release func(), err error)
+}
+
+// osTemp makes working directories in a plain directory.
+type osTemp string
+
+func (t osTemp) Dir(pattern string) (string, func(), error) {
+	dir, err := os.MkdirTemp(string(t), pattern)
+	if err != nil {
+		return "", nil, failure.Transient("temp dir: %v", err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }, nil
+}
+
 // New returns the convert stage.
 func New(cfg Config, blobs scratch.Store, fetcher Fetcher, send Sender, log *slog.Logger) *Converter {
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
+	}
+	if cfg.Temp == nil {
+		cfg.Temp = osTemp(cfg.TempDir)
 	}
 	if cfg.TextLayer == "" {
 		cfg.TextLayer = textlayer.ModeAuto
@@ -236,11 +262,11 @@ func (s *Converter) convert(ctx context.Context, parent event.Event, j job.Job, 
 		}
 	}
 
-	dir, err := os.MkdirTemp(s.cfg.TempDir, "ocrflow-"+j.ID+"-")
+	dir, release, err := s.cfg.Temp.Dir("job-" + j.ID + "-")
 	if err != nil {
-		return failure.Transient("convert: temp dir: %v", err)
+		return fmt.Errorf("convert: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer release()
 
 	srcPath := filepath.Join(dir, "source")
 	fctx, span := s.cfg.Tracer.Start(ctx, "fetch")

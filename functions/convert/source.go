@@ -71,11 +71,19 @@ func (s *Converter) open(ctx context.Context, j job.Job, path string, src conten
 		}
 		return s.newOfficeDoc(pages, format)
 	}
-	doc, err := render.Open(ctx, path, s.cfg.Limits)
+	doc, err := render.Open(ctx, path, s.limits(path))
 	if err != nil {
 		return nil, err
 	}
 	return &rendered{s: s, doc: doc, path: path}, nil
+}
+
+// limits are the render limits for a file in a job's working directory:
+// whatever opening it needs on disk goes into that directory too.
+func (s *Converter) limits(path string) render.Limits {
+	lim := s.cfg.Limits
+	lim.TempDir = filepath.Dir(path)
+	return lim
 }
 
 // canRender explains why a legacy or OpenDocument file cannot be read when
@@ -105,7 +113,7 @@ func (s *Converter) openThroughPDF(ctx context.Context, j job.Job, path string, 
 	if err != nil {
 		return nil, fmt.Errorf("%s to pdf: %w", format.Describe(), err)
 	}
-	doc, err := render.Open(ctx, pdf, s.cfg.Limits)
+	doc, err := render.Open(ctx, pdf, s.limits(pdf))
 	if err != nil {
 		return nil, fmt.Errorf("%s converted to pdf: %w", format.Describe(), err)
 	}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/trace"
@@ -31,6 +32,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/stage"
+	"github.com/ocrflow/ocrflow/shared/tmpspace"
 )
 
 // Transport carries events between the stages: it publishes what a stage
@@ -86,7 +88,9 @@ type App struct {
 	recipe  content.Recipe
 	metrics *obs.Metrics
 	tracing trace.TracerProvider
-	stages  []stage.Stage
+	// temp is the process's temporary working space (removed on Close).
+	temp   *tmpspace.Space
+	stages []stage.Stage
 	// closers release the ports Open opened, in opening order.
 	closers []func() error
 }
@@ -148,6 +152,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 // openPorts opens the ports Options does not supply.
 func (a *App) openPorts(ctx context.Context, o Options) error {
 	var err error
+	// Working space first: opening it sweeps what crashed processes left.
+	if a.temp, err = tmpspace.Open(os.TempDir(), uint64(a.cfg.MinFreeDisk), a.log); err != nil {
+		return err
+	}
+	a.own(a.temp)
 	if a.scratch = o.Scratch; a.scratch == nil {
 		if a.scratch, err = OpenScratch(ctx, a.cfg); err != nil {
 			return err

@@ -84,6 +84,7 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 				OfficeMode:     office.Mode(cfg.OfficeMode),
 				PDF:            pdf,
 				Slice:          cfg.ConvertSlice,
+				Temp:           a.temp,
 				Recipe:         a.recipe,
 				Outputs:        cfg.Outputs,
 				Tracer:         tracer("convert"),

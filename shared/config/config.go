@@ -59,6 +59,11 @@ type Config struct {
 	RecognizeWorkers int
 	LogLevel         string
 	ShutdownTimeout  time.Duration
+	// Reliability (docs/reliability.md).
+	MinFreeDisk      int64
+	MaxPageErrorRate float64
+	ProgressInterval time.Duration
+	ProgressPages    int
 
 	// Observability (docs/observability.md).
 	MetricsAddr  string
@@ -225,6 +230,10 @@ var Vars = []Var{
 	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
 	{"SHUTDOWN_TIMEOUT", "30s", "How long a stopping process waits for in-flight work.", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"MIN_FREE_DISK_BYTES", "536870912", "Free space the temp directory must keep (bytes, 512 MiB): below it convert refuses new jobs as transient, so they are redelivered later or elsewhere instead of failing for want of disk; 0 = no floor.", i64(func(c *Config) *int64 { return &c.MinFreeDisk })},
+	{"MAX_PAGE_ERROR_RATE", "0.05", "Share of a job's pages (0–1) that may fail and the job still complete with placeholders; above it the job fails (error_type pages_failed). A job's max_page_error_rate hint overrides it.", fraction(func(c *Config) *float64 { return &c.MaxPageErrorRate })},
+	{"PROGRESS_INTERVAL", "1s", "Least time between two ocr.job.progress events of a job from one process (PROGRESS_PAGES may send one sooner).", dur(func(c *Config) *time.Duration { return &c.ProgressInterval })},
+	{"PROGRESS_PAGES", "10", "A job reports progress at least every this many finished pages, however quickly they finish; 0 = by PROGRESS_INTERVAL only.", intv(func(c *Config) *int { return &c.ProgressPages })},
 	{"METRICS_ADDR", ":9464", "Address `ocrflow serve` and the Knative function serve Prometheus metrics on, at /metrics (host:port; empty = not served). Not 9090 or 9091: Knative's queue-proxy listens there in the same pod. `ocrflow api` serves /metrics on its own address.", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "Base URL of the OpenTelemetry collector traces are exported to over OTLP/HTTP (e.g. http://otel-collector:4318; spans go to its /v1/traces); empty = no traces are exported (log lines still carry trace ids). The SDK reads the other OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS …) itself.", str(func(c *Config) *string { return &c.OTLPEndpoint })},
 	{"API_ADDR", ":8080", "Address `ocrflow api` listens on (host:port; --addr overrides it).", str(func(c *Config) *string { return &c.APIAddr })},
@@ -270,6 +279,17 @@ func list(f func(*Config) *[]string) func(*Config, string) error {
 			}
 		}
 		*f(c) = out
+		return nil
+	}
+}
+
+func fraction(f func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || x < 0 || x > 1 {
+			return fmt.Errorf("%q is not a number from 0 to 1", v)
+		}
+		*f(c) = x
 		return nil
 	}
 }

@@ -57,6 +57,11 @@ type Limits struct {
 	// Isolation renders in a child process, so a document that crashes
 	// MuPDF fails alone instead of taking the process down.
 	Isolation Isolation
+	// TempDir holds the short-lived files opening a document may need
+	// (a link giving MuPDF the file name it picks its handler by);
+	// default os.TempDir(). Convert points it into the job's own
+	// directory, which goes whatever happens to the job.
+	TempDir string
 }
 
 // Page is one encoded page image.
@@ -222,7 +227,7 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 	switch format {
 	case FormatPDF, FormatTIFF, FormatSVG, FormatEPUB, FormatCBZ, FormatXPS:
 		// MuPDF picks its document handler by file name: give it one.
-		named, cleanup, err := withExtension(path, format)
+		named, cleanup, err := withExtension(path, format, lim.TempDir)
 		if err != nil {
 			return nil, err
 		}
@@ -423,9 +428,9 @@ func checkPDFEnd(path string) error {
 }
 
 // withExtension returns a name for path that ends in format's extension (a
-// symbolic link in a fresh temporary directory when path has another name)
-// and the function that removes it.
-func withExtension(path string, format Format) (string, func(), error) {
+// symbolic link in a fresh directory under tempDir when path has another
+// name) and the function that removes it.
+func withExtension(path string, format Format, tempDir string) (string, func(), error) {
 	ext := "." + string(format)
 	if strings.EqualFold(filepath.Ext(path), ext) {
 		return path, func() {}, nil
@@ -434,7 +439,7 @@ func withExtension(path string, format Format) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("open %s: %w", format, err)
 	}
-	dir, err := os.MkdirTemp("", "ocrflow-open-")
+	dir, err := os.MkdirTemp(tempDir, "ocrflow-open-")
 	if err != nil {
 		return "", nil, fmt.Errorf("open %s: %w", format, err)
 	}

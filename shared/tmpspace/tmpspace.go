@@ -1,5 +1,5 @@
 // Package tmpspace is a process's temporary working space on local disk:
-// one root directory per process (<base>/ocrflow-<pid>), per-job
+// a root directory of its own (<base>/ocrflow-<pid>-<random>), per-job
 // directories under it that are removed whatever happens to the job, a
 // sweep at start-up of what dead processes left behind and of anything
 // older than an hour, and a floor of free space below which new work is
@@ -50,8 +50,8 @@ func Open(base string, minFree uint64, log *slog.Logger) (*Space, error) {
 	} else if len(removed) > 0 {
 		log.Info("temp sweep removed leftovers", "dir", base, "removed", removed)
 	}
-	root := filepath.Join(base, prefix+strconv.Itoa(os.Getpid()))
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	root, err := os.MkdirTemp(base, prefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
 		return nil, fmt.Errorf("temp space: %w", err)
 	}
 	return &Space{root: root, minFree: minFree, log: log}, nil
@@ -139,7 +139,7 @@ func Sweep(base string, maxAge time.Duration, now time.Time) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(base, name)
-		if pid, err := strconv.Atoi(strings.TrimPrefix(name, prefix)); err == nil && e.IsDir() {
+		if pid, ok := rootPID(name); ok && e.IsDir() {
 			if pid == os.Getpid() {
 				continue
 			}
@@ -180,4 +180,14 @@ func alive(pid int) bool {
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// rootPID returns the pid in a process root's name (ocrflow-<pid>-<rand>).
+func rootPID(name string) (int, bool) {
+	pid, _, ok := strings.Cut(strings.TrimPrefix(name, prefix), "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(pid)
+	return n, err == nil
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,8 +34,8 @@ func touch(t *testing.T, path string, age time.Duration) {
 
 func TestSweep(t *testing.T) {
 	base := t.TempDir()
-	dead := filepath.Join(base, "ocrflow-"+strconv.Itoa(deadPID(t)))
-	live := filepath.Join(base, "ocrflow-"+strconv.Itoa(os.Getppid()))
+	dead := filepath.Join(base, "ocrflow-"+strconv.Itoa(deadPID(t))+"-12345")
+	live := filepath.Join(base, "ocrflow-"+strconv.Itoa(os.Getppid())+"-67890")
 	touch(t, filepath.Join(dead, "job-1-123", "source"), time.Minute)
 	touch(t, filepath.Join(live, "fresh"), time.Minute)
 	touch(t, filepath.Join(live, "forgotten"), 2*time.Hour)
@@ -56,7 +57,11 @@ func TestSpace_dirs_go_whatever_happens(t *testing.T) {
 	base := t.TempDir()
 	s, err := tmpspace.Open(base, 0, nil)
 	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(base, "ocrflow-"+strconv.Itoa(os.Getpid())), s.Root())
+	assert.True(t, strings.HasPrefix(s.Root(), filepath.Join(base, "ocrflow-"+strconv.Itoa(os.Getpid())+"-")), "root %s", s.Root())
+	other, err := tmpspace.Open(base, 0, nil)
+	require.NoError(t, err)
+	assert.NotEqual(t, s.Root(), other.Root(), "two spaces of one process do not share a root")
+	require.NoError(t, other.Close())
 
 	for _, tc := range []struct {
 		name string
@@ -107,7 +112,7 @@ func TestSpace_refuses_work_when_the_disk_is_nearly_full(t *testing.T) {
 
 func TestOpen_sweeps_what_a_killed_process_left(t *testing.T) {
 	base := t.TempDir()
-	dead := filepath.Join(base, "ocrflow-"+strconv.Itoa(deadPID(t)))
+	dead := filepath.Join(base, "ocrflow-"+strconv.Itoa(deadPID(t))+"-1")
 	touch(t, filepath.Join(dead, "job-9-1", "source"), time.Second)
 	_, err := tmpspace.Open(base, 0, nil)
 	require.NoError(t, err)
