@@ -226,19 +226,38 @@ func (p *Proc) Gauges(ctx context.Context, names ...string) (map[string]float64,
 	return out, nil
 }
 
-// TempFiles lists what is left in the process's TMPDIR.
+// TempFiles lists what is left in the process's TMPDIR: everything but
+// the (empty) working root of the running process itself.
 func (p *Proc) TempFiles() ([]string, error) {
 	var left []string
+	own := fmt.Sprintf("ocrflow-%d-", p.pid())
 	err := filepath.WalkDir(p.TempDir(), func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if path != p.TempDir() {
-			left = append(left, strings.TrimPrefix(path, p.TempDir()+"/"))
+		rel := strings.TrimPrefix(path, p.TempDir()+"/")
+		if path == p.TempDir() || (d.IsDir() && !strings.Contains(rel, "/") && p.pid() > 0 && strings.HasPrefix(rel, own)) {
+			return nil
 		}
+		left = append(left, rel)
 		return nil
 	})
 	return left, err
+}
+
+// pid returns the running process's id (0 when it is not running).
+func (p *Proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-p.done:
+		return 0
+	default:
+		return p.cmd.Process.Pid
+	}
 }
 
 // FreeAddr returns a free loopback host:port.
