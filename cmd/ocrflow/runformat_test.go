@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,6 +21,8 @@ func TestRun_format_writes_each_output(t *testing.T) {
 	}{
 		{"simple_content_markdown_and_json", "simple-content", "json,markdown", []string{"page.png.md", "page.png.json"}, []string{"page.png.ocr.pdf"}},
 		{"directory_json_alone", "dir", "json", []string{"page.png.json"}, []string{"page.png.md", "page.png.ocr.pdf"}},
+		{"simple_content_every_output", "simple-content", "markdown,json,pdf", []string{"page.png.md", "page.png.json", "page.png.ocr.pdf"}, nil},
+		{"directory_markdown_and_pdf", "dir", "pdf,markdown", []string{"page.png.md", "page.png.ocr.pdf"}, []string{"page.png.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			isolate(t)
@@ -31,9 +34,12 @@ func TestRun_format_writes_each_output(t *testing.T) {
 			for _, f := range tc.want {
 				b, err := os.ReadFile(filepath.Join(out, f))
 				require.NoError(t, err, "%s\nstdout:\n%s", f, stdout.String())
-				if filepath.Ext(f) == ".json" {
+				switch filepath.Ext(f) {
+				case ".json":
 					documenttest.Check(t, b, []int{1})
-				} else {
+				case ".pdf":
+					assert.True(t, bytes.HasPrefix(b, []byte("%PDF-")), "%s is a PDF", f)
+				default:
 					assert.Contains(t, string(b), "fake-ocr ", "%s", f)
 				}
 			}

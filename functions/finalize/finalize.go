@@ -180,7 +180,7 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 	}
 	finished := s.now()
 	elapsed := finished.Sub(m.StartedAt)
-	outs, unavailable, err := s.outputs(ctx, m, recs, inside, md, finished)
+	outs, unavailable, extra, err := s.outputs(ctx, m, recs, inside, md, finished)
 	if err != nil {
 		return nil, err
 	}
@@ -190,12 +190,12 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 		JobID: m.JobID, ContentID: m.ContentID, SourceName: m.SourceName, Markdown: md,
 		Outputs: outs, Unavailable: unavailable,
 		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
-		Metadata: map[string]any{
+		Metadata: withExtra(map[string]any{
 			"engine": s.recipe.Engine, "model": s.recipe.Model, "mode": s.recipe.ModeFor(m.Hints["resolution"]),
 			"pipeline_version": s.recipe.PipelineVersion, "source_format": m.SourceFormat, "page_count": len(m.Pages),
 			"pages_by_route": byRoute, "failed_pages": failed, "processing_time_ms": elapsed.Milliseconds(),
 			"engine_used": engineUsed,
-		},
+		}, extra),
 	})
 	obs.EndSpan(span, err)
 	if err != nil {

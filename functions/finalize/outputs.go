@@ -15,6 +15,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/searchpdf"
 )
 
 // outputsOf returns the outputs job m asks for (markdown for a manifest
@@ -31,7 +32,7 @@ func outputsOf(m scratch.Manifest) []string {
 // the scratch store page by page and handed to the content store as
 // streams from there. unavailable names a requested output this source
 // cannot have, with the reason.
-func (s *Finalizer) outputs(ctx context.Context, m scratch.Manifest, recs map[int]scratch.PageRecord, in inline, md []byte, finished time.Time) (outs []content.Output, unavailable map[string]string, err error) {
+func (s *Finalizer) outputs(ctx context.Context, m scratch.Manifest, recs map[int]scratch.PageRecord, in inline, md []byte, finished time.Time) (outs []content.Output, unavailable map[string]string, meta map[string]any, err error) {
 	for _, f := range outputsOf(m) {
 		if why, ok := m.Unavailable[f]; ok {
 			if unavailable == nil {
@@ -48,17 +49,24 @@ func (s *Finalizer) outputs(ctx context.Context, m scratch.Manifest, recs map[in
 				return s.writeDocument(ctx, w, m, recs, in, finished)
 			})
 			if err != nil {
-				return nil, nil, fmt.Errorf("json document: %w", err)
+				return nil, nil, nil, fmt.Errorf("json document: %w", err)
 			}
 			outs = append(outs, o)
-		default:
-			if unavailable == nil {
-				unavailable = map[string]string{}
+		case job.OutputPDF:
+			var rep searchpdf.Report
+			o, err := s.stream(ctx, scratch.PDFKey(m.JobID), f, func(w io.Writer) error {
+				var err error
+				rep, err = s.writePDF(ctx, w, m, recs)
+				return err
+			})
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("searchable pdf: %w", err)
 			}
-			unavailable[f] = "not made by this version of ocrflow"
+			outs = append(outs, o)
+			meta = map[string]any{"searchable_pdf": pdfReport(rep)}
 		}
 	}
-	return outs, unavailable, nil
+	return outs, unavailable, meta, nil
 }
 
 // stream runs write into the scratch store under key, counting and hashing

@@ -1,9 +1,12 @@
 package finalize_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/events"
 	ocrjob "github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/scratch"
+	"github.com/ocrflow/ocrflow/shared/searchpdf/pdftest"
 )
 
 // outputStorer stores every output (content.OutputStorer) and keeps the
@@ -257,4 +261,54 @@ func TestFinalize_json_document_that_cannot_be_written_is_retried(t *testing.T) 
 // newFinalizerOn is a finalizer on scratch store blobs.
 func newFinalizerOn(blobs scratch.Store, st finalize.Storer) *finalize.Finalizer {
 	return finalize.New(blobs, st, recipe, slog.New(slog.DiscardHandler))
+}
+
+func TestFinalize_searchable_pdf_is_drawn_from_the_kept_source(t *testing.T) {
+	png, err := os.ReadFile("../../testdata/page.png")
+	require.NoError(t, err)
+	box := document.Box{72, 72, 400, 90}
+	for _, tc := range []struct {
+		name       string
+		keep       bool // the source is in the scratch store
+		wantReport map[string]any
+	}{
+		{name: "image_source", keep: true, wantReport: map[string]any{"pages": 1, "pages_imported": 0, "pages_from_images": 1, "pages_visible_text": 0}},
+		{name: "kept_source_gone_draws_the_page_image", wantReport: map[string]any{"pages": 1, "pages_imported": 0, "pages_from_images": 1, "pages_visible_text": 0,
+			"import_failed": "the source kept for the searchable PDF is gone: pages drawn from their images"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := newJob(t, "job-pdf", []int{1}, func(m *scratch.Manifest) {
+				m.Outputs, m.SourceKey, m.SourceFormat, m.SourceName = []string{"pdf"}, scratch.SourceKey("job-pdf"), "png", "page.png"
+			})
+			if tc.keep {
+				require.NoError(t, j.store.Put(t.Context(), scratch.SourceKey(j.id), bytes.NewReader(png)))
+			}
+			image := scratch.PageKey(j.id, 1, "jpg")
+			require.NoError(t, j.store.Put(t.Context(), image, bytes.NewReader(png)))
+			last := j.finishWith(t, scratch.PageRecord{Page: 1, Status: events.PageOK, Route: events.RouteOCR, Engine: "tesseract",
+				WidthPt: 595.15, HeightPt: 842.33, WidthPx: 1240, HeightPx: 1755, ImageKey: image},
+				"Weekend Waste Collection", &document.Layout{Page: 1, Source: document.SourceTesseract, WidthPt: 595.15, HeightPt: 842.33, Blocks: []document.Block{
+					{Label: document.LabelText, BBox: &box, Text: "Weekend Waste Collection", Lines: []document.Line{{BBox: box, Text: "Weekend Waste Collection"}}},
+				}})
+			st := &outputStorer{}
+			reply, err := newFinalizer(j, st).Handle(t.Context(), last)
+			require.NoError(t, err)
+			jc := completed(t, reply)
+			assert.Equal(t, map[string]string{"pdf": "derived-pdf"}, jc.DerivedContents)
+			pdf := st.bytes[ocrjob.OutputPDF]
+			require.True(t, bytes.HasPrefix(pdf, []byte("%PDF-")), "a PDF is stored")
+			kept, err := scratch.GetBytes(t.Context(), j.store, scratch.PDFKey(j.id))
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(kept, pdf), "the stored PDF is the one in the scratch store")
+			require.Len(t, st.res, 1)
+			assert.Equal(t, tc.wantReport, st.res[0].Metadata["searchable_pdf"], "the result says how the PDF was made")
+			if _, err := exec.LookPath("pdftotext"); err == nil {
+				assert.Contains(t, pdftest.Text(t, pdf, 1, 1), "Weekend Waste Collection")
+				sizes := pdftest.Pages(t, pdf)
+				if assert.Len(t, sizes, 1) {
+					assert.InDelta(t, 595.15, sizes[0][0], 0.01, "page width")
+				}
+			}
+		})
+	}
 }

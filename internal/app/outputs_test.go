@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/document/documenttest"
 	"github.com/ocrflow/ocrflow/shared/engine"
+	"github.com/ocrflow/ocrflow/shared/searchpdf/pdftest"
 )
 
 // TestOutputs_json_document_of_every_route: with output_format
@@ -94,7 +97,7 @@ func TestOutputs_json_document_of_every_route(t *testing.T) {
 }
 
 // scOutputs are the outputs the simple-content acceptance asks for.
-var scOutputs = []string{"markdown", "json"}
+var scOutputs = []string{"markdown", "json", "pdf"}
 
 // TestSimpleContent_each_output_is_a_derived_content_reused_and_forced_together:
 // through simple-content's real v5 handlers, a job asking for several
@@ -132,6 +135,11 @@ func TestSimpleContent_each_output_is_a_derived_content_reused_and_forced_togeth
 		assert.Equal(t, content.MIME(f), m.ContentType, "%s MIME type", f)
 	}
 	documenttest.Check(t, []byte(h.download(first.DerivedContents["json"])), []int{1, 2})
+	pdf := []byte(h.download(first.DerivedContents["pdf"]))
+	require.True(t, bytes.HasPrefix(pdf, []byte("%PDF-")), "the pdf output is a PDF")
+	if _, err := exec.LookPath("pdfinfo"); err == nil {
+		assert.Len(t, pdftest.Pages(t, pdf), 2, "the searchable PDF's pages")
+	}
 	assertInOrderOnce(t, h.download(first.DerivedContents["markdown"]), expectedPages(t, "scanned.pdf"))
 
 	for _, tc := range []struct {
@@ -168,6 +176,86 @@ func TestSimpleContent_each_output_is_a_derived_content_reused_and_forced_togeth
 				assert.NotEqual(t, first.DerivedContents["markdown"], c.DerivedContentID, "the superseded markdown is not reused")
 				assert.Equal(t, "completed", meta(c.DerivedContentID)["state"])
 			}
+		})
+	}
+}
+
+// TestOutputs_searchable_pdf: a searchable PDF made through the whole
+// pipeline (tesseract) keeps its source's pages and sizes, and pdftotext
+// reads it back: the scanned sample's text within 0.02 of the markdown's
+// character error rate, a known word on its page; the born-digital sample's
+// text-layer pages exactly as the original; the image sample at its size.
+func TestOutputs_searchable_pdf(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real OCR takes a few seconds")
+	}
+	pdftest.Need(t)
+	tess := engine.NewTesseract("", "eng")
+	if err := tess.Check(t.Context()); err != nil {
+		t.Skipf("%v (make test installs it)", err)
+	}
+	h := newHarness(t, harnessOpts{engine: tess})
+	read := func(t *testing.T, p string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return b
+	}
+	for _, tc := range []struct {
+		name, file string
+		check      func(t *testing.T, pdf, md, source []byte)
+	}{
+		{"scanned_pdf", "scanned.pdf", func(t *testing.T, pdf, md, source []byte) {
+			truth := string(read(t, filepath.Join(testdata, "scanned.txt")))
+			cerMD, cerPDF := pdftest.CER(truth, string(md)), pdftest.CER(truth, pdftest.Text(t, pdf, 0, 0))
+			t.Logf("character error rate: markdown %.4f, searchable PDF %.4f", cerMD, cerPDF)
+			assert.LessOrEqual(t, cerPDF, cerMD+0.02, "the searchable PDF's text is the markdown's, give or take 0.02")
+			for _, w := range []struct {
+				word string
+				page int
+			}{{"homework", 1}, {"dehumidifier", 2}} {
+				for n := 1; n <= 2; n++ {
+					found := strings.Contains(strings.ToLower(pdftest.Text(t, pdf, n, n)), w.word)
+					assert.Equal(t, n == w.page, found, "%q found on page %d", w.word, n)
+				}
+			}
+		}},
+		{"born_digital_pdf", "report.pdf", func(t *testing.T, pdf, _, source []byte) {
+			for n := 1; n <= 6; n++ {
+				assert.Equal(t, pdftest.Text(t, source, n, n), pdftest.Text(t, pdf, n, n), "page %d keeps its own text", n)
+			}
+		}},
+		{"scan_with_an_old_ocr_layer", "scanned_ocrlayer.pdf", func(t *testing.T, pdf, md, _ []byte) {
+			// The page is drawn from its image: the old layer, which the
+			// pipeline did not trust, does not double the new one.
+			text := strings.ToLower(pdftest.Text(t, pdf, 0, 0))
+			assert.Equal(t, 1, strings.Count(text, "marsh harriers"), "times a phrase of the page is in the PDF's text:\n%s", text)
+			assert.Contains(t, strings.ToLower(string(md)), "marsh harriers", "the markdown")
+		}},
+		{"image", "page.png", func(t *testing.T, pdf, _, _ []byte) {
+			assert.Contains(t, pdftest.Text(t, pdf, 1, 1), "Weekend Waste Collection", "the image's text")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "pdf-" + strings.ReplaceAll(tc.name, "_", "-")
+			h.submit(id, tc.file, map[string]string{"output_format": "markdown,pdf"})
+			evs := h.wait(id)
+			c := completed(t, evs[len(evs)-1])
+			base := strings.TrimSuffix(c.DerivedContentID, ".md")
+			pdf, md, source := read(t, base+".ocr.pdf"), read(t, c.DerivedContentID), read(t, filepath.Join(testdata, tc.file))
+			got := pdftest.Pages(t, pdf)
+			var want [][2]float64
+			if strings.HasSuffix(tc.file, ".pdf") {
+				want = pdftest.Pages(t, source)
+			} else {
+				want = [][2]float64{{595.15, 842.33}} // 1240×1755 px at the 150 dpi the PNG states
+			}
+			require.Len(t, got, len(want), "pages, as many as the source has")
+			for i := range want {
+				assert.InDelta(t, want[i][0], got[i][0], 0.01, "page %d width", i+1)
+				assert.InDelta(t, want[i][1], got[i][1], 0.01, "page %d height", i+1)
+			}
+			tc.check(t, pdf, md, source)
 		})
 	}
 }

@@ -103,3 +103,7 @@ func orient(src image.Image, o int) image.Image {
 	}
 	return dst
 }
+
+// JPEGOrientation returns the EXIF orientation (1–8) of an encoded JPEG,
+// 1 when it states none or data is no JPEG.
+func JPEGOrientation(data []byte) int { return jpegOrientation(bytes.NewReader(data)) }

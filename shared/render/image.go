@@ -81,3 +81,22 @@ func decode(r io.ReadSeeker, maxPixels int64) (image.Image, error) {
 	}
 	return img, nil
 }
+
+// DecodeUpright decodes an encoded raster image at its full size,
+// refusing one over maxPixels before decoding, and turns it upright by
+// its EXIF orientation. It returns the image format's name (png, jpeg, …)
+// and whether the stored pixels had to be turned.
+func DecodeUpright(data []byte, maxPixels int64) (img image.Image, format string, turned bool, err error) {
+	_, format, err = image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", false, failure.Validation("the image header is unreadable: %v", err)
+	}
+	img, err = decode(bytes.NewReader(data), maxPixels)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if o, ok := img.(oriented); ok {
+		return orient(o.Image, o.orientation), format, o.orientation > 1, nil
+	}
+	return img, format, false, nil
+}
