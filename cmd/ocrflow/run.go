@@ -270,6 +270,11 @@ func (j *runJob) observe(e event.Event, w io.Writer) {
 			j.pages, j.failedPages, j.result, j.ms = c.PageCount, len(c.FailedPages), c.DerivedContentID, c.ProcessingTimeMS
 			j.results = c.DerivedContents
 			fmt.Fprintf(w, "  %-28s completed → %s\n", j.name, c.DerivedContentID)
+			for _, f := range job.Outputs {
+				if ref, ok := c.DerivedContents[f]; ok && ref != c.DerivedContentID {
+					fmt.Fprintf(w, "  %-28s %s → %s\n", j.name, f, ref)
+				}
+			}
 			for f, why := range c.UnavailableOutputs {
 				fmt.Fprintf(w, "  %-28s no %s: %s\n", j.name, f, why)
 			}

@@ -43,6 +43,11 @@ func TestRun_format_writes_each_output(t *testing.T) {
 					assert.Contains(t, string(b), "fake-ocr ", "%s", f)
 				}
 			}
+			if tc.content == "dir" {
+				for _, f := range tc.want {
+					assert.Contains(t, stdout.String(), filepath.Join(out, f), "the run names each file it wrote")
+				}
+			}
 			for _, f := range tc.absent {
 				assert.NoFileExists(t, filepath.Join(out, f), "not asked for")
 			}
