@@ -16,6 +16,7 @@ import (
 	structured "github.com/ocrflow/ocrflow/shared/document"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 	"github.com/ocrflow/ocrflow/shared/textlayer"
 )
@@ -742,4 +743,40 @@ func TestConvert_outputs_are_decided_once_per_job(t *testing.T) {
 			assert.True(t, bytes.Equal(want, kept), "the kept source is the source's bytes")
 		})
 	}
+}
+
+// TestConvert_replay_takes_over_finished_pages_with_their_layout: a replay
+// takes over the pages the replayed job finished; their records keep the
+// keys of the replayed job's markdown and layout sidecar, and the page
+// event names them, so the JSON document and an indexer still find the
+// page's blocks.
+func TestConvert_replay_takes_over_finished_pages_with_their_layout(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t, baseConfig(t), newDirStore(t), nil)
+	const old, replay = "job-old", "job-replay"
+	require.NoError(t, scratch.CreateJSON(ctx, f.scratch, scratch.ManifestKey(old), scratch.Manifest{JobID: old, TotalPages: 2, Pages: []int{1, 2}}))
+	box := structured.Box{72, 72, 300, 90}
+	side := scratch.BlocksKey(old, 2)
+	require.NoError(t, scratch.PutJSON(ctx, f.scratch, side, structured.Layout{Page: 2, Source: structured.SourceTesseract,
+		Blocks: []structured.Block{{Label: structured.LabelText, BBox: &box, Text: "kept"}}}))
+	require.NoError(t, scratch.PutRecord(ctx, f.scratch, old, scratch.PageRecord{
+		Page: 2, Status: events.PageOK, Route: events.RouteOCR, Engine: "tesseract", MarkdownKey: scratch.PageKey(old, 2, "md"),
+		BlocksKey: side, BlockCount: 1, WidthPt: 595, HeightPt: 842,
+	}))
+	_, err := f.conv.Handle(ctx, jobEvent(t, replay, "scanned.pdf", map[string]string{job.HintReplayOf: old}))
+	require.NoError(t, err)
+	rec, ok, err := scratch.GetRecord(ctx, f.scratch, replay, 2)
+	require.NoError(t, err)
+	require.True(t, ok, "the finished page is taken over")
+	assert.Equal(t, side, rec.BlocksKey, "the record names the replayed job's sidecar")
+	assert.Equal(t, 1, rec.BlockCount)
+	var taken []events.PageRecognized
+	for _, e := range ofType(f.send.take(), events.TypePageRecognized) {
+		var pr events.PageRecognized
+		require.NoError(t, events.Decode(e, &pr))
+		taken = append(taken, pr)
+	}
+	require.Len(t, taken, 1, "page 2 is reported straight to finalize")
+	assert.Equal(t, side, taken[0].BlocksKey, "recognized = %+v", taken[0])
+	assert.Equal(t, 1, taken[0].BlockCount, "recognized = %+v", taken[0])
 }
