@@ -3,6 +3,7 @@
 //	ocrflow run [flags] FILE|DIR...   OCR files on embedded defaults
 //	ocrflow serve                     serve stages on NATS JetStream
 //	ocrflow submit [flags]            publish one job
+//	ocrflow nats                      a NATS server with JetStream
 //	ocrflow function                  the Knative function server
 //	ocrflow api [--addr HOST:PORT]    the HTTP API
 //	ocrflow status JOB_ID             where a job is
@@ -35,6 +36,9 @@ Usage:
   ocrflow serve
       Serve the stages of OCR_STAGES on NATS_URL (empty: an embedded server
       listening on NATS_LISTEN). Stops gracefully on SIGINT/SIGTERM.
+  ocrflow nats
+      Run a NATS server with JetStream on its own (NATS_LISTEN, store in
+      NATS_STORE_DIR), for several serve processes to share.
   ocrflow function
       Serve the Knative function (func-go CloudEvents server) for the stages
       of OCR_STAGES on LISTEN_ADDRESS; the container image's default command.
@@ -97,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = submitCmd(ctx, args[1:], stdout, stderr)
 	case "function":
 		err = functionCmd(ctx, args[1:], stderr)
+	case "nats":
+		err = natsCmd(ctx, args[1:], stderr)
 	case "api":
 		err = apiCmd(ctx, args[1:], stderr)
 	case "status":

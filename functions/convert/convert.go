@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,6 +117,7 @@ type TempSpace interface {
 // osTemp makes working directories in a plain directory.
 type osTemp string
 
+// Dir makes a directory under t.
 func (t osTemp) Dir(pattern string) (string, func(), error) {
 	dir, err := os.MkdirTemp(string(t), pattern)
 	if err != nil {
@@ -495,6 +497,9 @@ func hintMap(j job.Job) map[string]string {
 	}
 	if j.Hints.ReplayOf != "" {
 		h[job.HintReplayOf] = j.Hints.ReplayOf
+	}
+	if r := j.Hints.MaxPageErrorRate; r != nil {
+		h[job.HintMaxPageErrorRate] = strconv.FormatFloat(*r, 'g', -1, 64)
 	}
 	return h
 }

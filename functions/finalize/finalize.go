@@ -39,22 +39,42 @@ type Finalizer struct {
 	log    *slog.Logger
 	now    func() time.Time
 	tracer trace.Tracer
+	cfg    Config
+	// progress throttles progress events per job (this process only).
+	progress *throttle
 }
 
-// New returns the finalize stage. The recipe (engine, model, mode,
-// pipeline version) is recorded in the result's metadata and keys it.
-func New(blobs scratch.Store, store Storer, recipe content.Recipe, log *slog.Logger) *Finalizer {
-	return &Finalizer{blobs: blobs, store: store, recipe: recipe, log: log, now: time.Now, tracer: obs.NoopTracer()}
+// Config configures the stage.
+type Config struct {
+	// Recipe (engine, model, mode, pipeline version) is recorded in the
+	// result's metadata and keys it.
+	Recipe content.Recipe
+	// Tracer starts the span of each result's store, under the handling's
+	// span (default: a no-op tracer).
+	Tracer trace.Tracer
+	// MaxPageErrorRate is the share of a job's pages (0–1) that may fail
+	// and the job still complete with placeholders; above it the job
+	// fails with error_type pages_failed. A job's max_page_error_rate hint
+	// overrides it. The zero value lets no page fail.
+	MaxPageErrorRate float64
+	// ProgressInterval and ProgressPages throttle ocr.job.progress: one
+	// per job from this process at most every ProgressInterval, unless
+	// ProgressPages more pages finished since the last (zero values: one
+	// per finished page).
+	ProgressInterval time.Duration
+	ProgressPages    int
+	// TempDir holds the temporary copy of a kept source (default
+	// os.TempDir()).
+	TempDir string
 }
 
-// WithTracer makes the stage start the span of each result's store
-// with t, under the handling's span (the default is a no-op tracer). It
-// returns s.
-func (s *Finalizer) WithTracer(t trace.Tracer) *Finalizer {
-	if t != nil {
-		s.tracer = t
+// New returns the finalize stage.
+func New(cfg Config, blobs scratch.Store, store Storer, log *slog.Logger) *Finalizer {
+	if cfg.Tracer == nil {
+		cfg.Tracer = obs.NoopTracer()
 	}
-	return s
+	return &Finalizer{cfg: cfg, blobs: blobs, store: store, recipe: cfg.Recipe, log: log, now: time.Now, tracer: cfg.Tracer,
+		progress: newThrottle(cfg.ProgressInterval, cfg.ProgressPages)}
 }
 
 // Handle counts the job's finished pages after one ocr.page.recognized.
@@ -97,10 +117,14 @@ func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRec
 	}
 	total := len(m.Pages)
 	if done < total {
+		if !s.progress.due(pr.JobID, done, s.now()) {
+			return nil, nil
+		}
 		ev, err := events.New(&e, events.ProgressID(pr.JobID, done), events.TypeJobProgress, Source, 0, pr.JobID,
-			events.JobProgress{JobID: pr.JobID, PagesCompleted: done, TotalPages: total, Percent: done * 100 / total})
+			events.JobProgress{JobID: pr.JobID, PagesCompleted: done, TotalPages: total, Percent: done * 100 / total, Seq: done})
 		return &ev, err
 	}
+	s.progress.forget(pr.JobID)
 
 	// Every page is done: exactly one instance assembles. The lock holds the
 	// winning event's id, so a redelivery of that event resumes the work.
@@ -137,6 +161,9 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 			return "", fmt.Errorf("page %d markdown: %w", n, err)
 		}
 		return strings.TrimSpace(string(md)) + "\n", nil
+	}
+	if failed, over := s.overRate(m, recs); over {
+		return s.failPages(ctx, e, m, failed)
 	}
 	inside := inlined(m, recs)
 	written := 0

@@ -140,7 +140,7 @@ func (j job) event(t *testing.T, rec scratch.PageRecord) event.Event {
 }
 
 func newFinalizer(j job, st finalize.Storer) *finalize.Finalizer {
-	return finalize.New(j.store, st, recipe, slog.New(slog.DiscardHandler))
+	return finalize.New(finalize.Config{Recipe: recipe, MaxPageErrorRate: 1}, j.store, st, slog.New(slog.DiscardHandler))
 }
 
 // completed decodes an ocr.job.completed reply.
@@ -196,7 +196,7 @@ func TestFinalize_reports_progress_while_pages_are_missing(t *testing.T) {
 			assert.Equal(t, finalize.Source, reply.Source())
 			var p events.JobProgress
 			require.NoError(t, events.Decode(*reply, &p))
-			assert.Equal(t, events.JobProgress{JobID: j.id, PagesCompleted: tc.wantDone, TotalPages: len(tc.pages), Percent: tc.wantPercent}, p)
+			assert.Equal(t, events.JobProgress{JobID: j.id, PagesCompleted: tc.wantDone, TotalPages: len(tc.pages), Percent: tc.wantPercent, Seq: tc.wantDone}, p)
 			assert.Empty(t, st.stored(), "nothing is stored while pages are missing")
 			assert.False(t, j.exists(t, scratch.LockKey(j.id)), "no lock while pages are missing")
 			assert.False(t, j.exists(t, scratch.ResultKey(j.id)))

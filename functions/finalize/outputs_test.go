@@ -260,7 +260,7 @@ func TestFinalize_json_document_that_cannot_be_written_is_retried(t *testing.T) 
 
 // newFinalizerOn is a finalizer on scratch store blobs.
 func newFinalizerOn(blobs scratch.Store, st finalize.Storer) *finalize.Finalizer {
-	return finalize.New(blobs, st, recipe, slog.New(slog.DiscardHandler))
+	return finalize.New(finalize.Config{Recipe: recipe, MaxPageErrorRate: 1}, blobs, st, slog.New(slog.DiscardHandler))
 }
 
 func TestFinalize_searchable_pdf_is_drawn_from_the_kept_source(t *testing.T) {

@@ -126,7 +126,7 @@ func (s *Finalizer) keepSource(ctx context.Context, key string) (path string, is
 		return "", false, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp("", "ocrflow-source-*")
+	f, err := os.CreateTemp(s.cfg.TempDir, "ocrflow-source-*")
 	if err != nil {
 		return "", false, fmt.Errorf("source copy: %w", err)
 	}

@@ -99,7 +99,10 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 			}, a.scratch, eng, log).Handle
 			workers = cfg.Recognizers()
 		case stage.Finalize:
-			h = finalize.New(a.scratch, store, a.recipe, log).WithTracer(tracer("finalize")).Handle
+			h = finalize.New(finalize.Config{
+				Recipe: a.recipe, Tracer: tracer("finalize"), MaxPageErrorRate: cfg.MaxPageErrorRate,
+				ProgressInterval: cfg.ProgressInterval, ProgressPages: cfg.ProgressPages, TempDir: a.temp.Root(),
+			}, a.scratch, store, log).Handle
 		case stage.DeadLetter:
 			traces, _ := a.content.(content.FailureRecorder) // nil when the store keeps none
 			h = deadletter.New(a.scratch, traces, a.recipe, log).Handle

@@ -28,6 +28,9 @@ import (
 	"github.com/ocrflow/ocrflow/shared/status"
 )
 
+// warmTag numbers the warm-up documents; faults spare them.
+const warmTag = 90
+
 var (
 	bin       string
 	resultsMu sync.Mutex
@@ -98,9 +101,14 @@ func run(t *testing.T, sc scenario) {
 		assert.NoError(t, env.Close(context.Background()))
 	}()
 
-	// A warm-up job, so the resource baseline is taken in steady state.
-	warm := submit(t, ctx, env, "warm", 99, 2, nil, nil)
-	_, err = env.Wait(ctx, warm, time.Minute)
+	// A fault-free warm-up batch at full concurrency, so connection pools
+	// and workers are at their working size when the resource baseline is
+	// taken: growth after the scenario is then a leak, not a pool filling.
+	var warm []chaos.Job
+	for tag := warmTag; tag < warmTag+8; tag++ {
+		warm = append(warm, submit(t, ctx, env, "warm", tag, 3, nil, nil)...)
+	}
+	_, err = env.Wait(ctx, warm, 2*time.Minute)
 	require.NoError(t, err, "warm-up")
 	before := map[string]chaos.Resources{}
 	for _, p := range env.Workers {
@@ -303,7 +311,7 @@ func scenarios() []scenario {
 		{
 			name: "timeout_seconds expires mid-run",
 			vllm: vllmtest.Config{Latency: 100 * time.Millisecond, Capacity: 8, Fault: func(c vllmtest.Call) vllmtest.Fault {
-				if c.Page == 1 && c.Attempt <= 2 {
+				if c.Tag < warmTag && c.Page == 1 && c.Attempt <= 2 {
 					return vllmtest.FaultTimeout // held past the job's one-second page deadline
 				}
 				return vllmtest.FaultNone
@@ -331,7 +339,10 @@ func scenarios() []scenario {
 func modelFaults() func(vllmtest.Call) vllmtest.Fault {
 	mix := vllmtest.Mix{vllmtest.FaultUnavailable: 0.20, vllmtest.FaultTimeout: 0.05, vllmtest.FaultDrop: 0.05}.Faults(11)
 	return func(c vllmtest.Call) vllmtest.Fault {
-		if c.Page == 2 && c.Tag != 99 {
+		switch {
+		case c.Tag >= warmTag:
+			return vllmtest.FaultNone
+		case c.Page == 2:
 			return vllmtest.FaultLoop
 		}
 		return mix(c)

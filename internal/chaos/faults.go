@@ -1,8 +1,10 @@
 package chaos
 
 import (
+	"bytes"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -130,6 +132,13 @@ func (f *Faults) Middleware(next http.Handler) http.Handler {
 		}
 		f.mu.Unlock()
 		if h != nil {
+			// Read the body first: only then does the server watch the
+			// connection, and cancel the request when its client dies.
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			h.caught <- r
 			select {
 			case <-h.release:

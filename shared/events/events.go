@@ -199,6 +199,10 @@ type JobProgress struct {
 	TotalPages int `json:"total_pages"`
 	// Percent is PagesCompleted as a whole percentage of TotalPages.
 	Percent int `json:"percent_complete"`
+	// Seq only grows within a job (it is the pages done when the event
+	// was made): drop a progress event whose seq is not above the last one
+	// you kept — a slower process may deliver an older one late.
+	Seq int `json:"seq"`
 }
 
 // JobCompleted is the payload of ocr.job.completed.
@@ -253,15 +257,23 @@ type JobFailed struct {
 	// ContentID is the job's source content, when the failing stage knows
 	// it.
 	ContentID string `json:"content_id,omitempty"`
-	// ErrorType is the failure's class: validation, permanent or
-	// transient (retries exhausted).
+	// ErrorType is the failure's class: validation, permanent, transient
+	// (retries exhausted) or pages_failed (more pages failed than the job's
+	// max_page_error_rate allows; FailedPages lists them).
 	ErrorType string `json:"error_type"`
 	// Message says what went wrong, at most 700 bytes.
 	Message string `json:"error_message"`
 	// RetryCount is how many deliveries preceded the failing one, when
 	// the failing stage knows it (convert); 0 otherwise.
 	RetryCount int `json:"retry_count"`
+	// FailedPages lists the failed pages of a job that failed with
+	// error_type pages_failed.
+	FailedPages []FailedPage `json:"failed_pages,omitempty"`
 }
+
+// ErrorTypePagesFailed is the error_type of a job that failed because too
+// many of its pages did (the page-failure policy).
+const ErrorTypePagesFailed = "pages_failed"
 
 // ID helpers: deterministic event ids.
 

@@ -63,6 +63,10 @@ type Hints struct {
 	OutputFormat string
 	// TextLayer overrides TEXT_LAYER for this job: auto, off or only.
 	TextLayer string
+	// MaxPageErrorRate overrides MAX_PAGE_ERROR_RATE for this job (nil:
+	// the configured rate): the share of pages that may fail and the job
+	// still complete.
+	MaxPageErrorRate *float64
 	// ReplayOf names the job this one replays (ocrflow dlq replay): its
 	// finished pages are taken over instead of recognized again, and its
 	// result is superseded.
@@ -140,6 +144,9 @@ func attr(m map[string]any, k string) string {
 	return ""
 }
 
+// HintMaxPageErrorRate is the hint that sets a job's page-failure policy.
+const HintMaxPageErrorRate = "max_page_error_rate"
+
 // HintReplayOf is the hint that makes a job a replay of another.
 const HintReplayOf = "replay_of"
 
@@ -182,6 +189,12 @@ func parseHints(in map[string]string) (Hints, error) {
 				return h, failure.Validation("hint text_layer=%q is not auto, off or only", v)
 			}
 			h.TextLayer = strings.ToLower(v)
+		case HintMaxPageErrorRate:
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || x < 0 || x > 1 {
+				return h, failure.Validation("hint max_page_error_rate=%q is not a number from 0 to 1", v)
+			}
+			h.MaxPageErrorRate = &x
 		case HintReplayOf:
 			if !ValidID(v) {
 				return h, failure.Validation("hint replay_of=%q is not a job id", v)
