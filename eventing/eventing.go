@@ -16,7 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ocrflow/ocrflow/shared/events"
 )
 
 //go:embed *.yaml
@@ -92,14 +95,19 @@ const ServicePrefix = "ocrflow-"
 // manifests reference it.
 func ServiceName(stage string) string { return ServicePrefix + stage }
 
+// BulkSuffix ends the name of a Service that serves a stage's low-priority
+// lane apart from its live work (ocrflow-recognize-bulk).
+const BulkSuffix = "-bulk"
+
 // StageOf returns the stage a Service name serves ("" for a name that is
-// not an ocrflow stage Service).
+// not an ocrflow stage Service): ocrflow-recognize and its bulk lane's
+// ocrflow-recognize-bulk both serve recognize.
 func StageOf(service string) string {
 	s, ok := strings.CutPrefix(service, ServicePrefix)
 	if !ok {
 		return ""
 	}
-	return s
+	return strings.TrimSuffix(s, BulkSuffix)
 }
 
 // Routing returns the routing of a deployment: the Triggers of the
@@ -121,6 +129,36 @@ func Routing(autoOCR bool, autoOCRType string) ([]Trigger, error) {
 		ts = append(ts, t)
 	}
 	return ts, nil
+}
+
+// Accepts reports whether e passes the Trigger's filter.
+func (t Trigger) Accepts(e event.Event) bool { return t.Matches(Attributes(e)) }
+
+// Attributes returns the lookup of e's context attributes and extensions
+// (as strings) that Trigger filters read. An event without an ocrpriority
+// extension is on the normal lane.
+func Attributes(e event.Event) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		switch name {
+		case "type":
+			return e.Type(), true
+		case "source":
+			return e.Source(), true
+		case "id":
+			return e.ID(), true
+		case "subject":
+			return e.Subject(), e.Subject() != ""
+		case "datacontenttype":
+			return e.DataContentType(), e.DataContentType() != ""
+		case events.ExtPriority:
+			return events.PriorityOf(e), true
+		}
+		v, ok := e.Extensions()[name]
+		if !ok {
+			return "", false
+		}
+		return fmt.Sprint(v), true
+	}
 }
 
 // Triggers returns the Triggers of the embedded manifests, sorted by name.

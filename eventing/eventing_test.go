@@ -24,14 +24,21 @@ func triggersYAML(t *testing.T) string {
 func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 	ts, err := eventing.Triggers()
 	require.NoError(t, err, "Triggers")
-	// One Trigger per stage input, each subscribing its stage's Service.
+	// One Trigger per stage input, each subscribing its stage's Service;
+	// recognize's input in three priority lanes, the low one to the bulk
+	// Service.
 	want := map[string]string{
 		"ocrflow-convert":          "simpleprocess.job",
 		"ocrflow-convert-continue": "ocr.convert.continue",
 		"ocrflow-recognize":        "ocr.page.rendered",
+		"ocrflow-recognize-high":   "ocr.page.rendered",
+		"ocrflow-recognize-bulk":   "ocr.page.rendered",
 		"ocrflow-finalize":         "ocr.page.recognized",
 	}
-	service := func(trigger string) string { return strings.TrimSuffix(trigger, "-continue") }
+	lanes := map[string]string{"ocrflow-recognize": "normal", "ocrflow-recognize-high": "high", "ocrflow-recognize-bulk": "low"}
+	service := func(trigger string) string {
+		return strings.TrimSuffix(strings.TrimSuffix(trigger, "-continue"), "-high")
+	}
 	require.Len(t, ts, len(want), "triggers: %+v", ts)
 	for i := 1; i < len(ts); i++ {
 		assert.Less(t, ts[i-1].Name, ts[i].Name, "triggers not sorted by name")
@@ -42,6 +49,7 @@ func TestTriggers_loads_the_embedded_manifests(t *testing.T) {
 			require.True(t, ok, "unexpected trigger %q", tr.Name)
 			assert.Equal(t, wantType, tr.Exact["type"], "filter type")
 			assert.Equal(t, service(tr.Name), tr.Subscriber, "subscriber")
+			assert.Equal(t, lanes[tr.Name], tr.Exact["ocrpriority"], "priority lane")
 			assert.Equal(t, "ocrflow", tr.Broker, "broker")
 			d := tr.Delivery
 			assert.Equal(t, "ocrflow-deadletter", d.DeadLetterSink, "deadLetterSink")
@@ -64,7 +72,7 @@ func TestParse_refuses_what_the_standalone_runtime_cannot_honour(t *testing.T) {
 	// Sanity: the unedited copy parses, so every failure below is the edit's.
 	ts, err := eventing.Parse([]byte(base))
 	require.NoError(t, err, "Parse(embedded triggers.yaml)")
-	require.Len(t, ts, 4, "Parse(embedded triggers.yaml)")
+	require.Len(t, ts, 6, "Parse(embedded triggers.yaml)")
 	for _, tc := range []struct {
 		name     string
 		old, new string
@@ -110,7 +118,7 @@ metadata:
 ` + triggersYAML(t)
 	ts, err := eventing.Parse([]byte(manifest))
 	require.NoError(t, err)
-	assert.Len(t, ts, 4, "want the 4 triggers of triggers.yaml")
+	assert.Len(t, ts, 6, "want the 6 triggers of triggers.yaml")
 }
 
 func TestParse_legacy_filter_attributes(t *testing.T) {

@@ -33,6 +33,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/backfill/backfilltest"
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/simplecontent"
 	"github.com/ocrflow/ocrflow/shared/standalone"
 )
@@ -213,8 +214,9 @@ func TestBackfill_dry_run_json(t *testing.T) {
 
 // TestBackfill_end_to_end_50_documents_complete uploads 50 documents to
 // simple-content (v5 over PostgreSQL), serves the pipeline on it, and
-// backfills them from the database: all 50 jobs complete, and a second
-// backfill finds nothing left to do.
+// backfills them from the database: all 50 jobs complete, live jobs
+// submitted while the backfill's queue waits finish before it drains (the
+// priority lanes), and a second backfill finds nothing left to do.
 func TestBackfill_end_to_end_50_documents_complete(t *testing.T) {
 	natsURL := bfEnv(t)
 	dbURL, pool := bfPostgres(t)
@@ -270,12 +272,33 @@ func TestBackfill_end_to_end_50_documents_complete(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &sum))
 	assert.Equal(t, int64(50), sum.Submitted)
 
+	// Live jobs arrive while the backfill's 50 wait in the low lane.
+	png, err := os.ReadFile(testdata(t, "page.png"))
+	require.NoError(t, err)
+	live := map[string]bool{}
+	for i := range 2 {
+		id, err := api.UploadFile(t.Context(), simplecontent.NewFile{
+			OwnerID: backfilltest.Owners[0], OwnerType: "user", TenantID: backfilltest.Tenants[0],
+			FileName: fmt.Sprintf("live-%d.png", i), MimeType: "image/png", DocumentType: "document",
+		}, strings.NewReader(string(png)), int64(len(png)))
+		require.NoError(t, err)
+		e, err := job.NewEvent(job.Spec{ID: fmt.Sprintf("live-%d", i), ContentID: id, TenantID: backfilltest.Tenants[0],
+			OwnerID: backfilltest.Owners[0], Hints: map[string]string{"priority": "high"}})
+		require.NoError(t, err)
+		require.NoError(t, rt.Send(t.Context(), e))
+		live[e.ID()] = true
+	}
+
 	jobs := map[string]bool{}
 	key := bfKey(t)
 	for id := range contents {
 		jobs[backfill.JobID(id, key(id))] = true
 	}
+	for id := range live {
+		jobs[id] = true
+	}
 	completed := map[string]bool{}
+	var order []string // completions, in order
 	deadline := time.After(5 * time.Minute)
 	for len(completed) < len(jobs) {
 		select {
@@ -287,6 +310,9 @@ func TestBackfill_end_to_end_50_documents_complete(t *testing.T) {
 			}
 			switch ev.Type() {
 			case events.TypeJobCompleted:
+				if !completed[id] {
+					order = append(order, id)
+				}
 				completed[id] = true
 			case events.TypeJobFailed:
 				require.Failf(t, "a backfilled job failed", "%s: %s\nserve:\n%s", id, ev.Data(), serveOut.String())
@@ -296,13 +322,21 @@ func TestBackfill_end_to_end_50_documents_complete(t *testing.T) {
 		}
 	}
 
+	for i, id := range order {
+		if live[id] {
+			t.Logf("live job %s finished as %d of %d", id, i+1, len(order))
+			assert.Less(t, i, len(order)-1, "live job %s finished last, after the whole backfill", id)
+			assert.Less(t, i, len(order)/2, "live job %s finished as %d of %d: after most of the backfill", id, i+1, len(order))
+		}
+	}
+
 	// The results are in the database now: nothing is left to backfill.
 	var again, againErr syncBuffer
 	require.Equal(t, 0, run(t.Context(), []string{"backfill", "--json", "--dry-run"}, &again, &againErr), againErr.String())
 	var second backfill.Summary
 	require.NoError(t, json.Unmarshal([]byte(again.String()), &second))
 	assert.Zero(t, second.Selected)
-	assert.Equal(t, int64(50), second.Skipped[backfill.ReasonHasOCR])
+	assert.Equal(t, int64(50+len(live)), second.Skipped[backfill.ReasonHasOCR], "the backfilled and the live contents")
 }
 
 // The backfill child process of the kill tests: the test binary re-run

@@ -173,6 +173,9 @@ func (s *Converter) Handle(ctx context.Context, e event.Event) (*event.Event, er
 		j, err = job.Parse(parent)
 	}
 	if err == nil {
+		// Every event of the job carries its priority (the lanes), also
+		// when the producer did not set the extension.
+		parent.SetExtension(events.ExtPriority, string(j.Hints.Priority))
 		again, ended, err := scratch.Ended(ctx, s.blobs, j.ID, e.ID())
 		if err != nil {
 			return nil, err

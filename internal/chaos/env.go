@@ -234,7 +234,7 @@ func (e *Env) connect(ctx context.Context) error {
 // Publish publishes e as the standalone runtime does (its codec, its
 // subject), retrying while NATS is away.
 func (e *Env) Publish(ctx context.Context, ev event.Event) error {
-	m, err := standalone.Encode(ctx, standalone.SubjectFor(standalone.DefaultJobSubject, ev.Type()), ev)
+	m, err := standalone.Encode(ctx, standalone.SubjectOf(standalone.DefaultJobSubject, ev), ev)
 	if err != nil {
 		return err
 	}

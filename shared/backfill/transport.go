@@ -74,7 +74,7 @@ func (n *NATS) Consumers() []string { return n.consumers }
 
 // Publish publishes e on the job subject and waits for the stream's ack.
 func (n *NATS) Publish(ctx context.Context, e event.Event) (bool, error) {
-	m, err := standalone.Encode(ctx, standalone.SubjectFor(n.jobSubject, e.Type()), e)
+	m, err := standalone.Encode(ctx, standalone.SubjectOf(n.jobSubject, e), e)
 	if err != nil {
 		return false, err
 	}

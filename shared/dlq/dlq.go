@@ -178,7 +178,7 @@ func StageOf(e event.Event, dest string) string {
 		}
 	}
 	for _, t := range triggers {
-		if t.Matches(attr(e)) {
+		if t.Accepts(e) {
 			return eventing.StageOf(t.Subscriber)
 		}
 	}
@@ -209,30 +209,6 @@ func serviceOf(dest string) string {
 	}
 	name, _, _ := strings.Cut(u.Hostname(), ".")
 	return name
-}
-
-// attr reads an event attribute or string extension for Trigger filters.
-func attr(e event.Event) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		switch name {
-		case "type":
-			return e.Type(), true
-		case "source":
-			return e.Source(), true
-		case "id":
-			return e.ID(), true
-		case "subject":
-			return e.Subject(), e.Subject() != ""
-		}
-		v, ok := e.Extensions()[name]
-		if !ok {
-			return "", false
-		}
-		if s, ok := v.(string); ok {
-			return s, true
-		}
-		return fmt.Sprint(v), true
-	}
 }
 
 // Sender publishes an event: the standalone runtime, or a broker ingress.

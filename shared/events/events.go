@@ -52,6 +52,10 @@ const (
 	// ExtTraceparent is the W3C trace context, copied from the job to
 	// every event it causes.
 	ExtTraceparent = "traceparent"
+	// ExtPriority carries the job's priority (high, normal, low) on every
+	// event of the job, so the runtimes can serve live work before bulk
+	// work (the priority lanes).
+	ExtPriority = "ocrpriority"
 	// ExtErrorCode is Knative's dead-letter extension: the HTTP status of
 	// the last delivery attempt.
 	ExtErrorCode = "knativeerrorcode"
@@ -303,7 +307,7 @@ func FailedID(job string) string { return job + "-failed" }
 
 // New builds an event with the given id, type, source and JSON payload, and
 // tags it with the job (and page, when page > 0) extensions. The parent's
-// traceparent, when present, is carried over.
+// traceparent and priority, when present, are carried over.
 func New(parent *event.Event, id, typ, source string, page int, jobID string, payload any) (event.Event, error) {
 	e := event.New()
 	e.SetID(id)
@@ -320,11 +324,33 @@ func New(parent *event.Event, id, typ, source string, page int, jobID string, pa
 		e.SetExtension(ExtPage, strconv.Itoa(page))
 	}
 	if parent != nil {
-		if tp, ok := parent.Extensions()[ExtTraceparent]; ok {
-			e.SetExtension(ExtTraceparent, tp)
+		for _, ext := range []string{ExtTraceparent, ExtPriority} {
+			if v, ok := parent.Extensions()[ext]; ok {
+				e.SetExtension(ext, v)
+			}
 		}
 	}
 	return e, nil
+}
+
+// The priorities of a job (ExtPriority, the priority hint).
+const (
+	PriorityHigh   = "high"
+	PriorityNormal = "normal"
+	PriorityLow    = "low"
+)
+
+// Priorities lists the priorities from the most urgent.
+func Priorities() []string { return []string{PriorityHigh, PriorityNormal, PriorityLow} }
+
+// PriorityOf returns e's priority: its ExtPriority extension when it is a
+// known priority, else normal.
+func PriorityOf(e event.Event) string {
+	switch p, _ := e.Extensions()[ExtPriority].(string); p {
+	case PriorityHigh, PriorityLow:
+		return p
+	}
+	return PriorityNormal
 }
 
 // Decode unmarshals e's JSON data into v.

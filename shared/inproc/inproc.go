@@ -161,11 +161,13 @@ func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
 				name: "dead-letters-" + sink.Name, stage: sink.Name, delivery: deadLetterDelivery, handler: sink.Handler, queue: queues[tr.Delivery.DeadLetterSink],
 			}
 		}
-		s, ok := byService[tr.Subscriber]
+		// A stage's bulk lane (ocrflow-recognize-bulk) is the stage too.
+		svc := eventing.ServiceName(eventing.StageOf(tr.Subscriber))
+		s, ok := byService[svc]
 		if !ok {
 			continue
 		}
-		t.subs = append(t.subs, &subscription{name: tr.Name, stage: s.Name, trigger: tr, delivery: tr.Delivery, handler: s.Handler, queue: queues[tr.Subscriber]})
+		t.subs = append(t.subs, &subscription{name: tr.Name, stage: s.Name, trigger: tr, delivery: tr.Delivery, handler: s.Handler, queue: queues[svc]})
 	}
 	for svc, s := range byService {
 		q := queues[svc]
@@ -194,7 +196,7 @@ func (t *Transport) Send(_ context.Context, e event.Event) error {
 	if t.dropped(e) {
 		return nil
 	}
-	attr := attributes(e)
+	attr := eventing.Attributes(e)
 	for _, s := range subs {
 		if s.trigger.Matches(attr) {
 			s.queue.push(delivery{sub: s, event: e.Clone(), attempt: 1})
@@ -333,30 +335,6 @@ func (t *Transport) Close(ctx context.Context) error {
 		t.abort()
 	})
 	return err
-}
-
-// attributes returns the attribute (or extension) lookup a Trigger filter
-// reads.
-func attributes(e event.Event) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		switch name {
-		case "type":
-			return e.Type(), true
-		case "source":
-			return e.Source(), true
-		case "id":
-			return e.ID(), true
-		case "subject":
-			return e.Subject(), e.Subject() != ""
-		case "datacontenttype":
-			return e.DataContentType(), e.DataContentType() != ""
-		}
-		v, ok := e.Extensions()[name]
-		if !ok {
-			return "", false
-		}
-		return fmt.Sprint(v), true
-	}
 }
 
 // queue is an unbounded FIFO of deliveries: a handler that sends (convert

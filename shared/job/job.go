@@ -46,9 +46,9 @@ type Priority string
 
 // Priorities.
 const (
-	PriorityHigh   Priority = "high"
-	PriorityNormal Priority = "normal"
-	PriorityLow    Priority = "low"
+	PriorityHigh   Priority = events.PriorityHigh
+	PriorityNormal Priority = events.PriorityNormal
+	PriorityLow    Priority = events.PriorityLow
 )
 
 // Hints are the job options a producer may set.
@@ -381,10 +381,21 @@ func NewEvent(spec Spec) (event.Event, error) {
 	e.SetTime(ce.Time)
 	e.SetExtension(events.ExtUoW, events.UoW)
 	e.SetExtension(events.ExtJob, ce.ID)
+	e.SetExtension(events.ExtPriority, string(priorityOf(spec.Hints)))
 	if err := e.SetData(ce.DataContentType, []byte(ce.Data)); err != nil {
 		return event.Event{}, fmt.Errorf("build job event: %w", err)
 	}
 	return e, nil
+}
+
+// priorityOf reads the priority hint of a spec (normal when absent or
+// unknown: Parse refuses an unknown one).
+func priorityOf(hints map[string]string) Priority {
+	switch p := Priority(strings.ToLower(strings.TrimSpace(hints["priority"]))); p {
+	case PriorityHigh, PriorityLow:
+		return p
+	}
+	return PriorityNormal
 }
 
 // Again returns the job event orig as a new job: the same source, file and

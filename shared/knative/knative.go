@@ -134,7 +134,7 @@ func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
 			r.deadLetter = s.Handler
 		}
 		for _, tr := range t.cfg.Triggers {
-			if tr.Subscriber == eventing.ServiceName(s.Name) {
+			if eventing.StageOf(tr.Subscriber) == s.Name {
 				r.byType[tr.Exact["type"]] = route{stage: s.Name, handler: s.Handler}
 			}
 		}

@@ -81,27 +81,3 @@ func lowerCE(h nats.Header) nats.Header {
 	}
 	return out
 }
-
-// attr returns the value of a context attribute or extension of e as a
-// string, for Trigger filters.
-func attr(e event.Event) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		switch name {
-		case "type":
-			return e.Type(), true
-		case "source":
-			return e.Source(), true
-		case "id":
-			return e.ID(), true
-		case "subject":
-			return e.Subject(), e.Subject() != ""
-		case "datacontenttype":
-			return e.DataContentType(), e.DataContentType() != ""
-		}
-		v, ok := e.Extensions()[name]
-		if !ok {
-			return "", false
-		}
-		return fmt.Sprint(v), true
-	}
-}

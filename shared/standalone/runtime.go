@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	subjects := []string{"ocr.>"}
 	if !strings.HasPrefix(cfg.JobSubject, "ocr.") {
-		subjects = append(subjects, cfg.JobSubject)
+		subjects = append(subjects, cfg.JobSubject, cfg.JobSubject+".>") // and its lanes
 	}
 	r.stream, err = r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: cfg.Stream, Subjects: subjects, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
@@ -187,10 +187,10 @@ func SubjectFor(jobSubject, t string) string {
 	}
 }
 
-// Send publishes e and waits for the stream's acknowledgement. It is the
-// Sender port of the stages.
+// Send publishes e on its lane's subject (SubjectOf) and waits for the
+// stream's acknowledgement. It is the Sender port of the stages.
 func (r *Runtime) Send(ctx context.Context, e event.Event) error {
-	return r.publish(ctx, r.Subject(e.Type()), e, nil)
+	return r.publish(ctx, SubjectOf(r.cfg.JobSubject, e), e, nil)
 }
 
 func (r *Runtime) publish(ctx context.Context, subject string, e event.Event, hdr map[string]string) error {
@@ -207,88 +207,89 @@ func (r *Runtime) publish(ctx context.Context, subject string, e event.Event, hd
 	return nil
 }
 
+// subscription is one stage's consumption of one event type (or of the
+// dead letters): its handler, its workers, and its priority lanes.
 type subscription struct {
-	name     string
-	stage    string            // the stage served ("" for the dead-letter consumer)
-	trigger  *eventing.Trigger // nil for the dead-letter consumer
-	delivery eventing.Delivery
-	handler  stage.Handler
-	sinks    map[string]stage.Handler // dead-letter consumer: sink name → handler
-	workers  int
-	cons     jetstream.Consumer
+	name    string // for logs: the stage's Trigger, or ocrflow-dead-letters
+	stage   string // the stage served ("" for the dead-letter consumer)
+	handler stage.Handler
+	sinks   map[string]stage.Handler // dead-letter consumer: sink name → handler
+	workers int
+	// lanes are the subscription's consumers, the most urgent first.
+	lanes []*lane
+	// wrr picks which lane a fetch tries first (lanes.go).
+	wrr []int
+	// bell rings when a message may have arrived on one of the lanes.
+	bell chan struct{}
 }
 
 // Serve starts consuming for the given stages: every Trigger whose
-// subscriber is a stage's Service (eventing.ServiceName) gets a durable
-// consumer, and a stage that is some Trigger's dead-letter sink also
-// consumes ocr.dlq. It returns once the consumers exist; work continues
-// until Close.
+// subscriber is one of the stages' Services (eventing.StageOf) gets
+// durable consumers — one per priority lane it routes (all three, or the
+// one its ocrpriority filter names) — and a stage that is some Trigger's
+// dead-letter sink also consumes ocr.dlq. It returns once the consumers
+// exist; work continues until Close.
 func (r *Runtime) Serve(ctx context.Context, stages ...stage.Stage) error {
-	byName := map[string]stage.Stage{}
+	byStage := map[string]stage.Stage{}
 	for _, s := range stages {
 		if s.Workers < 1 {
 			s.Workers = 1
 		}
-		byName[eventing.ServiceName(s.Name)] = s
+		byStage[s.Name] = s
 	}
-	var subs []*subscription
-	sinks := map[string]stage.Handler{}
-	for i := range r.cfg.Triggers {
-		t := &r.cfg.Triggers[i]
-		if s, ok := byName[t.Delivery.DeadLetterSink]; ok {
-			sinks[t.Delivery.DeadLetterSink] = s.Handler
-		}
-		s, ok := byName[t.Subscriber]
-		if !ok {
-			continue
-		}
-		subs = append(subs, &subscription{name: t.Name, stage: s.Name, trigger: t, delivery: t.Delivery, handler: s.Handler, workers: s.Workers})
-	}
-	if len(sinks) > 0 {
-		subs = append(subs, &subscription{name: "ocrflow-dead-letters", delivery: deadLetterDelivery, sinks: sinks, workers: 1})
+	subs, err := r.subscriptions(byStage)
+	if err != nil {
+		return err
 	}
 	for _, sub := range subs {
-		subject := DeadLetterSubject
-		if sub.trigger != nil {
-			subject = r.Subject(sub.trigger.Exact["type"])
+		for _, ln := range sub.lanes {
+			cons, err := r.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+				Durable:       ln.name,
+				Description:   "ocrflow trigger " + ln.name,
+				FilterSubject: ln.subject,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       ln.delivery.Timeout + 5*time.Second,
+				// One more than the retries, so a message whose last attempt
+				// crashed its process still reaches us to be dead-lettered.
+				MaxDeliver: ln.delivery.Retry + 2,
+			})
+			if err != nil {
+				return fmt.Errorf("consumer %s: %w", ln.name, err)
+			}
+			ln.cons = cons
+			bell := sub.bell
+			if _, err := r.nc.Subscribe(ln.subject, func(*nats.Msg) { ring(bell) }); err != nil {
+				return fmt.Errorf("consumer %s: doorbell: %w", ln.name, err)
+			}
 		}
-		cons, err := r.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:       sub.name,
-			Description:   "ocrflow trigger " + sub.name,
-			FilterSubject: subject,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       sub.delivery.Timeout + 5*time.Second,
-			// One more than the retries, so a message whose last attempt
-			// crashed its process still reaches us to be dead-lettered.
-			MaxDeliver: sub.delivery.Retry + 2,
-		})
-		if err != nil {
-			return fmt.Errorf("consumer %s: %w", sub.name, err)
-		}
-		sub.cons = cons
 	}
 	r.metrics.Queue(func(ctx context.Context) ([]obs.QueueStat, error) { return backlog(ctx, subs) })
 	for _, sub := range subs {
 		r.loops.Go(func() { r.consume(sub) })
-		r.log.Info("consuming", "trigger", sub.name, "workers", sub.workers)
+		r.log.Info("consuming", "trigger", sub.name, "lanes", len(sub.lanes), "workers", sub.workers)
 	}
 	return nil
 }
 
 // backlog reads the pending and ack-pending counts of subs' consumers.
 func backlog(ctx context.Context, subs []*subscription) ([]obs.QueueStat, error) {
-	out := make([]obs.QueueStat, 0, len(subs))
+	var out []obs.QueueStat
 	for _, sub := range subs {
-		info, err := sub.cons.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("consumer %s info: %w", sub.name, err)
+		for _, ln := range sub.lanes {
+			info, err := ln.cons.Info(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("consumer %s info: %w", ln.name, err)
+			}
+			out = append(out, obs.QueueStat{Consumer: ln.name, Pending: info.NumPending, AckPending: uint64(max(info.NumAckPending, 0))})
 		}
-		out = append(out, obs.QueueStat{Consumer: sub.name, Pending: info.NumPending, AckPending: uint64(max(info.NumAckPending, 0))})
 	}
 	return out, nil
 }
 
+// consume runs one subscription: whenever a worker is free it fetches from
+// the lanes, most urgent first but with a weighted share for the others
+// (lanes.go), and when every lane is empty it waits for the doorbell.
 func (r *Runtime) consume(sub *subscription) {
 	slots := make(chan struct{}, sub.workers)
 	for {
@@ -307,57 +308,69 @@ func (r *Runtime) consume(sub *subscription) {
 				break fill
 			}
 		}
-		batch, err := sub.cons.Fetch(n, jetstream.FetchMaxWait(r.cfg.FetchWait))
-		got := 0
-		if err == nil {
-			for msg := range batch.Messages() {
-				got++
-				r.inflight.Go(func() {
-					defer func() { <-slots }()
-					r.handle(sub, msg)
-				})
+		got, closed := 0, false
+		for _, ln := range sub.order() {
+			if got == n {
+				break
 			}
-			err = batch.Error()
+			batch, err := ln.cons.FetchNoWait(n - got)
+			if err == nil {
+				for msg := range batch.Messages() {
+					got++
+					r.inflight.Go(func() {
+						defer func() { <-slots }()
+						r.handle(sub, ln, msg)
+					})
+				}
+				err = batch.Error()
+			}
+			if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				if errors.Is(err, nats.ErrConnectionClosed) {
+					closed = true
+					break
+				}
+				r.log.Warn("fetch failed", "trigger", ln.name, "error", err)
+			}
 		}
 		for range n - got {
 			<-slots
 		}
-		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			if errors.Is(err, nats.ErrConnectionClosed) {
-				return
-			}
-			r.log.Warn("fetch failed", "trigger", sub.name, "error", err)
+		if closed {
+			return
+		}
+		if got == 0 {
 			select {
 			case <-r.stop:
 				return
-			case <-time.After(time.Second):
+			case <-sub.bell:
+			case <-time.After(r.cfg.FetchWait):
 			}
 		}
 	}
 }
 
-func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
+func (r *Runtime) handle(sub *subscription, ln *lane, msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
-		r.log.Error("message without metadata", "trigger", sub.name, "error", err)
+		r.log.Error("message without metadata", "trigger", ln.name, "error", err)
 		_ = msg.Term()
 		return
 	}
 	attempt := int(md.NumDelivered)
 	e, err := Decode(msg.Headers(), msg.Data())
 	if err != nil {
-		r.log.Error("undecodable message; terminating it", "trigger", sub.name, "subject", msg.Subject(), "seq", md.Sequence.Stream, "error", err)
+		r.log.Error("undecodable message; terminating it", "trigger", ln.name, "subject", msg.Subject(), "seq", md.Sequence.Stream, "error", err)
 		_ = msg.TermWithReason("not a CloudEvent")
 		return
 	}
 	h, stageName := sub.handler, sub.stage
-	if sub.trigger != nil && !sub.trigger.Matches(attr(e)) {
+	if ln.trigger != nil && !ln.trigger.Accepts(e) {
 		_ = msg.Ack()
 		return
 	}
 	// Log lines about e carry its trace id (the span it was sent from).
 	lctx := obs.Extract(r.work, e)
-	if sub.trigger == nil {
+	if ln.trigger == nil {
 		sink := msg.Headers().Get(headerDeadLetterSink)
 		h, stageName = sub.sinks[sink], eventing.StageOf(sink)
 		if h == nil {
@@ -366,14 +379,14 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 			return
 		}
 	}
-	maxAttempts := sub.delivery.Retry + 1
+	maxAttempts := ln.delivery.Retry + 1
 	if attempt > maxAttempts {
 		r.metrics.Delivery(stageName, failure.DeadLetter)
-		r.giveUp(lctx, sub, msg, e, failure.Transient("delivery attempts exhausted (the last attempt did not finish)"))
+		r.giveUp(lctx, sub, ln, msg, e, failure.Transient("delivery attempts exhausted (the last attempt did not finish)"))
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(stage.WithMaxAttempts(stage.WithAttempt(r.work, attempt), maxAttempts), sub.delivery.Timeout)
+	ctx, cancel := context.WithTimeout(stage.WithMaxAttempts(stage.WithAttempt(r.work, attempt), maxAttempts), ln.delivery.Timeout)
 	reply, herr := h(ctx, e)
 	cancel()
 	if herr == nil && reply != nil {
@@ -386,24 +399,24 @@ func (r *Runtime) handle(sub *subscription, msg jetstream.Msg) {
 	switch disposition {
 	case failure.Ack:
 		if err := msg.DoubleAck(r.work); err != nil {
-			r.log.WarnContext(lctx, "ack failed; the event will be redelivered", "trigger", sub.name, "id", e.ID(), "error", err)
+			r.log.WarnContext(lctx, "ack failed; the event will be redelivered", "trigger", ln.name, "id", e.ID(), "error", err)
 		}
 	case failure.Retry:
-		delay := time.Duration(float64(sub.delivery.Backoff(attempt)) * r.cfg.BackoffScale)
-		r.log.InfoContext(lctx, "retrying", "trigger", sub.name, "id", e.ID(), "attempt", attempt, "of", maxAttempts, "in", delay, "error", herr)
+		delay := time.Duration(float64(ln.delivery.Backoff(attempt)) * r.cfg.BackoffScale)
+		r.log.InfoContext(lctx, "retrying", "trigger", ln.name, "id", e.ID(), "attempt", attempt, "of", maxAttempts, "in", delay, "error", herr)
 		_ = msg.NakWithDelay(delay)
 	case failure.Discard:
-		r.log.ErrorContext(lctx, "event not served here; discarding it", "trigger", sub.name, "id", e.ID(), "error", herr)
+		r.log.ErrorContext(lctx, "event not served here; discarding it", "trigger", ln.name, "id", e.ID(), "error", herr)
 		_ = msg.TermWithReason("unroutable")
 	default:
-		r.giveUp(lctx, sub, msg, e, herr)
+		r.giveUp(lctx, sub, ln, msg, e, herr)
 	}
 }
 
 // giveUp dead-letters e (or, for the dead-letter consumer itself, logs and
 // terminates it; the event stays in the stream on ocr.dlq for replay).
-func (r *Runtime) giveUp(ctx context.Context, sub *subscription, msg jetstream.Msg, e event.Event, cause error) {
-	if sub.trigger == nil {
+func (r *Runtime) giveUp(ctx context.Context, sub *subscription, ln *lane, msg jetstream.Msg, e event.Event, cause error) {
+	if ln.trigger == nil {
 		r.log.ErrorContext(ctx, "dead-letter sink failed for good; event kept on "+DeadLetterSubject, "id", e.ID(), "error", cause)
 		_ = msg.TermWithReason("dead-letter sink failed")
 		return
@@ -411,20 +424,20 @@ func (r *Runtime) giveUp(ctx context.Context, sub *subscription, msg jetstream.M
 	dead := e.Clone()
 	code := failure.Status(cause)
 	dead.SetExtension(events.ExtErrorCode, int32(code))
-	dead.SetExtension(events.ExtErrorDest, "ocrflow://"+sub.trigger.Subscriber)
+	dead.SetExtension(events.ExtErrorDest, "ocrflow://"+ln.trigger.Subscriber)
 	dead.SetExtension(events.ExtErrorData, base64.StdEncoding.EncodeToString([]byte(failure.Text(cause))))
 	// A distinct Nats-Msg-Id: the stream would drop a copy under e's own id.
-	dead.SetID(e.ID() + "-dead-" + sub.trigger.Name)
+	dead.SetID(e.ID() + "-dead-" + ln.trigger.Name)
 	// Counted when decided, before the sink can see it (a failed publish
 	// decides again on the next delivery, and is counted again).
 	r.metrics.DeadLetter(sub.stage, cause)
-	err := r.publish(r.work, DeadLetterSubject, dead, map[string]string{headerDeadLetterSink: sub.trigger.Delivery.DeadLetterSink})
+	err := r.publish(r.work, DeadLetterSubject, dead, map[string]string{headerDeadLetterSink: ln.trigger.Delivery.DeadLetterSink})
 	if err != nil {
 		r.log.ErrorContext(ctx, "dead-letter publish failed; retrying later", "id", e.ID(), "error", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	r.log.WarnContext(ctx, "dead-lettered", "trigger", sub.name, "id", e.ID(), "code", code, "error", cause)
+	r.log.WarnContext(ctx, "dead-lettered", "trigger", ln.name, "id", e.ID(), "code", code, "error", cause)
 	_ = msg.Term()
 }
 

@@ -80,13 +80,23 @@ func TestRuntime_routing_equals_the_trigger_manifests(t *testing.T) {
 	js, err := jetstream.New(rt.Conn())
 	require.NoError(t, err)
 	for _, tr := range triggers {
-		c, err := js.Consumer(t.Context(), standalone.DefaultStream, tr.Name)
-		require.NoError(t, err, "trigger %s has no consumer", tr.Name)
-		info := c.CachedInfo()
-		assert.Equal(t, rt.Subject(tr.Exact["type"]), info.Config.FilterSubject, "%s filter subject", tr.Name)
-		assert.Equal(t, tr.Delivery.Retry+2, info.Config.MaxDeliver, "%s MaxDeliver, want retry+2", tr.Name)
-		assert.Greater(t, info.Config.AckWait, tr.Delivery.Timeout, "%s AckWait does not exceed the delivery timeout", tr.Name)
-		assert.Equal(t, jetstream.AckExplicitPolicy, info.Config.AckPolicy, "%s ack policy, want explicit", tr.Name)
+		// A Trigger that names a lane (ocrpriority) gets that lane's
+		// consumer; any other gets one per lane, normal under its own name.
+		consumers := map[string]string{tr.Name: events.PriorityNormal}
+		if p, ok := tr.Exact[events.ExtPriority]; ok {
+			consumers = map[string]string{tr.Name: p}
+		} else {
+			consumers[tr.Name+"-high"], consumers[tr.Name+"-low"] = events.PriorityHigh, events.PriorityLow
+		}
+		for name, lane := range consumers {
+			c, err := js.Consumer(t.Context(), standalone.DefaultStream, name)
+			require.NoError(t, err, "trigger %s has no consumer %s", tr.Name, name)
+			info := c.CachedInfo()
+			assert.Equal(t, standalone.LaneSubject(rt.Subject(tr.Exact["type"]), tr.Exact["type"], lane), info.Config.FilterSubject, "%s filter subject", name)
+			assert.Equal(t, tr.Delivery.Retry+2, info.Config.MaxDeliver, "%s MaxDeliver, want retry+2", name)
+			assert.Greater(t, info.Config.AckWait, tr.Delivery.Timeout, "%s AckWait does not exceed the delivery timeout", name)
+			assert.Equal(t, jetstream.AckExplicitPolicy, info.Config.AckPolicy, "%s ack policy, want explicit", name)
+		}
 	}
 	_, err = js.Consumer(t.Context(), standalone.DefaultStream, "ocrflow-dead-letters")
 	assert.NoError(t, err, "no dead-letter consumer")
