@@ -48,7 +48,7 @@ func newObserved(t *testing.T, fake *engine.Fake, o app.Options) *observed {
 	abs, err := filepath.Abs(testdata)
 	require.NoError(t, err)
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
-		v, ok := map[string]string{"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2"}[k]
+		v, ok := map[string]string{"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2", "MAX_PAGE_ERROR_RATE": "1"}[k]
 		return v, ok
 	})
 	require.NoError(t, err)

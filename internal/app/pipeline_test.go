@@ -92,6 +92,9 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		}
 		v, ok := map[string]string{
 			"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "2", "OCR_STAGES": o.stages,
+			// These tests are about failed pages becoming placeholders; the
+			// page-failure policy has its own (TestVLLM_page_failure_policy).
+			"MAX_PAGE_ERROR_RATE": "1",
 		}[k]
 		return v, ok
 	})

@@ -97,7 +97,15 @@ func TestReplay_job_dead_in_a_content_outage_completes_as_a_new_attempt(t *testi
 	assert.Empty(t, c.FailedPages, "completed = %+v", c)
 	current, states := h.current(parent)
 	assert.Equal(t, []string{c.DerivedContentID}, current, "current derived contents (states %v)", states)
-	assert.Len(t, states, 1, "derived contents: %v", states)
+	// Besides the result: the failure trace the dead job left.
+	assert.Len(t, states, 2, "derived contents: %v", states)
+	failedTraces := 0
+	for _, st := range states {
+		if st == "failed" {
+			failedTraces++
+		}
+	}
+	assert.Equal(t, 1, failedTraces, "the job that died in the dead-letter stage left its failure trace: %v", states)
 	assertInOrderOnce(t, h.download(c.DerivedContentID), expectedPages(t, "report.pdf"))
 
 	// The original keeps its outcome and links to the attempt.

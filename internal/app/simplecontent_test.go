@@ -143,7 +143,7 @@ func newSCHarness(t *testing.T, o scOpts) *scHarness {
 		t.Setenv("TMPDIR", o.tempDir)
 	}
 	env := map[string]string{
-		"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "1",
+		"OCR_ENGINE": "fake", "RECOGNIZE_WORKERS": "3", "CONVERT_WORKERS": "1", "MAX_PAGE_ERROR_RATE": "1",
 		"CONTENT_STORE": "simple-content", "SIMPLE_CONTENT_URL": srv.URL(), "SIMPLE_CONTENT_API_KEY": srv.APIKey(),
 		"S3_ENDPOINT": srv.S3URL(), "S3_PATH_STYLE": "true",
 	}

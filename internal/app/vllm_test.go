@@ -50,7 +50,7 @@ func newVLLMRun(t testing.TB, env map[string]string) *vllmRun {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	vars := map[string]string{"OCR_ENGINE": "vllm", "CONVERT_WORKERS": "2"}
+	vars := map[string]string{"OCR_ENGINE": "vllm", "CONVERT_WORKERS": "2", "MAX_PAGE_ERROR_RATE": "1"}
 	maps.Copy(vars, env)
 	cfg, err := config.FromLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	require.NoError(t, err)
@@ -253,6 +253,38 @@ func TestVLLM_page_that_always_loops_fails_with_repetition(t *testing.T) {
 	if assert.NoError(t, err, "the looping answer was not kept for inspection") {
 		assert.Contains(t, string(raw), "again and again", "the looping answer was not kept for inspection")
 	}
+}
+
+// TestVLLM_page_failure_policy: under the default MAX_PAGE_ERROR_RATE
+// (0.05) a job of 20 pages completes with one looping page as a
+// placeholder, fails as pages_failed with two, and completes again when
+// its max_page_error_rate hint allows them.
+func TestVLLM_page_failure_policy(t *testing.T) {
+	srv := newFake(t, vllmtest.Config{Mode: "small", Fault: func(c vllmtest.Call) vllmtest.Fault {
+		if (c.Tag == 7 && c.Page == 3) || (c.Tag >= 8 && (c.Page == 3 || c.Page == 17)) {
+			return vllmtest.FaultLoop
+		}
+		return vllmtest.FaultNone
+	}})
+	run := newVLLMRun(t, map[string]string{"OCR_ENGINE_URL": srv.URL(), "OCR_MODE": "small", "MAX_PAGE_ERROR_RATE": "0.05"})
+	run.submit("policy-one", 7, 20, nil)
+	run.submit("policy-two", 8, 20, nil)
+	run.submit("policy-hint", 9, 20, map[string]string{"max_page_error_rate": "0.1"})
+
+	c := run.wait("policy-one", 2*time.Minute)
+	assert.Len(t, c.FailedPages, 1, "one page in twenty is at the rate: the job completes")
+	c = run.wait("policy-hint", 2*time.Minute)
+	assert.Len(t, c.FailedPages, 2, "the hint allows two pages in twenty")
+
+	evs := run.journal.until(t, "policy-two", 2*time.Minute)
+	last := evs[len(evs)-1]
+	require.Equal(t, events.TypeJobFailed, last.Type(), "two pages in twenty are above the rate")
+	var f events.JobFailed
+	require.NoError(t, events.Decode(last, &f))
+	assert.Equal(t, events.ErrorTypePagesFailed, f.ErrorType)
+	assert.Len(t, f.FailedPages, 2)
+	assert.Contains(t, f.Message, "2 of 20 pages failed")
+	assert.Contains(t, f.Message, "page 3: repetition")
 }
 
 // TestVLLM_engine_down_for_the_whole_run_uses_the_fallback: each page's
