@@ -99,13 +99,20 @@ func streamJobIDs(t *testing.T, url string) []string {
 	defer cancel()
 	s, err := js.Stream(ctx, standalone.DefaultStream)
 	require.NoError(t, err)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(standalone.DefaultJobSubject))
-	require.NoError(t, err)
-	total := int(info.State.Subjects[standalone.DefaultJobSubject])
+	// Jobs of every lane: ocr.jobs (normal), ocr.jobs.high, ocr.jobs.low.
+	subjects := []string{standalone.DefaultJobSubject, standalone.DefaultJobSubject + ".>"}
+	total := 0
+	for _, subject := range subjects {
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+		require.NoError(t, err)
+		for _, n := range info.State.Subjects {
+			total += int(n)
+		}
+	}
 	if total == 0 {
 		return nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{standalone.DefaultJobSubject}})
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
 	require.NoError(t, err)
 	var ids []string
 	for len(ids) < total {
@@ -395,7 +402,7 @@ func TestBackfill_killed_and_resumed(t *testing.T) {
 			require.NoError(t, err)
 			defer nc.Close()
 			var seen atomic.Int64
-			sub, err := nc.Subscribe(standalone.DefaultJobSubject, func(*nats.Msg) { seen.Add(1) })
+			sub, err := nc.Subscribe(standalone.DefaultJobSubject+".>", func(*nats.Msg) { seen.Add(1) }) // the low lane
 			require.NoError(t, err)
 			defer func() { assert.NoError(t, sub.Unsubscribe()) }()
 
