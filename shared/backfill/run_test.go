@@ -62,7 +62,7 @@ func streamJobs(t *testing.T, js jetstream.JetStream) []jobEvent {
 	if total == 0 {
 		return nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{standalone.DefaultJobSubject}})
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{standalone.DefaultJobSubject, standalone.DefaultJobSubject + ".>"}})
 	require.NoError(t, err)
 	var out []jobEvent
 	for len(out) < total {
@@ -531,7 +531,11 @@ func TestBroker_retries_until_accepted(t *testing.T) {
 // consumers, plus those delivered and not acknowledged.
 func TestNATS_backlog_counts_convert_and_recognize_consumers(t *testing.T) {
 	pub, js := jetStream(t)
-	assert.ElementsMatch(t, []string{"ocrflow-convert", "ocrflow-convert-continue", "ocrflow-recognize"}, pub.Consumers())
+	assert.ElementsMatch(t, []string{
+		"ocrflow-convert", "ocrflow-convert-high", "ocrflow-convert-low",
+		"ocrflow-convert-continue", "ocrflow-convert-continue-high", "ocrflow-convert-continue-low",
+		"ocrflow-recognize", "ocrflow-recognize-high", "ocrflow-recognize-bulk",
+	}, pub.Consumers(), "every lane of convert and recognize")
 	n, err := pub.Backlog(t.Context())
 	require.NoError(t, err)
 	assert.Zero(t, n, "no consumer yet: nothing waits")

@@ -45,7 +45,8 @@ type NATS struct {
 
 // NewNATS returns the transport over nc for the runtime's stream and job
 // subject (defaults: standalone.DefaultStream, DefaultJobSubject) and the
-// routing of triggers (its consumers are named after the Triggers).
+// routing of triggers (its consumers, one per priority lane, are named
+// after the Triggers: standalone.ConsumerNames).
 func NewNATS(nc *nats.Conn, stream, jobSubject string, triggers []eventing.Trigger) (*NATS, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -60,7 +61,7 @@ func NewNATS(nc *nats.Conn, stream, jobSubject string, triggers []eventing.Trigg
 	n := &NATS{js: js, stream: stream, jobSubject: jobSubject}
 	for _, t := range triggers {
 		if s := eventing.StageOf(t.Subscriber); strings.HasPrefix(s, stage.Convert) || strings.HasPrefix(s, stage.Recognize) {
-			n.consumers = append(n.consumers, t.Name)
+			n.consumers = append(n.consumers, standalone.ConsumerNames(t)...)
 		}
 	}
 	if len(n.consumers) == 0 {

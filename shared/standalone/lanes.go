@@ -76,18 +76,10 @@ func (r *Runtime) subscriptions(byStage map[string]stage.Stage) ([]*subscription
 			order = append(order, k)
 		}
 		base := r.Subject(t.Exact["type"])
-		priorities := events.Priorities()
-		only, filtered := t.Exact[events.ExtPriority]
-		if filtered {
-			priorities = []string{only}
-		}
-		for _, p := range priorities {
+		for _, tl := range triggerLanes(*t) {
+			p, name := tl.priority, tl.consumer
 			if _, ok := laneWeight[p]; !ok {
 				return nil, fmt.Errorf("trigger %s: %s %q is not high, normal or low", t.Name, events.ExtPriority, p)
-			}
-			name := t.Name
-			if !filtered && p != events.PriorityNormal {
-				name += "-" + p
 			}
 			for _, other := range sub.lanes {
 				if other.priority == p {
@@ -107,6 +99,37 @@ func (r *Runtime) subscriptions(byStage map[string]stage.Stage) ([]*subscription
 		out = append(out, dl.ready())
 	}
 	return out, nil
+}
+
+// triggerLane is a lane a Trigger routes and the name of its consumer.
+type triggerLane struct{ priority, consumer string }
+
+// triggerLanes returns the lanes t routes: the one its ocrpriority filter
+// names (consumed under the Trigger's name), or all three (normal under the
+// Trigger's name, the others with the lane appended).
+func triggerLanes(t eventing.Trigger) []triggerLane {
+	if only, ok := t.Exact[events.ExtPriority]; ok {
+		return []triggerLane{{only, t.Name}}
+	}
+	out := make([]triggerLane, 0, 3)
+	for _, p := range events.Priorities() {
+		name := t.Name
+		if p != events.PriorityNormal {
+			name += "-" + p
+		}
+		out = append(out, triggerLane{p, name})
+	}
+	return out
+}
+
+// ConsumerNames returns the names of the durable consumers the runtime
+// creates for t, one per lane it routes.
+func ConsumerNames(t eventing.Trigger) []string {
+	var out []string
+	for _, tl := range triggerLanes(t) {
+		out = append(out, tl.consumer)
+	}
+	return out
 }
 
 // ready sorts the lanes most urgent first and sets up the round robin and
