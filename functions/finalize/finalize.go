@@ -4,9 +4,11 @@
 package finalize
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/ocrflow/ocrflow/shared/content"
 	"github.com/ocrflow/ocrflow/shared/events"
 	"github.com/ocrflow/ocrflow/shared/failure"
+	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/obs"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
@@ -66,12 +69,21 @@ type Config struct {
 	// TempDir holds the temporary copy of a kept source (default
 	// os.TempDir()).
 	TempDir string
+	// LockLease is how long the delivery that took a job's finalize lock
+	// is trusted to be working on it; a delivery of the same event that
+	// finds an older lock takes the work over (its holder is gone).
+	// Keep it above the finalize Trigger's delivery timeout, after which
+	// the holder's handling is cancelled (default 45 s).
+	LockLease time.Duration
 }
 
 // New returns the finalize stage.
 func New(cfg Config, blobs scratch.Store, store Storer, log *slog.Logger) *Finalizer {
 	if cfg.Tracer == nil {
 		cfg.Tracer = obs.NoopTracer()
+	}
+	if cfg.LockLease <= 0 {
+		cfg.LockLease = DefaultLockLease
 	}
 	return &Finalizer{cfg: cfg, blobs: blobs, store: store, recipe: cfg.Recipe, log: log, now: time.Now, tracer: cfg.Tracer,
 		progress: newThrottle(cfg.ProgressInterval, cfg.ProgressPages)}
@@ -105,13 +117,15 @@ func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRec
 		}
 		return nil, err
 	}
-	recs, err := scratch.Records(ctx, s.blobs, pr.JobID)
+	// Count from the keys alone: reading every record on every event
+	// would cost O(pages) reads per page, O(pages²) per job.
+	finished, err := scratch.DonePages(ctx, s.blobs, pr.JobID)
 	if err != nil {
 		return nil, err
 	}
 	done := 0
 	for _, n := range m.Pages {
-		if _, ok := recs[n]; ok {
+		if finished[n] {
 			done++
 		}
 	}
@@ -126,47 +140,45 @@ func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRec
 	}
 	s.progress.forget(pr.JobID)
 
-	// Every page is done: exactly one instance assembles. The lock holds the
-	// winning event's id, so a redelivery of that event resumes the work.
-	if err := s.blobs.Create(ctx, scratch.LockKey(pr.JobID), strings.NewReader(e.ID())); err != nil {
-		if !errors.Is(err, scratch.ErrExists) {
-			return nil, err
-		}
-		owner, err := scratch.GetBytes(ctx, s.blobs, scratch.LockKey(pr.JobID))
-		if err != nil {
-			return nil, err
-		}
-		if string(owner) != e.ID() {
-			return nil, nil
+	// Every page is done: exactly one delivery assembles (lock.go).
+	if ok, err := s.lock(ctx, e, pr.JobID); err != nil || !ok {
+		return nil, err
+	}
+	recs, err := s.records(ctx, m)
+	if err != nil {
+		s.unlock(ctx, pr.JobID, e)
+		return nil, err
+	}
+	reply, err := s.complete(ctx, e, m, recs)
+	if err != nil && failure.Retryable(err) {
+		s.unlock(ctx, pr.JobID, e) // the retry may take it at once
+	}
+	return reply, err
+}
+
+// records reads the record of every page of job m, once all are done.
+func (s *Finalizer) records(ctx context.Context, m scratch.Manifest) (map[int]scratch.PageRecord, error) {
+	recs, err := scratch.Records(ctx, s.blobs, m.JobID)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range m.Pages {
+		if _, ok := recs[n]; !ok {
+			return nil, failure.Transient("job %s: page %d has a record key but no readable record", m.JobID, n)
 		}
 	}
-	return s.complete(ctx, e, m, recs)
+	return recs, nil
 }
 
 func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manifest, recs map[int]scratch.PageRecord) (*event.Event, error) {
-	var doc strings.Builder
+	if failed, over := s.overRate(m, recs); over {
+		return s.failPages(ctx, e, m, failed)
+	}
 	byRoute := map[string]int{"gpu": 0, "text": 0}
 	// engineUsed records, per page, the engine that answered it (the
 	// primary, the fallback, or the text layer).
 	engineUsed := map[string]string{}
 	var failed []events.FailedPage
-	// text returns page n's markdown, or the placeholder of a failed page.
-	text := func(n int) (string, error) {
-		r := recs[n]
-		if r.Status != events.PageOK {
-			return Placeholder(n, r.Reason), nil
-		}
-		md, err := scratch.GetBytes(ctx, s.blobs, r.MarkdownKey)
-		if err != nil {
-			return "", fmt.Errorf("page %d markdown: %w", n, err)
-		}
-		return strings.TrimSpace(string(md)) + "\n", nil
-	}
-	if failed, over := s.overRate(m, recs); over {
-		return s.failPages(ctx, e, m, failed)
-	}
-	inside := inlined(m, recs)
-	written := 0
 	for _, n := range m.Pages {
 		r := recs[n]
 		if r.Engine != "" {
@@ -180,30 +192,16 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 		default:
 			byRoute["gpu"]++
 		}
-		if _, ok := inside.host[n]; ok {
-			continue // written inside its host page
-		}
-		md, err := text(n)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range inside.pictures[n] {
-			pic, err := text(p)
-			if err != nil {
-				return nil, err
-			}
-			md = placeInline(md, m.Inline[p].Name, pic)
-		}
-		if written > 0 {
-			doc.WriteString(Separator)
-		}
-		written++
-		doc.WriteString("<!-- page " + strconv.Itoa(n) + " -->\n\n")
-		doc.WriteString(md)
 	}
-	md := []byte(doc.String())
-	if err := s.blobs.Put(ctx, scratch.ResultKey(m.JobID), strings.NewReader(doc.String())); err != nil {
-		return nil, err
+	inside := inlined(m, recs)
+	// The markdown is always made (the other outputs are made of the same
+	// pages). Like them it is written to the scratch store page by page
+	// and handed on as a stream: no document is ever whole in memory.
+	md, err := s.stream(ctx, scratch.ResultKey(m.JobID), job.OutputMarkdown, func(w io.Writer) error {
+		return s.writeMarkdown(ctx, w, m, recs, inside)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("markdown: %w", err)
 	}
 	finished := s.now()
 	elapsed := finished.Sub(m.StartedAt)
@@ -211,10 +209,13 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 	if err != nil {
 		return nil, err
 	}
+	if len(outs) == 0 {
+		outs = []content.Output{md} // every output asked for is unavailable: the markdown is stored
+	}
 	sctx, span := s.tracer.Start(ctx, "store", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.Int("ocrflow.result_bytes", len(md))))
+		trace.WithAttributes(attribute.Int64("ocrflow.result_bytes", md.Size)))
 	stored, err := s.storeResult(sctx, content.Result{
-		JobID: m.JobID, ContentID: m.ContentID, SourceName: m.SourceName, Markdown: md,
+		JobID: m.JobID, ContentID: m.ContentID, SourceName: m.SourceName,
 		Outputs: outs, Unavailable: unavailable,
 		IdempotencyKey: s.recipe.Key(m.ContentID, m.Hints["resolution"]),
 		Metadata: withExtra(map[string]any{
@@ -223,7 +224,7 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 			"pages_by_route": byRoute, "failed_pages": failed, "processing_time_ms": elapsed.Milliseconds(),
 			"engine_used": engineUsed,
 		}, extra),
-	})
+	}, md)
 	obs.EndSpan(span, err)
 	if err != nil {
 		return nil, fmt.Errorf("store result: %w", err)
@@ -239,6 +240,52 @@ func (s *Finalizer) complete(ctx context.Context, e event.Event, m scratch.Manif
 	}
 	s.log.InfoContext(ctx, "job completed", "job", m.JobID, "pages", len(m.Pages), "failed_pages", len(failed), "result", ref)
 	return scratch.End(ctx, s.blobs, m.JobID, e, ev)
+}
+
+// writeMarkdown writes job m's markdown to w in page order, one page at a
+// time: only the page being written (with the pictures shown on it) is
+// in memory.
+func (s *Finalizer) writeMarkdown(ctx context.Context, w io.Writer, m scratch.Manifest, recs map[int]scratch.PageRecord, in inline) error {
+	// text returns page n's markdown, or the placeholder of a failed page.
+	text := func(n int) (string, error) {
+		r := recs[n]
+		if r.Status != events.PageOK {
+			return Placeholder(n, r.Reason), nil
+		}
+		md, err := scratch.GetBytes(ctx, s.blobs, r.MarkdownKey)
+		if err != nil {
+			return "", fmt.Errorf("page %d markdown: %w", n, err)
+		}
+		return strings.TrimSpace(string(md)) + "\n", nil
+	}
+	bw := bufio.NewWriterSize(w, 32<<10)
+	written := 0
+	for _, n := range m.Pages {
+		if _, ok := in.host[n]; ok {
+			continue // written inside its host page
+		}
+		md, err := text(n)
+		if err != nil {
+			return err
+		}
+		for _, p := range in.pictures[n] {
+			pic, err := text(p)
+			if err != nil {
+				return err
+			}
+			md = placeInline(md, m.Inline[p].Name, pic)
+		}
+		if written > 0 {
+			if _, err := bw.WriteString(Separator); err != nil {
+				return err
+			}
+		}
+		written++
+		if _, err := bw.WriteString("<!-- page " + strconv.Itoa(n) + " -->\n\n" + md); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
 }
 
 func (s *Finalizer) fail(ctx context.Context, e event.Event, job string, cause error) (*event.Event, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ocrflow/ocrflow/functions/finalize"
 	"github.com/ocrflow/ocrflow/shared/events"
+	"github.com/ocrflow/ocrflow/shared/failure"
 	"github.com/ocrflow/ocrflow/shared/scratch"
 )
 
@@ -132,4 +133,65 @@ func TestFinalize_progress_is_throttled_and_its_seq_grows(t *testing.T) {
 			assert.Equal(t, events.TypeJobCompleted, done.Type(), "the job still ends")
 		})
 	}
+}
+
+// TestFinalize_lock_serializes_deliveries_of_the_winning_event: a
+// duplicate of the winning event, delivered while the first copy is still
+// storing, does not assemble beside it (it is told to retry); a copy that
+// finds the lock of a delivery gone past its lease takes the work over.
+func TestFinalize_lock_serializes_deliveries_of_the_winning_event(t *testing.T) {
+	t.Run("duplicate_while_the_holder_works_retries", func(t *testing.T) {
+		j := newJob(t, "lock-dup", []int{1, 2})
+		j.finish(t, okPage(1, "one"))
+		last := j.finish(t, okPage(2, "two"))
+		st := &storer{gate: make(chan struct{})}
+		fz := finalize.New(finalize.Config{Recipe: recipe, MaxPageErrorRate: 1, LockLease: time.Hour}, j.store, st, slog.New(slog.DiscardHandler))
+		first := make(chan error, 1)
+		go func() {
+			_, err := fz.Handle(t.Context(), last)
+			first <- err
+		}()
+		// Wait until the first copy holds the lock (it is then stuck in Store).
+		require.Eventually(t, func() bool {
+			ok, err := j.store.Exists(t.Context(), scratch.LockKey(j.id))
+			return err == nil && ok
+		}, 5*time.Second, time.Millisecond)
+		reply, err := fz.Handle(t.Context(), last)
+		require.Error(t, err, "the duplicate must not assemble beside the holder")
+		assert.True(t, failure.Retryable(err), "it is retried later: %v", err)
+		assert.Nil(t, reply)
+		close(st.gate)
+		require.NoError(t, <-first)
+		assert.Len(t, st.stored(), 1, "stored once")
+		again, err := fz.Handle(t.Context(), last)
+		require.NoError(t, err)
+		require.NotNil(t, again, "the retry finds the job ended and replies its terminal event")
+		assert.Equal(t, events.TypeJobCompleted, again.Type())
+		assert.Len(t, st.stored(), 1, "still stored once")
+	})
+	t.Run("stale_lock_is_taken_over", func(t *testing.T) {
+		j := newJob(t, "lock-stale", []int{1})
+		last := j.finish(t, okPage(1, "one"))
+		require.NoError(t, scratch.PutJSON(t.Context(), j.store, scratch.LockKey(j.id),
+			map[string]any{"event": last.ID(), "token": "gone", "at": time.Now().Add(-time.Hour)}))
+		st := &storer{}
+		fz := finalize.New(finalize.Config{Recipe: recipe, MaxPageErrorRate: 1, LockLease: time.Minute}, j.store, st, slog.New(slog.DiscardHandler))
+		reply, err := fz.Handle(t.Context(), last)
+		require.NoError(t, err)
+		require.NotNil(t, reply)
+		assert.Equal(t, events.TypeJobCompleted, reply.Type())
+		assert.Len(t, st.stored(), 1)
+	})
+	t.Run("transient_failure_releases_the_lock", func(t *testing.T) {
+		j := newJob(t, "lock-release", []int{1})
+		last := j.finish(t, okPage(1, "one"))
+		st := &storer{errs: []error{failure.Transient("simple-content busy")}}
+		fz := finalize.New(finalize.Config{Recipe: recipe, MaxPageErrorRate: 1, LockLease: time.Hour}, j.store, st, slog.New(slog.DiscardHandler))
+		_, err := fz.Handle(t.Context(), last)
+		require.Error(t, err)
+		reply, err := fz.Handle(t.Context(), last)
+		require.NoError(t, err, "the retry takes the released lock at once")
+		require.NotNil(t, reply)
+		assert.Equal(t, events.TypeJobCompleted, reply.Type())
+	})
 }

@@ -102,6 +102,7 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 			h = finalize.New(finalize.Config{
 				Recipe: a.recipe, Tracer: tracer("finalize"), MaxPageErrorRate: cfg.MaxPageErrorRate,
 				ProgressInterval: cfg.ProgressInterval, ProgressPages: cfg.ProgressPages, TempDir: a.temp.Root(),
+				LockLease: deliveryTimeout(name) + 15*time.Second,
 			}, a.scratch, store, log).Handle
 		case stage.DeadLetter:
 			traces, _ := a.content.(content.FailureRecorder) // nil when the store keeps none
@@ -139,6 +140,20 @@ func officeConverter(cfg config.Config, log *slog.Logger) (convert.PDFConverter,
 		log.Warn("LibreOffice not found: DOC/XLS/PPT and OpenDocument files will be refused, picture-led DOCX/PPTX/XLSX read natively", "error", err)
 		return nil, nil
 	}
+}
+
+// deliveryTimeout is the delivery timeout of the Trigger of a stage (30 s
+// when it cannot be read): how long one handling may run.
+func deliveryTimeout(stageName string) time.Duration {
+	ts, err := eventing.Triggers()
+	if err == nil {
+		for _, t := range ts {
+			if t.Subscriber == eventing.ServiceName(stageName) {
+				return t.Delivery.Timeout
+			}
+		}
+	}
+	return 30 * time.Second
 }
 
 // retryWindow is the earliest age at which an event reaches its last

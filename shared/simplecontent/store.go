@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -520,13 +521,23 @@ func (s *Store) supersede(ctx context.Context, parent, key, variant, id string) 
 	if key == "" {
 		return nil
 	}
-	older, err := s.derived(ctx, parent, func(o ours) bool {
-		return o.ID != id && o.str(MetaState) == StateCompleted && o.str(MetaIdempotencyKey) == key && o.str(MetaVariant) == variant
+	current, err := s.derived(ctx, parent, func(o ours) bool {
+		return o.str(MetaState) == StateCompleted && o.str(MetaIdempotencyKey) == key && o.str(MetaVariant) == variant
 	})
 	if err != nil {
 		return err
 	}
-	for _, o := range older {
+	i := slices.IndexFunc(current, func(o ours) bool { return o.ID == id })
+	if i < 0 {
+		return nil // superseded by a newer result already
+	}
+	mine := current[i]
+	for _, o := range current {
+		// Only results created before this one: of two results stored at
+		// the same time, the newer stays current, whichever finishes last.
+		if o.ID == id || !older(o.Content, mine.Content) {
+			continue
+		}
 		err := s.api.MergeMetadata(ctx, o.ID, func(m *Metadata) {
 			m.Custom[MetaState] = StateSuperseded
 			m.Custom[MetaSupersededBy] = id
@@ -537,6 +548,15 @@ func (s *Store) supersede(ctx context.Context, parent, key, variant, id string) 
 		s.log.InfoContext(ctx, "result superseded", "parent", parent, "old", o.ID, "new", id)
 	}
 	return nil
+}
+
+// older reports whether a was created before b (by id when at the same
+// instant), so that every result agrees which of two is the newer.
+func older(a, b Content) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	return a.ID < b.ID
 }
 
 // upload creates the derived content's object, PUTs the output's bytes

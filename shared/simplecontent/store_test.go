@@ -199,3 +199,32 @@ func TestStore_Fetch_checks_what_the_job_says(t *testing.T) {
 		})
 	}
 }
+
+// TestStore_Store_keeps_the_newest_result_current: a later result with the
+// same key supersedes an earlier one, and an earlier job that stores (or
+// finishes storing) after it never supersedes the newer — so two results
+// stored at the same time leave exactly one current, not none.
+func TestStore_Store_keeps_the_newest_result_current(t *testing.T) {
+	s, cl := newStore(t)
+	parent := upload(t, cl, "scan.pdf", "application/pdf", "%PDF")
+	a, err := s.Store(t.Context(), result("j1", parent, "# one"))
+	require.NoError(t, err)
+	b, err := s.Store(t.Context(), result("j2", parent, "# two"))
+	require.NoError(t, err)
+	// j1's store is retried (it did not hear back): it finds its result
+	// done and supersedes what is older than it — not j2's.
+	again, err := s.Store(t.Context(), result("j1", parent, "# one"))
+	require.NoError(t, err)
+	assert.Equal(t, a, again)
+	states := map[string]any{}
+	for _, c := range count(t, cl, parent) {
+		m, err := cl.GetMetadata(t.Context(), c.ID)
+		require.NoError(t, err)
+		states[c.ID] = m.Custom[simplecontent.MetaState]
+	}
+	assert.Equal(t, map[string]any{a: simplecontent.StateSuperseded, b: simplecontent.StateCompleted}, states)
+	d, ok, err := s.Existing(t.Context(), job.Job{ID: "j3", ContentID: parent}, content.IdempotencyKey(parent, "1", "m", "default"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, b, d.Ref, "the newer result is the one reused")
+}
