@@ -277,6 +277,29 @@ func Records(ctx context.Context, s Store, job string) (map[int]PageRecord, erro
 	return out, nil
 }
 
+// DonePages returns the numbers of job's finished pages: those with a
+// record. It lists keys and reads no object, so counting a job's pages
+// costs one List, however many pages it has (Records reads every record:
+// use it once, when the job is complete).
+func DonePages(ctx context.Context, s Store, job string) (map[int]bool, error) {
+	prefix := PagesPrefix(job)
+	keys, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	done := make(map[int]bool, len(keys)/2)
+	for _, k := range keys {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(k, prefix), ".json")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(name); err == nil {
+			done[n] = true
+		}
+	}
+	return done, nil
+}
+
 // Origin is what a job's durable state says about its source: enough to
 // key and trace its result.
 type Origin struct {

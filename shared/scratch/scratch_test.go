@@ -198,6 +198,46 @@ func TestRecords(t *testing.T) {
 	})
 }
 
+// countingGets counts the objects a store opens.
+type countingGets struct {
+	scratch.Store
+	gets int
+}
+
+func (c *countingGets) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	c.gets++
+	return c.Store.Get(ctx, key)
+}
+
+func TestDonePages(t *testing.T) {
+	ctx := context.Background()
+	const job = "job-d"
+	s := newStore(t)
+	for _, k := range []string{
+		scratch.PageKey(job, 1, "json"), scratch.PageKey(job, 1, "md"), scratch.PageKey(job, 2, "jpg"),
+		scratch.PageKey(job, 3, "text.md"), scratch.PageKey(job, 12, "json"), scratch.PagesPrefix(job) + "notes.json",
+		scratch.BlocksKey(job, 2), scratch.PageKey(job+"x", 5, "json"),
+	} {
+		require.NoError(t, s.Put(ctx, k, strings.NewReader("{}")), "Put(%q)", k)
+	}
+	for _, tc := range []struct {
+		name string
+		job  string
+		want map[int]bool
+	}{
+		{name: "pages_with_a_record", job: job, want: map[int]bool{1: true, 12: true}},
+		{name: "empty_job", job: "job-none", want: map[int]bool{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &countingGets{Store: s}
+			done, err := scratch.DonePages(ctx, c, tc.job)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, done)
+			assert.Zero(t, c.gets, "DonePages opened objects; it must only list keys")
+		})
+	}
+}
+
 func TestGetRecord(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
