@@ -17,7 +17,7 @@ FUZZTIME ?= 5s
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI_LINT    := bin/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: run test test-race nomupdf fuzz lint bench build testdata deps-run deps-test libreoffice help docs-check
+.PHONY: run test test-race nomupdf fuzz lint bench build testdata deps-run deps-test libreoffice help docs-check chaos soak
 
 help:
 	@echo "make run    OCR the sample documents into ./out (installs tesseract-ocr if missing)"
@@ -25,6 +25,8 @@ help:
 	@echo "make libreoffice  install LibreOffice for OFFICE_MODE=auto|render (DOC/XLS/PPT/ODF)"
 	@echo "make lint   gofmt, go mod tidy, go vet and golangci-lint (installs the pinned version)"
 	@echo "make bench  benchmarks (see docs/performance.md)"
+	@echo "make chaos  real processes under faults (docs/reliability.md)"
+	@echo "make soak   a 20-minute stability run (SOAK_DURATION; docs/reliability.md)"
 	@echo "make build  build ./bin/ocrflow"
 
 ## run: the main job on embedded defaults (NATS and simple-content in-process)
@@ -73,6 +75,16 @@ $(GOLANGCI_LINT):
 
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+## chaos: real ocrflow processes under faults (internal/chaos; a few
+## minutes); writes its results table into docs/reliability.md
+chaos: deps-test
+	CHAOS_RESULTS=$(CURDIR)/docs/reliability.md $(GO) test -tags chaos -count=1 -timeout 40m -v -run '^TestChaos$$' ./internal/chaos/
+
+## soak: hours-long stability run (not in CI; SOAK_DURATION, default 20m);
+## writes a CSV and a chart next to docs/reliability.md
+soak: deps-test
+	SOAK_OUT=$(CURDIR)/docs/soak $(GO) test -tags soak -count=1 -timeout 0 -v -run '^TestSoak$$' ./internal/chaos/
 
 build:
 	CGO_ENABLED=1 $(GO) build -o bin/ocrflow ./cmd/ocrflow

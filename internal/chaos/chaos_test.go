@@ -6,14 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,39 +25,6 @@ import (
 	"github.com/ocrflow/ocrflow/shared/job"
 	"github.com/ocrflow/ocrflow/shared/status"
 )
-
-// warmTag numbers the warm-up documents; faults spare them.
-const warmTag = 90
-
-var (
-	bin       string
-	resultsMu sync.Mutex
-	results   []chaos.Result
-)
-
-func TestMain(m *testing.M) {
-	// simple-content's handlers log every request on the default logger.
-	slog.SetDefault(slog.New(slog.DiscardHandler))
-	dir, err := os.MkdirTemp("", "ocrflow-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin, err = chaos.Build(context.Background(), "../..", dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if path := os.Getenv("CHAOS_RESULTS"); path != "" && len(results) > 0 {
-		if err := chaos.WriteTable(path, chaos.Table(results, time.Now())); err != nil {
-			fmt.Fprintln(os.Stderr, "write results:", err)
-			code = 1
-		}
-	}
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // scenario is one chaos run: an environment, jobs, and the trouble done
 // to them while they run.

@@ -291,6 +291,20 @@ func (e *Env) Stream(ctx context.Context, subjects ...string) ([]event.Event, er
 	}
 }
 
+// Pending sums the messages waiting at every consumer of the stream,
+// delivered-and-unacknowledged ones included: the pipeline's backlog.
+func (e *Env) Pending(ctx context.Context) (int, error) {
+	s, err := e.js.Stream(ctx, standalone.DefaultStream)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for info := range s.ListConsumers(ctx).Info() {
+		n += int(info.NumPending) + info.NumAckPending
+	}
+	return n, nil
+}
+
 // Conn returns the test's NATS connection.
 func (e *Env) Conn() *nats.Conn { return e.nc }
 

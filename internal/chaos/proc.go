@@ -245,6 +245,25 @@ func (p *Proc) TempFiles() ([]string, error) {
 	return left, err
 }
 
+// PID returns the running process's id (0 when it is not running).
+func (p *Proc) PID() int { return p.pid() }
+
+// RSS returns the running process's resident set size in bytes
+// (/proc/<pid>/status VmRSS).
+func (p *Proc) RSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
 // pid returns the running process's id (0 when it is not running).
 func (p *Proc) pid() int {
 	p.mu.Lock()
