@@ -29,10 +29,10 @@ func outputsOf(m scratch.Manifest) []string {
 
 // outputs makes the outputs job m asks for besides the markdown md, which
 // is always made: the JSON document and the searchable PDF are written to
-// the scratch store page by page and handed to the content store as
-// streams from there. unavailable names a requested output this source
-// cannot have, with the reason.
-func (s *Finalizer) outputs(ctx context.Context, m scratch.Manifest, recs map[int]scratch.PageRecord, in inline, md []byte, finished time.Time) (outs []content.Output, unavailable map[string]string, meta map[string]any, err error) {
+// the scratch store page by page, like the markdown, and handed to the
+// content store as streams from there. unavailable names a requested
+// output this source cannot have, with the reason.
+func (s *Finalizer) outputs(ctx context.Context, m scratch.Manifest, recs map[int]scratch.PageRecord, in inline, md content.Output, finished time.Time) (outs []content.Output, unavailable map[string]string, meta map[string]any, err error) {
 	for _, f := range outputsOf(m) {
 		if why, ok := m.Unavailable[f]; ok {
 			if unavailable == nil {
@@ -43,7 +43,7 @@ func (s *Finalizer) outputs(ctx context.Context, m scratch.Manifest, recs map[in
 		}
 		switch f {
 		case job.OutputMarkdown:
-			outs = append(outs, content.NewOutput(f, md))
+			outs = append(outs, md)
 		case job.OutputJSON:
 			o, err := s.stream(ctx, scratch.DocumentKey(m.JobID), f, func(w io.Writer) error {
 				return s.writeDocument(ctx, w, m, recs, in, finished)
@@ -197,11 +197,22 @@ func routeOf(r scratch.PageRecord) string {
 	return document.RouteGPU
 }
 
-// store hands the result to the content store: every output when it can
-// store several (content.OutputStorer), else what its Store keeps.
-func (s *Finalizer) storeResult(ctx context.Context, r content.Result) (content.Stored, error) {
+// storeResult hands the result to the content store: every output, as
+// streams, when it can store several (content.OutputStorer); else what
+// its Store keeps, with the markdown md read into Result.Markdown (such a
+// store — the synchronous API's — holds the result in memory anyway).
+func (s *Finalizer) storeResult(ctx context.Context, r content.Result, md content.Output) (content.Stored, error) {
 	if os, ok := s.store.(content.OutputStorer); ok {
 		return os.StoreOutputs(ctx, r)
+	}
+	rc, err := md.Reader(ctx)
+	if err != nil {
+		return content.Stored{}, err
+	}
+	r.Markdown, err = io.ReadAll(rc)
+	_ = rc.Close() // read-only: nothing is lost
+	if err != nil {
+		return content.Stored{}, fmt.Errorf("read markdown: %w", err)
 	}
 	ref, err := s.store.Store(ctx, r)
 	if err != nil {

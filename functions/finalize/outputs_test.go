@@ -224,7 +224,12 @@ func TestFinalize_stores_the_outputs_the_job_asks_for(t *testing.T) {
 				formats = append(formats, o.Format)
 			}
 			assert.Equal(t, tc.wantStored, formats, "outputs handed to the store")
-			assert.Contains(t, string(res[0].Markdown), "words", "the markdown is always made")
+			md, err := scratch.GetBytes(t.Context(), j.store, scratch.ResultKey(j.id))
+			require.NoError(t, err, "the markdown is always made")
+			assert.Contains(t, string(md), "words", "the markdown is always made")
+			if tc.plain {
+				assert.Equal(t, string(md), string(res[0].Markdown), "a store keeping one output gets the markdown in memory")
+			}
 			assert.Equal(t, tc.wantUnavailable, res[0].Unavailable, "unavailable outputs handed to the store")
 		})
 	}
