@@ -17,6 +17,18 @@ import (
 // comment). It is the only global state of the package, and deliberately so.
 var fitzMu sync.Mutex
 
+// StoreBytes bounds MuPDF's resource store per open document: the cache
+// of decoded images, fonts and parsed objects. go-fitz's default (256 MiB)
+// lets a long scanned document grow the process by every page image it
+// decodes until the store is full — about half a MiB per page, 200 MiB
+// and more per document — while pages are rendered once each, in order,
+// and gain nothing from it. 16 MiB keeps the fonts and the images shared
+// between pages (logos, backgrounds) and is faster too: less memory to
+// touch (docs/performance.md, "Memory").
+const StoreBytes = 16 << 20
+
+func init() { fitz.MaxStore = StoreBytes }
+
 type pdfDoc struct {
 	doc *fitz.Document
 }
