@@ -27,7 +27,6 @@ import (
 	"strings"
 
 	"github.com/gabriel-vasile/mimetype"
-	"golang.org/x/image/draw"
 
 	"github.com/ocrflow/ocrflow/shared/failure"
 )
@@ -341,9 +340,14 @@ func (d *Document) PageHTML(ctx context.Context, n int) (html string, widthPt, h
 // most scans) is encoded as one-channel grayscale, which is about three
 // times cheaper than YCbCr and smaller.
 func Encode(img image.Image) (Page, error) {
-	if rgba, ok := img.(*image.RGBA); ok {
-		if g := grayOf(rgba); g != nil {
+	switch m := img.(type) {
+	case *image.RGBA:
+		if g := grayOf(m); g != nil {
 			img = g
+		}
+	case *image.YCbCr:
+		if colourless(m) {
+			img = &image.Gray{Pix: m.Y, Stride: m.YStride, Rect: m.Rect}
 		}
 	}
 	var buf bytes.Buffer
@@ -376,9 +380,7 @@ func fit(src image.Image, t Target) image.Image {
 	scale := float64(limit) / float64(long)
 	w := max(1, int(float64(b.Dx())*scale+0.5))
 	h := max(1, int(float64(b.Dy())*scale+0.5))
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), src, b, draw.Src, nil)
-	return dst
+	return shrink(src, w, h)
 }
 
 // grayOf returns rgba as *image.Gray if every pixel is gray (r == g == b),
@@ -400,6 +402,23 @@ func grayOf(rgba *image.RGBA) *image.Gray {
 		}
 	}
 	return g
+}
+
+// colourless reports whether a YCbCr image has no colour: every chroma
+// sample neutral (a gray page saved as a colour JPEG). Its luma plane is
+// then the gray image.
+func colourless(m *image.YCbCr) bool {
+	if m.Rect.Min != (image.Point{}) {
+		return false
+	}
+	for _, plane := range [][]uint8{m.Cb, m.Cr} {
+		for _, v := range plane {
+			if v != 128 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkPDFEnd refuses a PDF without %%EOF near its end. MuPDF silently

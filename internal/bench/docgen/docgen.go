@@ -311,7 +311,7 @@ func renderPage(n int, dpi float64) (*image.Gray, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docgen: render: %w", err)
 	}
-	defer doc.Close()
+	defer func() { _ = doc.Close() }() // go-fitz's Close frees C memory and always returns nil
 	rgba, err := doc.ImageDPI(0, dpi)
 	if err != nil {
 		return nil, fmt.Errorf("docgen: render: %w", err)
