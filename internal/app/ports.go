@@ -105,6 +105,7 @@ func EngineConfig(cfg config.Config) engine.Config {
 		Name: cfg.Engine, TesseractLangs: cfg.TesseractLangs,
 		URL: cfg.EngineURL, Model: cfg.Model, APIKey: cfg.APIKey, Profile: cfg.Profile, Mode: cfg.Mode,
 		MaxTokens: cfg.MaxTokens, MaxInflight: cfg.MaxInflight, Fallback: cfg.FallbackEngine,
+		InflightPolicy: cfg.InflightPolicy, MetricsURL: cfg.MetricsURL,
 		LastAttempt: stage.LastAttempt,
 	}
 }

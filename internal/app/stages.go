@@ -67,6 +67,7 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 	var out []stage.Stage
 	for _, name := range cfg.Stages {
 		var h stage.Handler
+		var demand func() int
 		workers := 1
 		switch name {
 		case stage.Convert:
@@ -98,6 +99,9 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 				PageTimeout: cfg.PageTimeout, RetryWindow: retryWindow(name), Tracer: tracer("recognize"),
 			}, a.scratch, eng, log).Handle
 			workers = cfg.Recognizers()
+			// The in-flight limit decides how many pages are worth
+			// holding (nil for engines without one).
+			demand = engine.DemandOf(a.engine)
 		case stage.Finalize:
 			h = finalize.New(finalize.Config{
 				Recipe: a.recipe, Tracer: tracer("finalize"), MaxPageErrorRate: cfg.MaxPageErrorRate,
@@ -115,7 +119,7 @@ func (a *App) build(send convert.Sender) ([]stage.Stage, error) {
 			return nil, fmt.Errorf("app: unknown stage %q", name)
 		}
 		h = stage.Chain(h, obs.Stage(a.metrics, a.tracing, name), stage.Log(log, name), stage.Recover(log))
-		out = append(out, stage.Stage{Name: name, Handler: h, Workers: workers})
+		out = append(out, stage.Stage{Name: name, Handler: h, Workers: workers, Demand: demand})
 	}
 	return out, nil
 }

@@ -141,6 +141,17 @@ func TestNumber(t *testing.T) {
 	}
 }
 
+func TestRatio(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{
+		{0.97, "0.97"}, {1.3, "1.30"}, {0.1249, "0.12"}, {0.0039, "0.0039"}, {0, "0.00"},
+	} {
+		t.Run(tc.want, func(t *testing.T) { assert.Equal(t, tc.want, Ratio(tc.in)) })
+	}
+}
+
 func TestMedian(t *testing.T) {
 	assert.True(t, math.IsNaN(Median(nil)))
 	assert.InDelta(t, 2.0, Median([]float64{3, 1, 2}), 0)

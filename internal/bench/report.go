@@ -134,10 +134,14 @@ func withUnit(v float64, unit string) string {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// Ratio formats a ratio as a decimal with two places ("0.97", "1.30").
+// Ratio formats a ratio as a decimal with two places ("0.97", "1.30"),
+// or two significant digits below 0.1 ("0.0039").
 func Ratio(x float64) string {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
+	switch a := math.Abs(x); {
+	case math.IsNaN(x) || math.IsInf(x, 0):
 		return strconv.FormatFloat(x, 'f', -1, 64)
+	case a != 0 && a < 0.1:
+		return strconv.FormatFloat(x, 'g', 2, 64)
 	}
 	return strconv.FormatFloat(x, 'f', 2, 64)
 }

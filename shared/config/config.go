@@ -89,6 +89,8 @@ type Config struct {
 	Profile        string
 	Mode           string
 	MaxInflight    int
+	InflightPolicy string
+	MetricsURL     string
 	MaxTokens      int
 	FallbackEngine string
 
@@ -137,7 +139,16 @@ var Vars = []Var{
 	{"OCR_API_KEY", "", "Bearer token for the model server (vllm serve --api-key); empty sends none.", str(func(c *Config) *string { return &c.APIKey })},
 	{"OCR_PROFILE", "deepseek-ocr", "Model family adapter: deepseek-ocr, deepseek-ocr-2, olmocr-2 or generic (prompt, sampling, image size, clean-up).", str(func(c *Config) *string { return &c.Profile })},
 	{"OCR_MODE", "", "Default resolution mode (tiny, small, base, large, gundam for DeepSeek); empty = the profile's default (gundam). A job's resolution hint overrides it.", str(func(c *Config) *string { return &c.Mode })},
-	{"OCR_MAX_INFLIGHT", "16", "Most engine calls one process has in flight at once (OCR_ENGINE=vllm); also the default RECOGNIZE_WORKERS for vllm. Summed over all recognize processes, about 1.25 × the requests the model server runs at once keeps the GPU full (docs/performance.md).", intv(func(c *Config) *int { return &c.MaxInflight })},
+	{"OCR_MAX_INFLIGHT", "512", "Most engine calls one process has in flight at once (OCR_ENGINE=vllm): the ceiling of the adaptive limit, or the limit itself with OCR_INFLIGHT_POLICY=fixed. The default RECOGNIZE_WORKERS for vllm is this plus an eighth.", intv(func(c *Config) *int { return &c.MaxInflight })},
+	{"OCR_INFLIGHT_POLICY", engine.InflightAdaptive, "How many engine calls run at once (OCR_ENGINE=vllm): adaptive (follows the model server's queue — its /metrics gauges, else call latency — to keep it full with a short queue, up to OCR_MAX_INFLIGHT; no tuning) or fixed (OCR_MAX_INFLIGHT; about 1.25 × the server's concurrency, summed over processes, keeps it full). docs/engines.md.", func(c *Config, v string) error {
+		switch v = strings.ToLower(strings.TrimSpace(v)); v {
+		case engine.InflightAdaptive, engine.InflightFixed:
+			c.InflightPolicy = v
+			return nil
+		}
+		return fmt.Errorf("%q is not adaptive or fixed", v)
+	}},
+	{"OCR_ENGINE_METRICS_URL", "", "Where the adaptive in-flight limit reads the model server's queue (vLLM's vllm:num_requests_running/waiting, SGLang's too); empty = /metrics at OCR_ENGINE_URL's host, off = none (the limit then follows call latency).", str(func(c *Config) *string { return &c.MetricsURL })},
 	{"OCR_MAX_TOKENS", "0", "Answer cap per page in tokens; 0 = the profile's default (4096 for DeepSeek, 8000 for olmOCR).", intv(func(c *Config) *int { return &c.MaxTokens })},
 	{"OCR_FALLBACK_ENGINE", "", "Engine for a page whose model server stays unavailable through its last delivery attempt: tesseract or fake; empty = none (the page fails).", str(func(c *Config) *string { return &c.FallbackEngine })},
 	{"OCR_TESSERACT_LANGS", "eng", "Languages passed to tesseract -l (e.g. eng+deu; install tesseract-ocr-<lang>).", str(func(c *Config) *string { return &c.TesseractLangs })},
@@ -227,7 +238,7 @@ var Vars = []Var{
 	{"RENDER_TIMEOUT", "60s", "Time limit of one render call in a child; the child is killed after it (RENDER_ISOLATION=process).", dur(func(c *Config) *time.Duration { return &c.RenderTimeout })},
 	{"CONVERT_SLICE", "20s", "How long one convert delivery renders before it hands the rest of a long document to an ocr.convert.continue event; keep it under the convert Trigger's 30 s timeout minus one page.", dur(func(c *Config) *time.Duration { return &c.ConvertSlice })},
 	{"CONVERT_WORKERS", "1", "Jobs one process converts at once (standalone runtime).", intv(func(c *Config) *int { return &c.ConvertWorkers })},
-	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
+	{"RECOGNIZE_WORKERS", "0", "Pages one process recognizes at once (standalone runtime); 0 = one per CPU core, or for vllm OCR_MAX_INFLIGHT plus an eighth, of which the runtime pulls only what the in-flight limit can use.", intv(func(c *Config) *int { return &c.RecognizeWorkers })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error.", str(func(c *Config) *string { return &c.LogLevel })},
 	{"SHUTDOWN_TIMEOUT", "30s", "How long a stopping process waits for in-flight work.", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"MIN_FREE_DISK_BYTES", "536870912", "Free space the temp directory must keep (bytes, 512 MiB): below it convert refuses new jobs as transient, so they are redelivered later or elsewhere instead of failing for want of disk; 0 = no floor.", i64(func(c *Config) *int64 { return &c.MinFreeDisk })},
@@ -454,14 +465,16 @@ func (c Config) Content() string {
 func (c Config) Serves(s string) bool { return slices.Contains(c.Stages, s) }
 
 // Recognizers returns the number of recognize workers: RECOGNIZE_WORKERS,
-// else OCR_MAX_INFLIGHT for a model server (its workers only wait on the
-// network, and fewer would leave the GPU idle), else one per CPU core.
+// else for a model server OCR_MAX_INFLIGHT plus an eighth (engine.Workers:
+// its workers only wait on the network, and fewer would leave the GPU
+// idle; the in-flight limit's Demand decides how many are used), else one
+// per CPU core.
 func (c Config) Recognizers() int {
 	if c.RecognizeWorkers > 0 {
 		return c.RecognizeWorkers
 	}
 	if c.Engine == engine.NameVLLM && c.MaxInflight > 0 {
-		return c.MaxInflight
+		return engine.Workers(c.MaxInflight)
 	}
 	return runtime.NumCPU()
 }

@@ -6,6 +6,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -106,8 +107,18 @@ type Config struct {
 	// MaxTokens caps the answer length per page (0 = the profile's default).
 	MaxTokens int
 	// MaxInflight caps concurrent calls to the model server from this
-	// process (0 = unlimited). See Limit.
+	// process (0 = unlimited). See NewLimit.
 	MaxInflight int
+	// InflightPolicy is InflightAdaptive (the limit follows the server's
+	// queue up to MaxInflight; the default) or InflightFixed (MaxInflight
+	// is the limit).
+	InflightPolicy string
+	// MetricsURL is where the server's queue gauges are read for the
+	// adaptive limit: "" = /metrics beside URL, MetricsOff = none (the
+	// limit then follows latency). See MetricsURL.
+	MetricsURL string
+	// Log receives what the in-flight limit follows (nil: nothing).
+	Log *slog.Logger
 	// Fallback names the engine used for a page when the primary is
 	// unavailable past its retries (tesseract or fake; "" = none).
 	Fallback string
@@ -157,9 +168,10 @@ type Engine interface {
 }
 
 // New builds the engine cfg names. For vllm it composes the chain
-// Fallback(Limit(VLLM), fallback engine): at most MaxInflight calls reach
-// the model server, and the fallback engine answers pages the server cannot
-// serve before their retries run out.
+// Fallback(NewLimit(VLLM), fallback engine): the in-flight limit (adaptive
+// up to MaxInflight, or fixed at it) decides how many calls reach the model
+// server, and the fallback engine answers pages the server cannot serve
+// before their retries run out.
 func New(cfg Config) (Engine, error) {
 	switch strings.ToLower(cfg.Name) {
 	case NameTesseract, "":
@@ -173,7 +185,11 @@ func New(cfg Config) (Engine, error) {
 		}
 		var e Engine = v
 		if cfg.MaxInflight > 0 {
-			e = Limit(cfg.MaxInflight)(e)
+			lc := LimitConfig{Max: cfg.MaxInflight, Adaptive: !strings.EqualFold(cfg.InflightPolicy, InflightFixed), Log: cfg.Log}
+			if u := MetricsURL(cfg.URL, cfg.MetricsURL); lc.Adaptive && u != "" {
+				lc.Gauges = VLLMGauges(u, cfg.APIKey, cfg.HTTPClient)
+			}
+			e = NewLimit(lc)(e)
 		}
 		if cfg.Fallback == "" {
 			return e, nil

@@ -79,3 +79,18 @@ func (e *OverloadedError) Error() string {
 func (e *OverloadedError) Is(target error) bool {
 	return target == ErrOverloaded || target == failure.ErrTransient
 }
+
+// ErrUnavailable matches a 503 from the model server (a cold or
+// overloaded GPU behind KServe, vLLM shutting down). Such errors are
+// transient for the page; Limit also takes them as a sign to send less.
+var ErrUnavailable = errors.New("model server unavailable")
+
+// unavailableError marks a transient error as a 503 without changing its
+// message.
+type unavailableError struct{ error }
+
+// Is makes an unavailableError match ErrUnavailable.
+func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unwrap returns the transient error.
+func (e unavailableError) Unwrap() error { return e.error }

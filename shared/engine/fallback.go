@@ -36,6 +36,9 @@ type fallback struct {
 // Name returns the primary's name.
 func (f *fallback) Name() string { return f.primary.Name() }
 
+// Unwrap returns the primary engine (DemandOf).
+func (f *fallback) Unwrap() Engine { return f.primary }
+
 // Check checks the fallback engine when it can be checked (a tesseract
 // that is not installed fails at start-up, not on the first dead GPU).
 func (f *fallback) Check(ctx context.Context) error {

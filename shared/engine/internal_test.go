@@ -156,17 +156,27 @@ func varied(n int) string {
 	return b.String()
 }
 
-// overloadedOnce fails with a 429 on its first n calls.
+// overloadedOnce fails with a 429 on its first n calls; each call moves
+// the clock on by step.
 type overloadedOnce struct {
-	mu sync.Mutex
-	n  int
+	mu   sync.Mutex
+	n    int
+	now  time.Time
+	step time.Duration
 }
 
 func (o *overloadedOnce) Name() string { return "stub" }
 
+func (o *overloadedOnce) clock() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.now
+}
+
 func (o *overloadedOnce) Recognize(ctx context.Context, p Page) (Result, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.now = o.now.Add(o.step)
 	if o.n > 0 {
 		o.n--
 		return Result{}, &OverloadedError{RetryAfter: time.Millisecond}
@@ -174,20 +184,32 @@ func (o *overloadedOnce) Recognize(ctx context.Context, p Page) (Result, error) 
 	return Result{Markdown: "ok"}, nil
 }
 
-// TestLimit_AIMD: each 429 halves the limit, successes win it back one at
-// a time.
+// TestLimit_AIMD: a 429 halves the limit — once per burst: 429s closer
+// together than the call latency (at least 100 ms) are one overload —
+// and successes win it back one at a time.
 func TestLimit_AIMD(t *testing.T) {
-	inner := &overloadedOnce{n: 2}
-	l := Limit(8)(inner).(*limited)
-	_, err := l.Recognize(t.Context(), Page{})
-	require.NoError(t, err)
-	limit, inflight := l.stats()
-	require.Equal(t, 2, limit, "limit after two 429s")
-	require.Equal(t, 0, inflight, "in flight after two 429s")
-	for range 2 + 3 {
-		_, err := l.Recognize(t.Context(), Page{})
-		require.NoError(t, err)
+	for _, tc := range []struct {
+		name      string
+		step      time.Duration
+		wantLimit int
+	}{
+		{name: "429s_apart_halve_twice", step: 150 * time.Millisecond, wantLimit: 2},
+		{name: "429s_of_one_burst_halve_once", step: 10 * time.Millisecond, wantLimit: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner := &overloadedOnce{n: 2, now: time.Unix(0, 0), step: tc.step}
+			l := NewLimit(LimitConfig{Max: 8, now: inner.clock})(inner).(*limited)
+			_, err := l.Recognize(t.Context(), Page{})
+			require.NoError(t, err)
+			limit, inflight := l.stats()
+			require.Equal(t, tc.wantLimit, limit, "limit after two 429s")
+			require.Equal(t, 0, inflight, "in flight after two 429s")
+			for range tc.wantLimit + tc.wantLimit + 1 {
+				_, err := l.Recognize(t.Context(), Page{})
+				require.NoError(t, err)
+			}
+			limit, _ = l.stats()
+			assert.Equal(t, tc.wantLimit+2, limit, "limit after a run of successes as long as the limit, twice")
+		})
 	}
-	limit, _ = l.stats()
-	assert.Equal(t, 4, limit, "limit after 5 successes (2→3 after 2, 3→4 after 3)")
 }

@@ -250,6 +250,8 @@ func statusError(code int, h http.Header, body []byte) error {
 	switch {
 	case code == http.StatusTooManyRequests:
 		return &OverloadedError{RetryAfter: retryAfter(h.Get("Retry-After")), Message: msg}
+	case code == http.StatusServiceUnavailable:
+		return unavailableError{failure.Transient("model server answered %d: %s", code, msg)}
 	case code == http.StatusRequestTimeout || code >= 500:
 		return failure.Transient("model server answered %d: %s", code, msg)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusNotFound:

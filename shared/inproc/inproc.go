@@ -130,7 +130,8 @@ func (t *Transport) Instrument(m *obs.Metrics) { t.metrics = m }
 // Serve starts delivering to the given stages: every Trigger whose
 // subscriber is a stage's Service (eventing.ServiceName) feeds that
 // stage's queue, and a stage that is some Trigger's dead-letter sink gets
-// the events whose retries ran out. Each stage has Workers goroutines.
+// the events whose retries ran out. Each stage has Workers goroutines, of
+// which as many take events as its Demand wants (when it has one).
 // It returns at once; delivery goes on until Close.
 func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
 	t.mu.Lock()
@@ -170,9 +171,9 @@ func (t *Transport) Serve(_ context.Context, stages ...stage.Stage) error {
 		t.subs = append(t.subs, &subscription{name: tr.Name, stage: s.Name, trigger: tr, delivery: tr.Delivery, handler: s.Handler, queue: queues[svc]})
 	}
 	for svc, s := range byService {
-		q := queues[svc]
+		q, gate := queues[svc], stage.NewGate(s)
 		for range s.Workers {
-			t.workers.Go(func() { t.serve(q) })
+			t.workers.Go(func() { t.serve(q, gate) })
 		}
 		t.log.Info("serving in process", "stage", s.Name, "workers", s.Workers)
 	}
@@ -206,14 +207,17 @@ func (t *Transport) Send(_ context.Context, e event.Event) error {
 }
 
 // serve is one worker of a stage: it handles the stage's deliveries in
-// order until the transport closes.
-func (t *Transport) serve(q *queue) {
-	for {
+// order until the transport closes, taking one only while the stage's
+// Demand wants it (gate).
+func (t *Transport) serve(q *queue, gate *stage.Gate) {
+	for gate.Acquire(t.stop) {
 		d, ok := q.pop(t.stop)
 		if !ok {
+			gate.Release()
 			return
 		}
 		t.handle(d)
+		gate.Release()
 	}
 }
 

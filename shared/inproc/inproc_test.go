@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,4 +252,47 @@ func TestTransport_Close_stops_delivery(t *testing.T) {
 	close(release)
 	err = tr.Send(t.Context(), newEvent(t, "p2", events.TypePageRendered))
 	assert.ErrorIs(t, err, inproc.ErrClosed, "send after close")
+}
+
+// TestTransport_takes_no_more_than_the_stage_demands: of 40 workers, only
+// as many take events as the stage's Demand says.
+func TestTransport_takes_no_more_than_the_stage_demands(t *testing.T) {
+	triggers, err := eventing.Triggers()
+	require.NoError(t, err)
+	tr := inproc.New(inproc.Config{Triggers: triggers})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tr.Close(ctx)
+	})
+	var cur, most atomic.Int32
+	entered, release := make(chan struct{}, 10), make(chan struct{})
+	require.NoError(t, tr.Serve(t.Context(), stage.Stage{Name: stage.Recognize, Workers: 40, Demand: func() int { return 2 },
+		Handler: func(ctx context.Context, e event.Event) (*event.Event, error) {
+			n := cur.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			entered <- struct{}{}
+			defer cur.Add(-1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		}}))
+	for i := range 5 {
+		require.NoError(t, tr.Send(t.Context(), newEvent(t, fmt.Sprintf("p%d", i), events.TypePageRendered)))
+	}
+	for i := range 5 {
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			require.FailNow(t, "event not taken", "event %d", i)
+		}
+		if i >= 1 {
+			release <- struct{}{}
+		}
+	}
+	release <- struct{}{}
+	assert.Equal(t, int32(2), most.Load(), "most events in hand with a demand of 2")
 }

@@ -47,6 +47,14 @@ type Stage struct {
 	Handler Handler
 	// Workers is how many events one process handles at once (at least 1).
 	Workers int
+	// Demand, when set, is how many events the handler can use at once
+	// right now — the recognize stage's adaptive in-flight limit plus a
+	// few waiting for a slot (engine.Demander). A transport that pulls
+	// (standalone, inproc) holds no more than min(Workers, Demand()), so
+	// that events do not wait inside the handler past their delivery
+	// timeout; Knative, which pushes, bounds requests by
+	// containerConcurrency instead.
+	Demand func() int
 }
 
 // Handler is a stage's handler: it handles one CloudEvent and may return a reply.

@@ -71,7 +71,7 @@ func (r *Runtime) subscriptions(byStage map[string]stage.Stage) ([]*subscription
 		k := key{s.Name, t.Exact["type"]}
 		sub := subs[k]
 		if sub == nil {
-			sub = &subscription{name: t.Name, stage: s.Name, handler: s.Handler, workers: s.Workers}
+			sub = &subscription{name: t.Name, stage: s.Name, handler: s.Handler, workers: s.Workers, demand: s.Demand}
 			subs[k] = sub
 			order = append(order, k)
 		}

@@ -215,6 +215,8 @@ type subscription struct {
 	handler stage.Handler
 	sinks   map[string]stage.Handler // dead-letter consumer: sink name → handler
 	workers int
+	// demand is the stage's Demand (nil: workers decide alone).
+	demand func() int
 	// lanes are the subscription's consumers, the most urgent first.
 	lanes []*lane
 	// wrr picks which lane a fetch tries first (lanes.go).
@@ -287,26 +289,20 @@ func backlog(ctx context.Context, subs []*subscription) ([]obs.QueueStat, error)
 	return out, nil
 }
 
-// consume runs one subscription: whenever a worker is free it fetches from
-// the lanes, most urgent first but with a weighted share for the others
-// (lanes.go), and when every lane is empty it waits for the doorbell.
+// consume runs one subscription: whenever a worker is free — and the
+// stage's Demand, when it has one, wants another event (stage.Gate) — it
+// fetches from the lanes, most urgent first but with a weighted share for
+// the others (lanes.go), and when every lane is empty it waits for the
+// doorbell.
 func (r *Runtime) consume(sub *subscription) {
-	slots := make(chan struct{}, sub.workers)
+	gate := stage.NewGate(stage.Stage{Workers: sub.workers, Demand: sub.demand})
 	for {
-		select {
-		case <-r.stop:
+		if !gate.Acquire(r.stop) {
 			return
-		case slots <- struct{}{}:
 		}
 		n := 1
-	fill:
-		for n < sub.workers {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break fill
-			}
+		for gate.TryAcquire() {
+			n++
 		}
 		got, closed := 0, false
 		for _, ln := range sub.order() {
@@ -318,7 +314,7 @@ func (r *Runtime) consume(sub *subscription) {
 				for msg := range batch.Messages() {
 					got++
 					r.inflight.Go(func() {
-						defer func() { <-slots }()
+						defer gate.Release()
 						r.handle(sub, ln, msg)
 					})
 				}
@@ -333,7 +329,7 @@ func (r *Runtime) consume(sub *subscription) {
 			}
 		}
 		for range n - got {
-			<-slots
+			gate.Release()
 		}
 		if closed {
 			return

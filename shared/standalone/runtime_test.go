@@ -201,3 +201,49 @@ func TestRuntime_shutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestRuntime_pulls_no_more_than_the_stage_demands: with 50 workers and a
+// Demand of 3, three pages are in hand at once; as each is done the next
+// is pulled, and when the Demand grows so do the pages in hand.
+func TestRuntime_pulls_no_more_than_the_stage_demands(t *testing.T) {
+	rt := newRuntime(t, "")
+	var demand, cur, most atomic.Int32
+	demand.Store(3)
+	entered, release := make(chan string, 20), make(chan struct{})
+	h := func(ctx context.Context, e event.Event) (*event.Event, error) {
+		n := cur.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		entered <- e.ID()
+		defer cur.Add(-1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}
+	require.NoError(t, rt.Serve(t.Context(), stage.Stage{
+		Name: stage.Recognize, Handler: h, Workers: 50, Demand: func() int { return int(demand.Load()) },
+	}))
+	for p := 1; p <= 8; p++ {
+		require.NoError(t, rt.Send(t.Context(), pageEvent(t, "demand", p)))
+	}
+	for range 3 {
+		recv(t, entered)
+	}
+	release <- struct{}{} // one is done …
+	recv(t, entered)      // … and one more is pulled
+	assert.Equal(t, int32(3), most.Load(), "most pages in hand while the demand is 3")
+
+	demand.Store(5) // the limit grew: two more are pulled
+	recv(t, entered)
+	recv(t, entered)
+	assert.LessOrEqual(t, most.Load(), int32(5), "most pages in hand while the demand is 5")
+	for range 5 {
+		release <- struct{}{}
+	}
+	recv(t, entered) // the last two of the eight
+	recv(t, entered)
+	release <- struct{}{}
+	release <- struct{}{}
+}

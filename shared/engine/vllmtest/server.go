@@ -146,6 +146,7 @@ type Server struct {
 type sample struct {
 	at       time.Time
 	inflight int
+	waiting  int
 }
 
 // New starts a fake server; Close stops it.
@@ -258,6 +259,30 @@ func (s *Server) Stats() Stats {
 // InFlightAverage is the time-weighted mean number of requests being
 // served (holding a capacity slot — the GPU's batch) over [from, to].
 func (s *Server) InFlightAverage(from, to time.Time) float64 {
+	return s.average(from, to, func(p sample) int { return p.inflight })
+}
+
+// WaitingAverage is the time-weighted mean number of requests waiting in
+// the server's queue for a capacity slot over [from, to].
+func (s *Server) WaitingAverage(from, to time.Time) float64 {
+	return s.average(from, to, func(p sample) int { return p.waiting })
+}
+
+// WaitingMax is the longest the server's queue was over [from, to].
+func (s *Server) WaitingMax(from, to time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	most := 0
+	for _, p := range s.timeline {
+		if !p.at.Before(from) && !p.at.After(to) {
+			most = max(most, p.waiting)
+		}
+	}
+	return most
+}
+
+// average is the time-weighted mean of a sampled value over [from, to].
+func (s *Server) average(from, to time.Time, value func(sample) int) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !to.After(from) {
@@ -268,14 +293,14 @@ func (s *Server) InFlightAverage(from, to time.Time) float64 {
 	prev := from
 	for _, p := range s.timeline {
 		if p.at.Before(from) {
-			cur = p.inflight
+			cur = value(p)
 			continue
 		}
 		if p.at.After(to) {
 			break
 		}
 		area += float64(cur) * p.at.Sub(prev).Seconds()
-		prev, cur = p.at, p.inflight
+		prev, cur = p.at, value(p)
 	}
 	area += float64(cur) * to.Sub(prev).Seconds()
 	return area / to.Sub(from).Seconds()
@@ -486,6 +511,7 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) bool {
 			}
 			s.mu.Lock()
 			s.waiting++
+			s.timeline = append(s.timeline, sample{time.Now(), s.inflight, s.waiting})
 			s.mu.Unlock()
 			select {
 			case s.slots <- struct{}{}:
@@ -504,7 +530,7 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
 	s.inflight++
 	s.maxFlight = max(s.maxFlight, s.inflight)
-	s.timeline = append(s.timeline, sample{time.Now(), s.inflight})
+	s.timeline = append(s.timeline, sample{time.Now(), s.inflight, s.waiting})
 	s.mu.Unlock()
 	return true
 }
@@ -512,13 +538,14 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) unwait() {
 	s.mu.Lock()
 	s.waiting--
+	s.timeline = append(s.timeline, sample{time.Now(), s.inflight, s.waiting})
 	s.mu.Unlock()
 }
 
 func (s *Server) release() {
 	s.mu.Lock()
 	s.inflight--
-	s.timeline = append(s.timeline, sample{time.Now(), s.inflight})
+	s.timeline = append(s.timeline, sample{time.Now(), s.inflight, s.waiting})
 	s.mu.Unlock()
 	if s.slots != nil {
 		<-s.slots

@@ -230,12 +230,13 @@ func TestServer_api_key_models_and_metrics(t *testing.T) {
 // or, configured so, are refused with 429.
 func TestServer_capacity(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		reject bool
-		want   map[int]int
+		name        string
+		reject      bool
+		want        map[int]int
+		wantWaiting int
 	}{
-		{"queue", false, map[int]int{200: 6}},
-		{"reject", true, map[int]int{200: 2, 429: 4}},
+		{"queue", false, map[int]int{200: 6}, 4},
+		{"reject", true, map[int]int{200: 2, 429: 4}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hold := make(chan struct{})
@@ -269,6 +270,10 @@ func TestServer_capacity(t *testing.T) {
 			avg := srv.InFlightAverage(first, last.Add(50*time.Millisecond))
 			assert.Greater(t, avg, 0.0, "in-flight average %.2f outside (0, 2]", avg)
 			assert.LessOrEqual(t, avg, 2.0, "in-flight average %.2f outside (0, 2]", avg)
+			assert.Equal(t, tc.wantWaiting, srv.WaitingMax(time.Time{}, time.Now()), "most requests queued")
+			wavg := srv.WaitingAverage(first, last)
+			assert.GreaterOrEqual(t, wavg, 0.0, "queue average")
+			assert.LessOrEqual(t, wavg, float64(tc.wantWaiting), "queue average")
 		})
 	}
 }
