@@ -2,6 +2,7 @@
 # defaults) and `make test` (every test, race detector on). Each installs
 # what it needs.
 
+SHELL    := bash
 GO       ?= go
 SAMPLES  := testdata/report.pdf testdata/scanned.pdf testdata/page.png testdata/page.jpg
 APT_PKGS := tesseract-ocr
@@ -73,8 +74,15 @@ $(GOLANGCI_LINT):
 	GOBIN=$(CURDIR)/bin/.install $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 	mv bin/.install/golangci-lint $@ && rmdir bin/.install
 
+## bench: the Go benchmarks (benchstat format) and the target table of
+## docs/performance.md (cmd/ocrflow-bench), both kept in $(BENCH_OUT)
+## for comparison across commits: benchstat old/micro.txt new/micro.txt
+BENCH_OUT  ?= bench-results
+BENCHTIME  ?= 3x
 bench: deps-test
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	@mkdir -p $(BENCH_OUT)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 ./... | tee $(BENCH_OUT)/micro.txt
+	set -o pipefail; $(GO) run ./cmd/ocrflow-bench -json $(BENCH_OUT)/bench.json | tee $(BENCH_OUT)/table.txt
 
 ## chaos: real ocrflow processes under faults (internal/chaos; a few
 ## minutes); writes its results table into docs/reliability.md

@@ -86,9 +86,22 @@ var (
 	_ content.FailureRecorder = observedContent{}
 )
 
-// observeContent wraps s with the content metrics.
+// observedOutputs is observedContent over a store that stores every
+// output (content.OutputStorer). A store without that capability is
+// wrapped without it, so that finalize still sees what the store can do
+// and hands it the markdown read into Result.Markdown.
+type observedOutputs struct{ observedContent }
+
+var _ content.OutputStorer = observedOutputs{}
+
+// observeContent wraps s with the content metrics, keeping its
+// capabilities.
 func observeContent(s ContentStore, m *obs.Metrics) ContentStore {
-	return observedContent{next: s, m: m}
+	o := observedContent{next: s, m: m}
+	if _, ok := s.(content.OutputStorer); ok {
+		return observedOutputs{o}
+	}
+	return o
 }
 
 // Fetch fetches the source and counts its bytes as downloaded.
@@ -109,15 +122,9 @@ func (o observedContent) Store(ctx context.Context, r content.Result) (string, e
 	return ref, err
 }
 
-// StoreOutputs stores every output of r when the store can
-// (content.OutputStorer), counting their bytes; else it is Store.
-func (o observedContent) StoreOutputs(ctx context.Context, r content.Result) (content.Stored, error) {
-	s, ok := o.next.(content.OutputStorer)
-	if !ok {
-		ref, err := o.Store(ctx, r)
-		return content.Stored{Ref: ref, Refs: map[string]string{r.Files()[0].Format: ref}}, err
-	}
-	st, err := s.StoreOutputs(ctx, r)
+// StoreOutputs stores every output of r, counting their bytes.
+func (o observedOutputs) StoreOutputs(ctx context.Context, r content.Result) (content.Stored, error) {
+	st, err := o.next.(content.OutputStorer).StoreOutputs(ctx, r)
 	if err == nil {
 		for _, f := range r.Files() {
 			o.m.ContentBytes(obs.DirectionUpload, f.Size)

@@ -1,5 +1,5 @@
 // Package bench is the performance harness behind `make bench`: each
-// target of docs/performance.md is a row producer registered here; the
+// target of docs/performance.md is a row producer listed in All; the
 // ocrflow-bench program (cmd/ocrflow-bench) runs them and prints one table
 // of rows — measured value, reference value, ratio, target, pass/fail —
 // and the same rows as JSON for comparison across commits.
@@ -159,31 +159,25 @@ type Producer struct {
 	Run func(ctx context.Context, env *Env) ([]Row, error)
 }
 
-var (
-	registryMu sync.Mutex
-	registry   []Producer
-)
-
-// Register adds p to the harness; producers run in registration order.
-// It panics on a duplicate name (a programming error).
-func Register(p Producer) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	for _, q := range registry {
-		if q.Name == p.Name {
-			panic("bench: producer registered twice: " + p.Name)
-		}
+// All is every producer of the harness, in the order the table prints
+// them: memory, CPU per page, photos, GPU saturation, event overhead and
+// the function's cold start.
+func All() []Producer {
+	return []Producer{
+		{Name: "memory_flat", Group: "memory", Run: memoryRows},
+		{Name: "cpu_per_page", Group: "cpu", Run: cpuRows},
+		{Name: "photo_to_model_size", Group: "cpu", Run: photoRows},
+		{Name: "saturation", Group: "gpu", Run: saturationRows},
+		{Name: "events_per_second", Group: "events", Run: eventRows},
+		{Name: "cold_start", Group: "cold", Run: coldStartRows},
 	}
-	registry = append(registry, p)
 }
 
-// Producers returns the registered producers whose name or group contains
-// one of the filter's comma-separated terms (every producer for "").
-func Producers(filter string) []Producer {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+// Select returns the producers of ps whose name or group contains one of
+// filter's comma-separated terms (all of ps for "").
+func Select(ps []Producer, filter string) []Producer {
 	var out []Producer
-	for _, p := range registry {
+	for _, p := range ps {
 		if matches(p, filter) {
 			out = append(out, p)
 		}

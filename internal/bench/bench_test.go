@@ -157,3 +157,20 @@ func TestMedian(t *testing.T) {
 	assert.InDelta(t, 2.0, Median([]float64{3, 1, 2}), 0)
 	assert.InDelta(t, 2.5, Median([]float64{4, 1, 3, 2}), 0)
 }
+
+// The standalone runtime carries b.N events (publish → handler → ack,
+// no-op handler); benchstat compares events/s across commits.
+func BenchmarkEventThroughput(b *testing.B) {
+	res, err := EventThroughput(b.Context(), b.TempDir(), EventConfig{Events: max(b.N, 100), Publishers: 32, Workers: 64})
+	require.NoError(b, err)
+	require.EqualValues(b, max(b.N, 100), res.Handled, "every event handled once")
+	b.ReportMetric(res.PerSecond, "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func TestEventThroughput_handles_every_event_once(t *testing.T) {
+	res, err := EventThroughput(t.Context(), t.TempDir(), EventConfig{Events: 500, Publishers: 8, Workers: 16})
+	require.NoError(t, err)
+	assert.EqualValues(t, 500, res.Handled)
+	assert.Positive(t, res.PerSecond)
+}

@@ -22,10 +22,6 @@ const saturationTarget = 0.95
 // feed comfortably — and the limiter, not this machine, is measured.
 const latencyPerSlot = 25 * time.Millisecond
 
-func init() {
-	Register(Producer{Name: "saturation", Group: "gpu", Run: saturationRows})
-}
-
 // shortQueue is the most mean server queue a saturation row accepts: an
 // eighth of C (a page waits at most an eighth of a latency there), at
 // least 4 requests.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -349,17 +347,4 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
-}
-
-// httpMethodPath reports whether r is method on a path containing part.
-func httpMethodPath(method, part string) func(r *http.Request) bool {
-	return func(r *http.Request) bool { return r.Method == method && strings.Contains(r.URL.Path, part) }
-}
-
-// writeFile writes b to path, creating its directory.
-func writeFile(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
 }
