@@ -36,7 +36,7 @@ func saturationRows(ctx context.Context, env *Env) ([]Row, error) {
 		if env.Quick {
 			return max(4*c, 120)
 		}
-		return max(8*c, 400)
+		return max(6*c, 400)
 	}
 	var rows, targets []Row
 	for _, c := range caps {
@@ -48,7 +48,7 @@ func saturationRows(ctx context.Context, env *Env) ([]Row, error) {
 		targets = append(targets, row)
 		rows = append(rows, row)
 		base, err := saturationRow(ctx, env, "baseline_one_at_a_time_c"+strconv.Itoa(c), SaturationConfig{
-			Capacity: c, Latency: lat, Pages: 3,
+			Capacity: c, Latency: lat, Pages: 2,
 			Env: map[string]string{"OCR_INFLIGHT_POLICY": "fixed", "OCR_MAX_INFLIGHT": "1", "RECOGNIZE_WORKERS": "1"},
 		}, false)
 		if err != nil {

@@ -199,6 +199,10 @@ func memoryRows(ctx context.Context, env *Env) ([]Row, error) {
 	if serveErr != nil {
 		return rows, serveErr
 	}
+	for i, p := range servePeaksMiB {
+		rows = append(rows, Row{Name: fmt.Sprintf("memory_serve_%d_pages", sizes[i]), Value: mib(p), Unit: "MiB",
+			Note: "peak RSS of one ocrflow serve after this document (the documents in this order)"})
+	}
 	rows = append(rows, flatRows("memory_serve", "ocrflow serve", sizes, servePeaksMiB)...)
 	return rows, nil
 }
