@@ -142,13 +142,11 @@ func openAPI(ctx context.Context, cfg config.Config, log *slog.Logger, o apiOpti
 		acfg.Publisher, s.transport = sink, sink.Target()
 		transport = api.Check{Name: "transport", Target: redact(sink.Target()), Probe: httpProbe(sink.Target(), "", false)}
 	} else {
-		if cfg.NATSURL == "" {
-			cfg.NATSURL = "nats://" + cfg.NATSListen
-		}
-		rt, err := startRuntime(ctx, cfg, log)
+		rt, url, err := connectRuntime(ctx, cfg, "", log)
 		if err != nil {
 			return s, err
 		}
+		cfg.NATSURL = url
 		s.closers = append(s.closers, func() error { return closeRuntime(rt, cfg) })
 		acfg.Publisher, s.transport = rt, redact(cfg.NATSURL)
 		acfg.Follow = func(ctx context.Context) (<-chan event.Event, error) {

@@ -203,15 +203,7 @@ func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 			bc.Publisher = b
 			log.Info("publishing to the broker; the backlog is this backfill's jobs without an outcome", "broker", *broker)
 		} else {
-			url := *natsURL
-			if url == "" {
-				url = cfg.NATSURL
-			}
-			if url == "" {
-				url = "nats://" + cfg.NATSListen
-			}
-			cfg.NATSURL = url
-			rt, err := startRuntime(ctx, cfg, slog.New(slog.DiscardHandler))
+			rt, url, err := connectRuntime(ctx, cfg, *natsURL, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
 			}

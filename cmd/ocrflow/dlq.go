@@ -251,15 +251,7 @@ func replaySender(ctx context.Context, cfg config.Config, natsURL, broker string
 		}
 		return brokerSender{s}, broker, s.Close, nil
 	}
-	url := natsURL
-	if url == "" {
-		url = cfg.NATSURL
-	}
-	if url == "" {
-		url = "nats://" + cfg.NATSListen
-	}
-	cfg.NATSURL = url
-	rt, err := startRuntime(ctx, cfg, newLogger(stderr, "error"))
+	rt, url, err := connectRuntime(ctx, cfg, natsURL, newLogger(stderr, "error"))
 	if err != nil {
 		return nil, "", nil, err
 	}

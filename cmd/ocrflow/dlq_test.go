@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -149,26 +148,13 @@ func TestDLQ_replay_dry_run(t *testing.T) {
 func TestDLQ_replay_publishes_to_nats(t *testing.T) {
 	s := scratchDir(t)
 	deadLetters(t, s)
-	srv, err := standalone.StartServer(standalone.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	require.NoError(t, err)
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	rt, err := standalone.New(t.Context(), standalone.Config{URL: srv.ClientURL()})
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, rt.Close(ctx))
-	}()
-	followCtx, stop := context.WithCancel(t.Context())
-	defer stop()
-	jobs, err := rt.Follow(followCtx, standalone.DefaultJobSubject)
-	require.NoError(t, err)
+	natsURL, rt, jobs := followJobs(t)
 
 	var stdout, stderr syncBuffer
-	code := run(t.Context(), []string{"dlq", "replay", "job-a-dead-ocrflow-convert", "--nats", srv.ClientURL()}, &stdout, &stderr)
+	code := run(t.Context(), []string{"dlq", "replay", "job-a-dead-ocrflow-convert", "--nats", natsURL}, &stdout, &stderr)
 	require.Equal(t, 0, code, "exit code\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	assert.Contains(t, stdout.String(), "replayed job-a as job-a.r1")
-	assert.Contains(t, stdout.String(), "1 attempt(s) published to "+srv.ClientURL())
+	assert.Contains(t, stdout.String(), "1 attempt(s) published to "+natsURL)
 	select {
 	case e := <-jobs:
 		assert.Equal(t, "job-a.r1", e.ID())
@@ -185,7 +171,7 @@ func TestDLQ_replay_publishes_to_nats(t *testing.T) {
 	require.Equal(t, 0, run(t.Context(), []string{"dlq", "list"}, &stdout, &stderr))
 	assert.Regexp(t, `job-a-dead-ocrflow-convert .* job-a\.r1\n`, stdout.String())
 	stdout = syncBuffer{}
-	code = run(t.Context(), []string{"dlq", "replay", "job-a-dead-ocrflow-convert", "--nats", srv.ClientURL()}, &stdout, &stderr)
+	code = run(t.Context(), []string{"dlq", "replay", "job-a-dead-ocrflow-convert", "--nats", natsURL}, &stdout, &stderr)
 	assert.Equal(t, 0, code, "exit code\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	assert.Contains(t, stdout.String(), "skipped job-a-dead-ocrflow-convert: replayed as job-a.r1")
 	assert.Contains(t, stdout.String(), "0 attempt(s) published")

@@ -81,6 +81,21 @@ func startRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (*st
 	return standalone.New(ctx, rcfg)
 }
 
+// connectRuntime connects to the NATS a client command publishes to: url
+// (its --nats flag) when set, else NATS_URL, else the local `ocrflow
+// serve`'s embedded server at NATS_LISTEN — and returns the URL it chose.
+// It never starts a server.
+func connectRuntime(ctx context.Context, cfg config.Config, url string, log *slog.Logger) (*standalone.Runtime, string, error) {
+	switch {
+	case url != "":
+		cfg.NATSURL = url
+	case cfg.NATSURL == "":
+		cfg.NATSURL = "nats://" + cfg.NATSListen
+	}
+	rt, err := startRuntime(ctx, cfg, log)
+	return rt, cfg.NATSURL, err
+}
+
 // startPipeline starts the standalone runtime and assembles the pipeline
 // of cfg on it (app.Open; o supplies ports the command has opened itself).
 func startPipeline(ctx context.Context, cfg config.Config, log *slog.Logger, o app.Options) (*pipeline, error) {

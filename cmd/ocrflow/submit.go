@@ -92,15 +92,7 @@ func submitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		return err
 	}
 	keepSubmitted(ctx, cfg, e, stderr)
-	url := *natsURL
-	if url == "" {
-		url = cfg.NATSURL
-	}
-	if url == "" {
-		url = "nats://" + cfg.NATSListen
-	}
-	cfg.NATSURL = url
-	rt, err := startRuntime(ctx, cfg, newLogger(stderr, "error"))
+	rt, url, err := connectRuntime(ctx, cfg, *natsURL, newLogger(stderr, "error"))
 	if err != nil {
 		return err
 	}
