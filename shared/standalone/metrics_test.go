@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/assert"
@@ -99,10 +100,14 @@ func TestRuntime_exports_consumer_backlog(t *testing.T) {
 	}
 	recv(t, started) // one in the handler, two waiting
 
-	got := obstest.ScrapeHandler(t, m.Handler())
+	// JetStream updates a consumer's pending count asynchronously after a
+	// publish is acknowledged, so the scrape is repeated until it settles.
 	consumer := map[string]string{"consumer": "ocrflow-recognize"}
-	assert.InDelta(t, 2, got.Value(obs.MetricPending, consumer), 0, "pending")
-	assert.InDelta(t, 1, got.Value(obs.MetricAckPending, consumer), 0, "ack pending")
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		got := obstest.ScrapeHandler(t, m.Handler())
+		assert.InDelta(c, 2, got.Value(obs.MetricPending, consumer), 0, "pending")
+		assert.InDelta(c, 1, got.Value(obs.MetricAckPending, consumer), 0, "ack pending")
+	}, 10*time.Second, 20*time.Millisecond)
 	close(release)
 	for range 2 {
 		recv(t, started)
