@@ -145,7 +145,12 @@ func run(t *testing.T, sc scenario) {
 // baseline (idle connections and timers wind down for a few seconds after
 // the last job), and returns the last reading.
 func settled(ctx context.Context, p *chaos.Proc, base chaos.Resources) (chaos.Resources, error) {
-	deadline := time.Now().Add(15 * time.Second)
+	// A scenario may leave more idle keep-alive connections than the
+	// warm-up did (duplicated events raise the concurrency, and the
+	// adaptive in-flight limit follows it): each is a descriptor and two
+	// goroutines until its transport's idle timeout (90 s) closes it. Growth
+	// that outlasts that timeout is a leak; growth that does not was a pool.
+	deadline := time.Now().Add(idleConnTimeout + 10*time.Second)
 	for {
 		r, err := p.Resources(ctx)
 		if err != nil || len(chaos.Grew(p.Name, base, r)) == 0 || time.Now().After(deadline) {
@@ -158,6 +163,11 @@ func settled(ctx context.Context, p *chaos.Proc, base chaos.Resources) (chaos.Re
 		}
 	}
 }
+
+// idleConnTimeout is the longest idle-connection timeout of a worker's
+// HTTP clients (egress and the vllm engine: net/http's default transport
+// setting).
+const idleConnTimeout = 90 * time.Second
 
 // submit uploads document tag of pages pages and publishes its job.
 func submit(t *testing.T, ctx context.Context, env *chaos.Env, prefix string, tag, pages int, hints map[string]string, failPages func(int) []int) []chaos.Job {
