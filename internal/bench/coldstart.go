@@ -2,17 +2,11 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ocrflow/ocrflow/internal/funchost"
@@ -101,80 +95,20 @@ func runOnce(ctx context.Context, bin, dir string, env []string) (time.Duration,
 	return d, nil
 }
 
-// startOnce starts bin and polls its readiness every millisecond; it
-// returns the time from the fork to the first 200 READY and stops the
-// process.
+// startOnce starts bin as func's host runner does (funchost.Start polls
+// readiness every millisecond), returns the time from just before the
+// fork to the first 200 READY, and stops the process.
 func startOnce(ctx context.Context, bin, dir string, env []string) (time.Duration, error) {
-	addr, err := freePort()
-	if err != nil {
-		return 0, err
-	}
-	var logs strings.Builder
-	cmd := exec.Command(bin)
-	cmd.Dir, cmd.Env = dir, slices.Concat(env, []string{"LISTEN_ADDRESS=" + addr})
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	url := "http://" + addr + "/health/readiness"
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	p, err := funchost.Start(ctx, bin, dir, env)
+	if err != nil {
 		return 0, fmt.Errorf("cold start: %w", err)
 	}
-	var waitErr error // set before exited is closed
-	exited := make(chan struct{})
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	deadline := start.Add(30 * time.Second)
-	for {
-		if ready(ctx, client, url) {
-			return time.Since(start), nil
-		}
-		select {
-		case <-exited:
-			return 0, fmt.Errorf("cold start: the function exited before it was ready (%v): %s", waitErr, tail([]byte(logs.String())))
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		default:
-		}
-		if time.Now().After(deadline) {
-			return 0, errors.New("cold start: not ready in 30 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func ready(ctx context.Context, client *http.Client, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode == http.StatusOK && string(body) == "READY"
-}
-
-// freePort returns a loopback host:port nothing listens on right now.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
+	d := time.Since(start)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = p.Stop(stopCtx) // the start is measured; how it ends is not
+	return d, nil
 }
 
 func coldStartRows(ctx context.Context, env *Env) ([]Row, error) {

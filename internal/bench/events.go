@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ocrflow/ocrflow/shared/config"
 	"github.com/ocrflow/ocrflow/shared/events"
@@ -100,25 +100,21 @@ func EventThroughput(ctx context.Context, dir string, cfg EventConfig) (EventRes
 
 	start := time.Now()
 	next := atomic.Int64{}
-	var wg sync.WaitGroup
-	errs := make(chan error, cfg.Publishers)
+	var g errgroup.Group
 	for range cfg.Publishers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(evs) {
-					return
+					return nil
 				}
 				if err := rt.Send(ctx, evs[i]); err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
 		})
 	}
-	wg.Wait()
-	close(errs)
-	if err := errors.Join(collect(errs)...); err != nil {
+	if err := g.Wait(); err != nil {
 		return EventResult{}, fmt.Errorf("events: publish: %w", err)
 	}
 	select {
@@ -164,14 +160,6 @@ func drained(ctx context.Context, rt *standalone.Runtime, stream string) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func collect(errs <-chan error) []error {
-	var out []error
-	for err := range errs {
-		out = append(out, err)
-	}
-	return out
 }
 
 func eventRows(ctx context.Context, env *Env) ([]Row, error) {
