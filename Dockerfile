@@ -2,8 +2,10 @@
 # One image for every stage and both runtimes:
 #   ocrflow function   the Knative function (func-go CloudEvents server, OCR_STAGES)
 #   ocrflow serve      the standalone runtime on NATS JetStream
-# cgo stays on: go-fitz links MuPDF (AGPL-3.0) statically. The result needs
-# only glibc, so the runtime stage is a slim Debian.
+# cgo stays on: go-fitz links MuPDF (AGPL-3.0) statically, and jemalloc
+# (the C allocator) too; libjpeg-turbo's TurboJPEG is linked dynamically
+# (a static copy would clash with MuPDF's own libjpeg). The result needs
+# glibc and libturbojpeg0, so the runtime stage is a slim Debian.
 #
 #   docker build -t ocrflow .                              # with tesseract (CPU fallback)
 #   docker build --build-arg WITH_TESSERACT=false -t ocrflow:gpu-only .
@@ -15,6 +17,9 @@
 
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION}-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libturbojpeg0-dev libjemalloc-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
@@ -26,7 +31,7 @@ FROM debian:bookworm-slim
 ARG WITH_TESSERACT=true
 ARG WITH_LIBREOFFICE=false
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libturbojpeg0 \
  && if [ "$WITH_TESSERACT" = "true" ]; then apt-get install -y --no-install-recommends tesseract-ocr; fi \
  && if [ "$WITH_LIBREOFFICE" = "true" ]; then apt-get install -y --no-install-recommends \
       libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui; fi \

@@ -6,7 +6,6 @@ package finalize
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,6 +44,8 @@ type Finalizer struct {
 	cfg    Config
 	// progress throttles progress events per job (this process only).
 	progress *throttle
+	// tallies count each running job's finished pages (tally.go).
+	tallies *tallies
 }
 
 // Config configures the stage.
@@ -86,7 +87,7 @@ func New(cfg Config, blobs scratch.Store, store Storer, log *slog.Logger) *Final
 		cfg.LockLease = DefaultLockLease
 	}
 	return &Finalizer{cfg: cfg, blobs: blobs, store: store, recipe: cfg.Recipe, log: log, now: time.Now, tracer: cfg.Tracer,
-		progress: newThrottle(cfg.ProgressInterval, cfg.ProgressPages)}
+		progress: newThrottle(cfg.ProgressInterval, cfg.ProgressPages), tallies: newTallies()}
 }
 
 // Handle counts the job's finished pages after one ocr.page.recognized.
@@ -110,34 +111,36 @@ func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRec
 	if again, ended, err := scratch.Ended(ctx, s.blobs, pr.JobID, e.ID()); err != nil || ended {
 		return again, err
 	}
-	var m scratch.Manifest
-	if err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(pr.JobID), &m); err != nil {
-		if errors.Is(err, scratch.ErrNotFound) {
-			return nil, failure.Permanent("job %s has no manifest: its scratch state is gone", pr.JobID)
-		}
-		return nil, err
-	}
-	// Count from the keys alone: reading every record on every event
-	// would cost O(pages) reads per page, O(pages²) per job.
-	finished, err := scratch.DonePages(ctx, s.blobs, pr.JobID)
+	t, err := s.tallies.of(ctx, s.blobs, pr.JobID)
 	if err != nil {
 		return nil, err
 	}
-	done := 0
-	for _, n := range m.Pages {
-		if finished[n] {
-			done++
-		}
+	done, all, err := t.finished(ctx, s.blobs, pr.Page)
+	if err != nil {
+		return nil, err
 	}
-	total := len(m.Pages)
-	if done < total {
+	m, total := t.m, len(t.m.Pages)
+	if !all {
 		if !s.progress.due(pr.JobID, done, s.now()) {
 			return nil, nil
+		}
+		// Pages other instances finished are known here only in order:
+		// a progress event, at most one a second, counts them all.
+		finished, err := scratch.DonePages(ctx, s.blobs, pr.JobID)
+		if err != nil {
+			return nil, err
+		}
+		done = 0
+		for _, n := range m.Pages {
+			if finished[n] {
+				done++
+			}
 		}
 		ev, err := events.New(&e, events.ProgressID(pr.JobID, done), events.TypeJobProgress, Source, 0, pr.JobID,
 			events.JobProgress{JobID: pr.JobID, PagesCompleted: done, TotalPages: total, Percent: done * 100 / total, Seq: done})
 		return &ev, err
 	}
+	s.tallies.forget(pr.JobID)
 	s.progress.forget(pr.JobID)
 
 	// Every page is done: exactly one delivery assembles (lock.go).

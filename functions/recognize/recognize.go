@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -60,7 +61,16 @@ type Recognizer struct {
 	blobs  scratch.Store
 	engine Engine
 	log    *slog.Logger
+
+	// modes caches each job's mode hint: its manifest is created once and
+	// never changed, and decoding it for every page costs O(pages) per
+	// page. Bounded by maxModes (cleared when full).
+	modesMu sync.Mutex
+	modes   map[string]string
 }
+
+// maxModes bounds the jobs whose mode hint a recognizer remembers.
+const maxModes = 1024
 
 // New returns the recognize stage.
 func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Recognizer {
@@ -70,7 +80,7 @@ func New(cfg Config, blobs scratch.Store, eng Engine, log *slog.Logger) *Recogni
 	if cfg.Tracer == nil {
 		cfg.Tracer = obs.NoopTracer()
 	}
-	return &Recognizer{cfg: cfg, blobs: blobs, engine: eng, log: log}
+	return &Recognizer{cfg: cfg, blobs: blobs, engine: eng, log: log, modes: map[string]string{}}
 }
 
 // Handle recognizes the page of one ocr.page.rendered event and replies
@@ -231,6 +241,12 @@ func (s *Recognizer) keepRaw(ctx context.Context, p events.PageRendered, err err
 // modeHint returns the job's resolution/mode hint from its manifest ("" if
 // none). A job without a manifest has no hint.
 func (s *Recognizer) modeHint(ctx context.Context, job string) (string, error) {
+	s.modesMu.Lock()
+	mode, ok := s.modes[job]
+	s.modesMu.Unlock()
+	if ok {
+		return mode, nil
+	}
 	var m scratch.Manifest
 	err := scratch.GetJSON(ctx, s.blobs, scratch.ManifestKey(job), &m)
 	if errors.Is(err, scratch.ErrNotFound) {
@@ -239,5 +255,12 @@ func (s *Recognizer) modeHint(ctx context.Context, job string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("manifest: %w", err)
 	}
-	return m.Hints["resolution"], nil
+	mode = m.Hints["resolution"]
+	s.modesMu.Lock()
+	if len(s.modes) >= maxModes {
+		clear(s.modes)
+	}
+	s.modes[job] = mode
+	s.modesMu.Unlock()
+	return mode, nil
 }

@@ -113,6 +113,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 		return nil, errors.New("app: a transport is required")
 	}
 	a := &App{cfg: cfg, log: o.Log, metrics: o.Metrics, tracing: o.Tracing}
+	if cfg.Serves(stage.Convert) {
+		tuneGC()
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

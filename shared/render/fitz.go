@@ -102,11 +102,7 @@ func dpiFor(bounds image.Rectangle, t Target) float64 {
 	if longPt <= 1 {
 		longPt = 842
 	}
-	limit := float64(MaxLongSide)
-	if t.LongSide > 0 && float64(t.LongSide) < limit {
-		limit = float64(t.LongSide)
-	}
-	maxDPI := limit * 72 / longPt
+	maxDPI := float64(longSide(t)) * 72 / longPt
 	if t.DPI > 0 && t.DPI < maxDPI {
 		return t.DPI
 	}

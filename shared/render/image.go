@@ -1,15 +1,11 @@
 package render
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"image"
 	_ "image/gif"  // register GIF
-	_ "image/jpeg" // register JPEG
+	_ "image/jpeg" // register JPEG (header; the pixels: decodeJPEG)
 	_ "image/png"  // register PNG
-	"io"
-	"os"
 
 	_ "github.com/gen2brain/avif" // register AVIF (libavif as WebAssembly, or the system's libavif)
 	_ "github.com/gen2brain/heic" // register HEIC (libheif as WebAssembly, or the system's libheif)
@@ -24,14 +20,65 @@ import (
 // and encodes it like a rendered page. The page's size in points is the
 // image's at the resolution it states (72 dpi when none).
 func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {
-	img, err := decode(bytes.NewReader(data), maxPixels)
+	r, err := openRaster(data, maxPixels)
 	if err != nil {
 		return Page{}, err
 	}
-	p, err := Encode(fit(img, t))
-	size := imageSize(img, resolution(bytes.NewReader(data)))
-	p.WidthPt, p.HeightPt = size.W, size.H
+	img, err := r.fitted(t)
+	if err != nil {
+		return Page{}, err
+	}
+	p, err := Encode(img)
+	p.WidthPt, p.HeightPt = r.size.W, r.size.H
 	return p, err
+}
+
+// raster is an opened raster image. A JPEG stays encoded until its
+// target is known, so it is decoded once, at the smallest DCT scale that
+// still covers the target; any other format is decoded when opened (its
+// codec has no reduced-scale decoding, and a damaged file is refused at
+// once).
+type raster struct {
+	// img is the decoded image (not a JPEG).
+	img image.Image
+	// jpeg is the encoded JPEG, its header already checked.
+	jpeg      []byte
+	maxPixels int64
+	// size is the image's size in points, upright.
+	size Size
+}
+
+// openRaster checks data's header against maxPixels and opens it.
+func openRaster(data []byte, maxPixels int64) (raster, error) {
+	cfg, format, err := checkHeader(data, maxPixels)
+	if err != nil {
+		return raster{}, err
+	}
+	dpi := resolution(bytes.NewReader(data))
+	if format == "jpeg" {
+		if jpegTruncated(data) {
+			return raster{}, failure.Validation("the jpeg image is damaged: it is truncated (no end-of-image marker after its data)")
+		}
+		o := jpegOrientation(bytes.NewReader(data))
+		return raster{jpeg: data, maxPixels: maxPixels, size: pointSize(cfg.Width, cfg.Height, o, dpi)}, nil
+	}
+	img, err := decode(data, maxPixels, 0)
+	if err != nil {
+		return raster{}, err
+	}
+	return raster{img: img, size: pointSize(cfg.Width, cfg.Height, 1, dpi)}, nil
+}
+
+// fitted returns the image fitted to t (see fit), decoding a JPEG now.
+func (r raster) fitted(t Target) (image.Image, error) {
+	if r.jpeg == nil {
+		return fit(r.img, t), nil
+	}
+	img, err := decode(r.jpeg, r.maxPixels, longSide(t))
+	if err != nil {
+		return nil, err
+	}
+	return fit(img, t), nil
 }
 
 // oriented is a decoded image that still has to be turned upright by its
@@ -41,43 +88,44 @@ type oriented struct {
 	orientation int
 }
 
-// decodeImage decodes a raster image after checking its header dimensions
-// against maxPixels, so a decompression bomb is refused before any pixel
-// memory is allocated.
-func decodeImage(path string, maxPixels int64) (image.Image, error) {
-	f, err := os.Open(path)
+// checkHeader reads data's image header and refuses it over maxPixels,
+// so a decompression bomb is refused before any pixel memory is
+// allocated.
+func checkHeader(data []byte, maxPixels int64) (image.Config, string, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("open image: %w", err)
-	}
-	defer func() { _ = f.Close() }() // read-only: nothing is lost
-	return decode(f, maxPixels)
-}
-
-// decode checks r's header against maxPixels, then decodes it.
-func decode(r io.ReadSeeker, maxPixels int64) (image.Image, error) {
-	cfg, format, err := image.DecodeConfig(bufio.NewReader(r))
-	if err != nil {
-		return nil, failure.Validation("the image header is unreadable: %v", err)
+		return cfg, "", failure.Validation("the image header is unreadable: %v", err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, failure.Validation("the %s image has no pixels (%d×%d)", format, cfg.Width, cfg.Height)
+		return cfg, "", failure.Validation("the %s image has no pixels (%d×%d)", format, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); maxPixels > 0 && px > maxPixels {
-		return nil, failure.Validation("the %s image is %d×%d = %d pixels, more than MAX_IMAGE_PIXELS=%d",
+		return cfg, "", failure.Validation("the %s image is %d×%d = %d pixels, more than MAX_IMAGE_PIXELS=%d",
 			format, cfg.Width, cfg.Height, px, maxPixels)
 	}
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rewind image: %w", err)
-	}
-	img, _, err := image.Decode(bufio.NewReader(r))
+	return cfg, format, nil
+}
+
+// decode checks data's header against maxPixels, then decodes it: a JPEG
+// at the smallest DCT scale whose long side still covers minLong (full
+// size when minLong ≤ 0), wrapped with its EXIF orientation; any other
+// format at full size.
+func decode(data []byte, maxPixels int64, minLong int) (image.Image, error) {
+	_, format, err := checkHeader(data, maxPixels)
 	if err != nil {
-		return nil, failure.Validation("the %s image is damaged: %v", format, err)
+		return nil, err
 	}
 	if format == "jpeg" {
-		if _, err := r.Seek(0, io.SeekStart); err == nil {
-			// Scaled first, turned second: same result, far fewer pixels.
-			return oriented{img, jpegOrientation(bufio.NewReader(r))}, nil
+		img, err := decodeJPEG(data, minLong)
+		if err != nil {
+			return nil, failure.Validation("the jpeg image is damaged: %v", err)
 		}
+		// Scaled first, turned second: same result, far fewer pixels.
+		return oriented{img, jpegOrientation(bytes.NewReader(data))}, nil
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, failure.Validation("the %s image is damaged: %v", format, err)
 	}
 	return img, nil
 }
@@ -91,7 +139,7 @@ func DecodeUpright(data []byte, maxPixels int64) (img image.Image, format string
 	if err != nil {
 		return nil, "", false, failure.Validation("the image header is unreadable: %v", err)
 	}
-	img, err = decode(bytes.NewReader(data), maxPixels)
+	img, err = decode(data, maxPixels, 0)
 	if err != nil {
 		return nil, "", false, err
 	}

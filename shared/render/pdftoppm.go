@@ -91,11 +91,7 @@ func (p *pdfDoc) render(i int, t Target) (*image.RGBA, Size, error) {
 	if t.DPI > 0 && t.LongSide == 0 {
 		args = append(args, "-r", strconv.FormatFloat(t.DPI, 'f', -1, 64))
 	} else {
-		limit := MaxLongSide
-		if t.LongSide > 0 && t.LongSide < limit {
-			limit = t.LongSide
-		}
-		args = append(args, "-scale-to", strconv.Itoa(limit))
+		args = append(args, "-scale-to", strconv.Itoa(longSide(t)))
 	}
 	out, err := poppler("pdftoppm", append(args, p.path)...)
 	if err != nil {

@@ -4,23 +4,23 @@
 // PDFs (and the other formats MuPDF reads) are rendered with go-fitz behind
 // one process-wide mutex: MuPDF's global state is not protected when several
 // go-fitz Documents are used at once (gen2brain/go-fitz#142 — concurrent use
-// crashes the process). Only MuPDF calls hold the lock; image encoding, which
-// dominates the cost, runs outside it. Raster images are decoded with the Go
-// standard library and golang.org/x/image, which avoids MuPDF's sizing by DPI
-// metadata.
+// crashes the process). Only MuPDF calls hold the lock; image encoding runs
+// outside it. Page images are encoded, and JPEG sources decoded (at a
+// reduced scale when the target allows), with libjpeg-turbo (package
+// turbojpeg; Go's image/jpeg without cgo); the other raster formats with
+// the Go standard library and golang.org/x/image, which avoids MuPDF's
+// sizing by DPI metadata.
 //
 // Binaries that link go-fitz link MuPDF, which is AGPL-3.0.
 package render
 
 import (
 	"archive/zip"
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"io"
 	"os"
 	"path/filepath"
@@ -183,9 +183,8 @@ type Document struct {
 	format Format
 	pages  int
 	pdf    pager
-	img    image.Image
-	// imgSize is a raster image's size in points (img only).
-	imgSize Size
+	// img is a raster image (when pdf is nil).
+	img raster
 	// cleanup removes what Open made next to the source (a named link).
 	cleanup func()
 }
@@ -246,11 +245,14 @@ func Open(ctx context.Context, path string, lim Limits) (*Document, error) {
 			return nil, failure.Validation("the %s has 0 pages: it is corrupt or truncated", format)
 		}
 	default:
-		d.img, err = decodeImage(path, lim.MaxImagePixels)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read image: %w", err)
+		}
+		d.img, err = openRaster(data, lim.MaxImagePixels)
 		if err != nil {
 			return nil, err
 		}
-		d.imgSize = imageSize(d.img, resolutionOf(path))
 		d.pages = 1
 	}
 	if lim.MaxPages > 0 && d.pages > lim.MaxPages {
@@ -284,7 +286,7 @@ func (d *Document) release() {
 		d.cleanup()
 		d.cleanup = nil
 	}
-	d.img = nil
+	d.img = raster{}
 }
 
 // Render renders page n (1-based) at target t and encodes it as JPEG
@@ -306,7 +308,11 @@ func (d *Document) Render(ctx context.Context, n int, t Target) (Page, error) {
 		}
 		img, size = rgba, sz
 	} else {
-		img, size = fit(d.img, t), d.imgSize
+		fitted, err := d.img.fitted(t)
+		if err != nil {
+			return Page{}, err
+		}
+		img, size = fitted, d.img.size
 	}
 	p, err := Encode(img)
 	p.WidthPt, p.HeightPt = size.W, size.H
@@ -350,16 +356,12 @@ func Encode(img image.Image) (Page, error) {
 			img = &image.Gray{Pix: m.Y, Stride: m.YStride, Rect: m.Rect}
 		}
 	}
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	if err := jpeg.Encode(w, img, &jpeg.Options{Quality: 90}); err != nil {
-		return Page{}, fmt.Errorf("encode page: %w", err)
-	}
-	if err := w.Flush(); err != nil {
+	data, err := encodeJPEG(img, jpegQuality)
+	if err != nil {
 		return Page{}, fmt.Errorf("encode page: %w", err)
 	}
 	b := img.Bounds()
-	return Page{Data: buf.Bytes(), MIME: "image/jpeg", Width: b.Dx(), Height: b.Dy()}, nil
+	return Page{Data: data, MIME: "image/jpeg", Width: b.Dx(), Height: b.Dy()}, nil
 }
 
 // fit scales a raster image down so its long side fits t (never up), and
@@ -368,10 +370,7 @@ func fit(src image.Image, t Target) image.Image {
 	if o, ok := src.(oriented); ok {
 		return orient(fit(o.Image, t), o.orientation)
 	}
-	limit := MaxLongSide
-	if t.LongSide > 0 && t.LongSide < limit {
-		limit = t.LongSide
-	}
+	limit := longSide(t)
 	b := src.Bounds()
 	long := max(b.Dx(), b.Dy())
 	if long <= limit {
@@ -381,6 +380,14 @@ func fit(src image.Image, t Target) image.Image {
 	w := max(1, int(float64(b.Dx())*scale+0.5))
 	h := max(1, int(float64(b.Dy())*scale+0.5))
 	return shrink(src, w, h)
+}
+
+// longSide is the most pixels t allows on a page image's long side.
+func longSide(t Target) int {
+	if t.LongSide > 0 && t.LongSide < MaxLongSide {
+		return t.LongSide
+	}
+	return MaxLongSide
 }
 
 // grayOf returns rgba as *image.Gray if every pixel is gray (r == g == b),

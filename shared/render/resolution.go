@@ -1,12 +1,9 @@
 package render
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"image"
 	"io"
-	"os"
 )
 
 // DefaultDPI is the resolution of an image that states none: one pixel is
@@ -20,30 +17,19 @@ const (
 	maxStatedDPI = 10000
 )
 
-// imageSize is a decoded raster image's size in points at dpi (x, y),
-// upright: an EXIF orientation that turns the image swaps its sides.
-func imageSize(img image.Image, dpi [2]float64) Size {
-	b := img.Bounds()
-	w, h := float64(b.Dx()), float64(b.Dy())
-	if o, ok := img.(oriented); ok && o.orientation >= 5 {
-		w, h = h, w
+// pointSize is the size in points of a w×h pixel image at dpi (x, y),
+// upright: an EXIF orientation that turns the image (5–8) swaps its
+// sides.
+func pointSize(w, h, orientation int, dpi [2]float64) Size {
+	fw, fh := float64(w), float64(h)
+	if orientation >= 5 {
+		fw, fh = fh, fw
 		dpi = [2]float64{dpi[1], dpi[0]}
 	}
-	return Size{W: round2(w * 72 / dpi[0]), H: round2(h * 72 / dpi[1])}
+	return Size{W: round2(fw * 72 / dpi[0]), H: round2(fh * 72 / dpi[1])}
 }
 
 func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
-
-// resolutionOf reads the resolution a PNG (pHYs) or JPEG (JFIF density)
-// file states, or DefaultDPI on both axes.
-func resolutionOf(path string) [2]float64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return [2]float64{DefaultDPI, DefaultDPI}
-	}
-	defer func() { _ = f.Close() }() // read-only: nothing is lost
-	return resolution(bufio.NewReader(f))
-}
 
 // resolution reads the resolution the PNG or JPEG in r states.
 func resolution(r io.Reader) [2]float64 {
