@@ -225,22 +225,12 @@ func padded(m *image.YCbCr, sub C.int) *image.YCbCr {
 	return p
 }
 
-// chroma is the size of m's chroma planes as Go lays them out.
+// chroma is the size of m's chroma planes, from Go's own addressing of
+// its samples (the last column and row).
 func chroma(m *image.YCbCr) (int, int) {
-	w, h := m.Rect.Dx(), m.Rect.Dy()
-	switch m.SubsampleRatio {
-	case image.YCbCrSubsampleRatio422:
-		return (w + 1) / 2, h
-	case image.YCbCrSubsampleRatio420:
-		return (w + 1) / 2, (h + 1) / 2
-	case image.YCbCrSubsampleRatio440:
-		return w, (h + 1) / 2
-	case image.YCbCrSubsampleRatio411:
-		return (w + 3) / 4, h
-	case image.YCbCrSubsampleRatio410:
-		return (w + 3) / 4, (h + 1) / 2
-	}
-	return w, h
+	b := m.Rect
+	o := m.COffset(b.Min.X, b.Min.Y)
+	return m.COffset(b.Max.X-1, b.Min.Y) - o + 1, (m.COffset(b.Min.X, b.Max.Y-1)-o)/m.CStride + 1
 }
 
 // copyPlane copies a w×h plane into dst (stride ds, dh rows), repeating
