@@ -15,8 +15,8 @@ import (
 // heap still moves with what the process holds at the moment — JetStream's
 // write cache of its current message block (up to 8 MiB), a finishing
 // job's page records — so the peak RSS of a 3,000-page document was 1.29
-// times a 50-page one's; at 50 it is 1.19, for a few more collections of
-// a heap that is mostly dead (docs/performance.md, "Memory").
+// times a 50-page one's; at 50 it is 1.14–1.25 (three runs), for about 10 ms
+// more CPU a rendered page (docs/performance.md, "Memory").
 const ConvertGCPercent = 50
 
 // tuneGC sets ConvertGCPercent for the process, unless GOGC is set.
