@@ -88,6 +88,9 @@ func (n *NATS) Publish(ctx context.Context, e event.Event) (bool, error) {
 
 // Backlog sums NumPending and NumAckPending of the consumers. A consumer
 // that does not exist yet (no process serves its stage) holds nothing.
+// JetStream counts a consumer's pending messages as the stream signals
+// them, so the sum can lag a publish by a moment: pacing on it may let a
+// few more through, never stall.
 func (n *NATS) Backlog(ctx context.Context) (int, error) {
 	total := 0
 	for _, name := range n.consumers {
