@@ -1,8 +1,8 @@
 // Package tmpspace is a process's temporary working space on local disk:
 // a root directory of its own (<base>/ocrflow-<pid>-<random>), per-job
 // directories under it that are removed whatever happens to the job, a
-// sweep at start-up of what dead processes left behind and of anything
-// older than an hour, and a floor of free space below which new work is
+// sweep at start-up of what dead processes left behind and of ocrflow's
+// own temporaries older than an hour, and a floor of free space below which new work is
 // refused as transient — so it is redelivered later, or to another
 // process, instead of failing for want of disk.
 package tmpspace
@@ -23,6 +23,17 @@ import (
 
 // prefix starts the name of every process root.
 const prefix = "ocrflow-"
+
+// leftovers start the names of the short-lived temporaries ocrflow's
+// packages make directly in the base directory when they are given no
+// root: render's named links ("ocrflow-open-"), the API's synchronous
+// uploads ("ocrflow-api-"), simple-content's uploads ("ocrflow-upload-")
+// and finalize's copies of a source ("ocrflow-source-"). Nothing else
+// named ocrflow-* is the sweep's to remove: `ocrflow run` keeps its NATS
+// store and scratch space in an ocrflow-run-* directory for as long as
+// the run lasts, hours on a long backfill, and other tools keep caches
+// there (the benchmark's generated documents).
+var leftovers = []string{"ocrflow-open-", "ocrflow-api-", "ocrflow-upload-", "ocrflow-source-"}
 
 // MaxAge is how old a leftover must be for the sweep to remove it even
 // though its process may still be alive: no job keeps a directory that
@@ -113,9 +124,9 @@ func Free(dir string) (uint64, error) {
 }
 
 // Sweep removes, from base, the roots of ocrflow processes that are no
-// longer running, and any other ocrflow leftover (a root's entries, or an
-// ocrflow-* file or directory outside any root) last modified more than
-// maxAge before now. It returns what it removed.
+// longer running, and any other ocrflow leftover (a live root's entries,
+// or one of the temporaries named in leftovers outside any root) last
+// modified more than maxAge before now. It returns what it removed.
 func Sweep(base string, maxAge time.Duration, now time.Time) ([]string, error) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
@@ -160,11 +171,21 @@ func Sweep(base string, maxAge time.Duration, now time.Time) ([]string, error) {
 			}
 			continue
 		}
-		if old(e, maxAge, now) {
+		if isLeftover(name) && old(e, maxAge, now) {
 			remove(p)
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// isLeftover reports whether name is one of the temporaries in leftovers.
+func isLeftover(name string) bool {
+	for _, l := range leftovers {
+		if strings.HasPrefix(name, l) {
+			return true
+		}
+	}
+	return false
 }
 
 // old reports whether e was last modified more than maxAge before now.

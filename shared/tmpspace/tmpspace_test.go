@@ -41,12 +41,25 @@ func TestSweep(t *testing.T) {
 	touch(t, filepath.Join(live, "forgotten"), 2*time.Hour)
 	touch(t, filepath.Join(base, "ocrflow-open-77", "document.pdf"), time.Minute)
 	touch(t, filepath.Join(base, "ocrflow-open-78"), 2*time.Hour)
+	touch(t, filepath.Join(base, "ocrflow-upload-79"), 2*time.Hour)
 	touch(t, filepath.Join(base, "someone-else"), 5*time.Hour)
+	// ocrflow-* that is not the sweep's: a long `ocrflow run`'s work
+	// directory (its NATS store and scratch space), a tool's cache.
+	run := filepath.Join(base, "ocrflow-run-4242")
+	touch(t, filepath.Join(run, "nats", "jetstream"), 3*time.Hour)
+	require.NoError(t, os.Chtimes(run, time.Now().Add(-3*time.Hour), time.Now().Add(-3*time.Hour)))
+	touch(t, filepath.Join(base, "ocrflow-bench-docs-v1", "scanned-3000.pdf"), 5*time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(base, "ocrflow-bench-docs-v1"), time.Now().Add(-5*time.Hour), time.Now().Add(-5*time.Hour)))
 
 	removed, err := tmpspace.Sweep(base, tmpspace.MaxAge, time.Now())
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{dead, filepath.Join(live, "forgotten"), filepath.Join(base, "ocrflow-open-78")}, removed)
-	for _, kept := range []string{filepath.Join(live, "fresh"), filepath.Join(base, "ocrflow-open-77"), filepath.Join(base, "someone-else")} {
+	assert.ElementsMatch(t, []string{
+		dead, filepath.Join(live, "forgotten"), filepath.Join(base, "ocrflow-open-78"), filepath.Join(base, "ocrflow-upload-79"),
+	}, removed)
+	for _, kept := range []string{
+		filepath.Join(live, "fresh"), filepath.Join(base, "ocrflow-open-77"), filepath.Join(base, "someone-else"),
+		filepath.Join(run, "nats", "jetstream"), filepath.Join(base, "ocrflow-bench-docs-v1", "scanned-3000.pdf"),
+	} {
 		_, err := os.Stat(kept)
 		assert.NoError(t, err, "kept: %s", kept)
 	}
