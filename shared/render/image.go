@@ -41,9 +41,10 @@ func FromImage(data []byte, t Target, maxPixels int64) (Page, error) {
 type raster struct {
 	// img is the decoded image (not a JPEG).
 	img image.Image
-	// jpeg is the encoded JPEG, its header already checked.
-	jpeg      []byte
-	maxPixels int64
+	// jpeg is the encoded JPEG, its header already checked, and
+	// orientation its EXIF orientation.
+	jpeg        []byte
+	orientation int
 	// size is the image's size in points, upright.
 	size Size
 }
@@ -60,9 +61,9 @@ func openRaster(data []byte, maxPixels int64) (raster, error) {
 			return raster{}, failure.Validation("the jpeg image is damaged: it is truncated (no end-of-image marker after its data)")
 		}
 		o := jpegOrientation(bytes.NewReader(data))
-		return raster{jpeg: data, maxPixels: maxPixels, size: pointSize(cfg.Width, cfg.Height, o, dpi)}, nil
+		return raster{jpeg: data, orientation: o, size: pointSize(cfg.Width, cfg.Height, o, dpi)}, nil
 	}
-	img, err := decode(data, maxPixels, 0)
+	img, err := decodePixels(data, format, 0)
 	if err != nil {
 		return raster{}, err
 	}
@@ -74,11 +75,12 @@ func (r raster) fitted(t Target) (image.Image, error) {
 	if r.jpeg == nil {
 		return fit(r.img, t), nil
 	}
-	img, err := decode(r.jpeg, r.maxPixels, longSide(t))
+	img, err := decodePixels(r.jpeg, "jpeg", longSide(t))
 	if err != nil {
 		return nil, err
 	}
-	return fit(img, t), nil
+	// Scaled first, turned second: same result, far fewer pixels.
+	return fit(oriented{img, r.orientation}, t), nil
 }
 
 // oriented is a decoded image that still has to be turned upright by its
@@ -106,24 +108,18 @@ func checkHeader(data []byte, maxPixels int64) (image.Config, string, error) {
 	return cfg, format, nil
 }
 
-// decode checks data's header against maxPixels, then decodes it: a JPEG
-// at the smallest DCT scale whose long side still covers minLong (full
-// size when minLong ≤ 0), wrapped with its EXIF orientation; any other
-// format at full size.
-func decode(data []byte, maxPixels int64, minLong int) (image.Image, error) {
-	_, format, err := checkHeader(data, maxPixels)
-	if err != nil {
-		return nil, err
-	}
+// decodePixels decodes data, whose header checkHeader passed as format:
+// a JPEG at the smallest DCT scale whose long side still covers minLong
+// (full size when minLong ≤ 0), any other format at full size. EXIF
+// orientation is the caller's.
+func decodePixels(data []byte, format string, minLong int) (image.Image, error) {
+	var img image.Image
+	var err error
 	if format == "jpeg" {
-		img, err := decodeJPEG(data, minLong)
-		if err != nil {
-			return nil, failure.Validation("the jpeg image is damaged: %v", err)
-		}
-		// Scaled first, turned second: same result, far fewer pixels.
-		return oriented{img, jpegOrientation(bytes.NewReader(data))}, nil
+		img, err = decodeJPEG(data, minLong)
+	} else {
+		img, _, err = image.Decode(bytes.NewReader(data))
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, failure.Validation("the %s image is damaged: %v", format, err)
 	}
@@ -135,16 +131,17 @@ func decode(data []byte, maxPixels int64, minLong int) (image.Image, error) {
 // its EXIF orientation. It returns the image format's name (png, jpeg, …)
 // and whether the stored pixels had to be turned.
 func DecodeUpright(data []byte, maxPixels int64) (img image.Image, format string, turned bool, err error) {
-	_, format, err = image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, "", false, failure.Validation("the image header is unreadable: %v", err)
-	}
-	img, err = decode(data, maxPixels, 0)
+	_, format, err = checkHeader(data, maxPixels)
 	if err != nil {
 		return nil, "", false, err
 	}
-	if o, ok := img.(oriented); ok {
-		return orient(o.Image, o.orientation), format, o.orientation > 1, nil
+	img, err = decodePixels(data, format, 0)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if format == "jpeg" {
+		o := jpegOrientation(bytes.NewReader(data))
+		return orient(img, o), format, o > 1, nil
 	}
 	return img, format, false, nil
 }

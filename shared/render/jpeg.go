@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"image"
 	"image/jpeg"
-	"io"
 )
 
 // jpegQuality is the quality every page image is encoded at.
 const jpegQuality = 90
 
 // decodeJPEGGo decodes a JPEG with Go's image/jpeg.
-func decodeJPEGGo(r io.Reader) (image.Image, error) { return jpeg.Decode(r) }
+func decodeJPEGGo(data []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(data)) }
 
 // encodeJPEGGo encodes img with Go's image/jpeg.
 func encodeJPEGGo(img image.Image, quality int) ([]byte, error) {

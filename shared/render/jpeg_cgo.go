@@ -3,7 +3,6 @@
 package render
 
 import (
-	"bytes"
 	"errors"
 	"image"
 
@@ -16,7 +15,7 @@ import (
 func decodeJPEG(data []byte, minLong int) (image.Image, error) {
 	img, err := turbojpeg.Decode(data, minLong)
 	if errors.Is(err, turbojpeg.ErrUnsupported) {
-		return decodeJPEGGo(bytes.NewReader(data))
+		return decodeJPEGGo(data)
 	}
 	return img, err
 }

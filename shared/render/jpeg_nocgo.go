@@ -3,14 +3,13 @@
 package render
 
 import (
-	"bytes"
 	"image"
 )
 
 // decodeJPEG decodes a JPEG at full size with Go's decoder: without cgo
 // there is no libjpeg-turbo, and no reduced-scale decoding.
 func decodeJPEG(data []byte, _ int) (image.Image, error) {
-	return decodeJPEGGo(bytes.NewReader(data))
+	return decodeJPEGGo(data)
 }
 
 // encodeJPEG encodes img with Go's encoder (without cgo, no libjpeg-turbo).
