@@ -54,40 +54,26 @@ import (
 // format for. The caller falls back to Go's image/jpeg, which does.
 var ErrUnsupported = errors.New("turbojpeg: unsupported")
 
-// Header is what a JPEG's header says about its pixels.
-type Header struct {
-	// Width and Height are the stored size in pixels.
-	Width, Height int
-	// Gray is a one-channel image.
-	Gray bool
-	// CMYK is a four-channel (CMYK or YCCK) image, which Decode refuses
-	// with ErrUnsupported.
-	CMYK    bool
-	subsamp C.int
+// info is what a JPEG's header says about its pixels.
+type info struct {
+	// width and height are the stored size in pixels.
+	width, height int
+	// gray is a one-channel image; cmyk a four-channel (CMYK or YCCK)
+	// one, which Decode refuses with ErrUnsupported.
+	gray, cmyk bool
+	subsamp    C.int
 }
 
-// DecodeHeader reads data's JPEG header.
-func DecodeHeader(data []byte) (Header, error) {
-	if len(data) == 0 {
-		return Header{}, errors.New("turbojpeg: no data")
-	}
-	h := C.tjInitDecompress()
-	if h == nil {
-		return Header{}, fmt.Errorf("turbojpeg: init: %s", C.GoString(C.tjGetErrorStr2(nil)))
-	}
-	defer C.tjDestroy(h)
-	return header(h, data)
-}
-
-func header(h C.tjhandle, data []byte) (Header, error) {
+// readInfo reads data's JPEG header with decompressor h.
+func readInfo(h C.tjhandle, data []byte) (info, error) {
 	var w, ht, sub, cs C.int
 	if C.tjDecompressHeader3(h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &w, &ht, &sub, &cs) != 0 {
-		return Header{}, fmt.Errorf("turbojpeg: header: %s", C.GoString(C.tjGetErrorStr2(h)))
+		return info{}, fmt.Errorf("turbojpeg: header: %s", C.GoString(C.tjGetErrorStr2(h)))
 	}
-	return Header{
-		Width: int(w), Height: int(ht), subsamp: sub,
-		Gray: cs == C.TJCS_GRAY,
-		CMYK: cs == C.TJCS_CMYK || cs == C.TJCS_YCCK,
+	return info{
+		width: int(w), height: int(ht), subsamp: sub,
+		gray: cs == C.TJCS_GRAY,
+		cmyk: cs == C.TJCS_CMYK || cs == C.TJCS_YCCK,
 	}, nil
 }
 
@@ -129,17 +115,17 @@ func Decode(data []byte, minLong int) (image.Image, error) {
 		return nil, fmt.Errorf("turbojpeg: init: %s", C.GoString(C.tjGetErrorStr2(nil)))
 	}
 	defer C.tjDestroy(h)
-	hd, err := header(h, data)
+	hd, err := readInfo(h, data)
 	if err != nil {
 		return nil, err
 	}
-	if hd.CMYK {
+	if hd.cmyk {
 		return nil, fmt.Errorf("%w: a CMYK JPEG", ErrUnsupported)
 	}
-	w, ht := ScaledSize(hd.Width, hd.Height, minLong)
+	w, ht := ScaledSize(hd.width, hd.height, minLong)
 	src := (*C.uchar)(unsafe.Pointer(&data[0]))
 	n := C.ulong(len(data))
-	if hd.Gray {
+	if hd.gray {
 		g := image.NewGray(image.Rect(0, 0, w, ht))
 		if C.tjDecompress2(h, src, n, (*C.uchar)(unsafe.Pointer(&g.Pix[0])), C.int(w), C.int(g.Stride), C.int(ht), C.TJPF_GRAY, 0) != 0 {
 			return nil, decodeErr(h)

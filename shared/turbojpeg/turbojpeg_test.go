@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -176,19 +175,6 @@ func TestEncode_refuses_kinds_it_has_no_format_for(t *testing.T) {
 	require.ErrorIs(t, err, turbojpeg.ErrUnsupported)
 	_, err = turbojpeg.Encode(image.NewGray(image.Rect(0, 0, 0, 0)), 90)
 	require.Error(t, err)
-}
-
-func TestDecodeHeader_reads_the_stored_size_and_kind(t *testing.T) {
-	data, err := os.ReadFile("../../testdata/page.jpg")
-	require.NoError(t, err)
-	ref, err := jpeg.DecodeConfig(bytes.NewReader(data))
-	require.NoError(t, err)
-	h, err := turbojpeg.DecodeHeader(data)
-	require.NoError(t, err)
-	assert.Equal(t, ref.Width, h.Width)
-	assert.Equal(t, ref.Height, h.Height)
-	assert.Equal(t, ref.ColorModel == color.GrayModel, h.Gray)
-	assert.False(t, h.CMYK)
 }
 
 // BenchmarkDecode compares a photo's decode to the model's size: Go's
