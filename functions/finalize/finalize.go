@@ -126,15 +126,8 @@ func (s *Finalizer) handle(ctx context.Context, e event.Event, pr events.PageRec
 		}
 		// Pages other instances finished are known here only in order:
 		// a progress event, at most one a second, counts them all.
-		finished, err := scratch.DonePages(ctx, s.blobs, pr.JobID)
-		if err != nil {
+		if done, err = t.list(ctx, s.blobs); err != nil {
 			return nil, err
-		}
-		done = 0
-		for _, n := range m.Pages {
-			if finished[n] {
-				done++
-			}
 		}
 		ev, err := events.New(&e, events.ProgressID(pr.JobID, done), events.TypeJobProgress, Source, 0, pr.JobID,
 			events.JobProgress{JobID: pr.JobID, PagesCompleted: done, TotalPages: total, Percent: done * 100 / total, Seq: done})

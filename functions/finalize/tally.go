@@ -64,12 +64,8 @@ func (ts *tallies) of(ctx context.Context, s scratch.Store, job string) (*tally,
 	for _, p := range t.m.Pages {
 		t.want[p] = true
 	}
-	finished, err := scratch.DonePages(ctx, s, job)
-	if err != nil {
+	if _, err := t.list(ctx, s); err != nil {
 		return nil, err
-	}
-	for n := range finished {
-		t.mark(n)
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -99,11 +95,26 @@ func (ts *tallies) forget(job string) {
 }
 
 // mark records page n as finished (ignored unless it is one of the job's).
-// The caller holds t.mu, or owns t alone.
+// The caller holds t.mu.
 func (t *tally) mark(n int) {
 	if t.want[n] {
 		t.done[n] = true
 	}
+}
+
+// list learns every finished page from a listing of the job's page keys
+// and returns how many of the job's pages are finished.
+func (t *tally) list(ctx context.Context, s scratch.Store) (int, error) {
+	finished, err := scratch.DonePages(ctx, s, t.job)
+	if err != nil {
+		return 0, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for n := range finished {
+		t.mark(n)
+	}
+	return len(t.done), nil
 }
 
 // finished marks page n and returns how many of the job's pages are known
